@@ -1,0 +1,57 @@
+/**
+ * Build-cache entries, one JSON file per step key under `cache/`. The store treats them as GC roots:
+ * each entry lists the blobs and the overlay layer dir (chain ID) it needs. An entry is written only
+ * after everything it points at is durable, so a crash leaves either no entry or a complete one.
+ * The builder owns the meaning of the other fields.
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { digestHex, type Digest } from '../oci/digest.js';
+import { readJsonFile, writeFileAtomic } from './fsutil.js';
+
+/** A cache entry: what a step with this key produced. */
+export interface CacheEntry {
+  key: Digest;
+  /** Blobs the entry needs (layer blob, config fragments…). */
+  blobs: Digest[];
+  /** Overlay layer dir the entry needs, if any. */
+  chainId?: Digest;
+  /** ISO time of creation (for pruning by age). */
+  created: string;
+  /** Builder-defined payload (layer descriptor, config changes, history entry…). */
+  [field: string]: unknown;
+}
+
+/** The `cache/` directory. */
+export class CacheStore {
+  constructor(
+    readonly dir: string,
+    private readonly tmpDir: string,
+  ) {}
+
+  /** The entry for `key`, or undefined. */
+  async get(key: Digest): Promise<CacheEntry | undefined> {
+    return readJsonFile<CacheEntry>(join(this.dir, `${digestHex(key)}.json`)).catch(() => undefined);
+  }
+
+  /** Records an entry atomically (the caller has made its blobs and layer dir durable first). */
+  async put(entry: CacheEntry): Promise<void> {
+    await writeFileAtomic(join(this.dir, `${digestHex(entry.key)}.json`), JSON.stringify(entry), this.tmpDir);
+  }
+
+  /** Every entry (GC roots, verify). Unreadable entries are skipped. */
+  async all(): Promise<CacheEntry[]> {
+    const out: CacheEntry[] = [];
+    for (const name of await fs.readdir(this.dir).catch(() => [] as string[])) {
+      if (!name.endsWith('.json')) continue;
+      const e = await readJsonFile<CacheEntry>(join(this.dir, name)).catch(() => undefined);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
+  /** Removes an entry. */
+  async remove(key: Digest): Promise<void> {
+    await fs.rm(join(this.dir, `${digestHex(key)}.json`), { force: true });
+  }
+}

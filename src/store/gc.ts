@@ -1,0 +1,94 @@
+/**
+ * Mark-and-sweep garbage collection of the store. Roots: every index.json entry (tagged or dangling)
+ * and, unless asked to drop it, every build-cache entry. Marked: manifests, child manifests of
+ * indexes, configs, layer blobs, the layer records' alternative blobs of kept layers, and the overlay
+ * dirs of kept layer chains. Content newer than the oldest live lease of another dimg process is never
+ * swept (it may be about to be named).
+ */
+import type { Digest } from '../oci/digest.js';
+import { isIndexType, isImageManifestType } from '../oci/media-types.js';
+import type { ImageConfig, ImageIndex, ImageManifest } from '../oci/types.js';
+import { chainIds } from './overlay.js';
+import type { Store } from './store.js';
+
+/** What a GC run removed. */
+export interface GcResult {
+  blobsRemoved: number;
+  bytesReclaimed: number;
+  layerDirsRemoved: number;
+  cacheEntriesRemoved: number;
+}
+
+/** Options: `dropCache` removes every build-cache entry first (`prune --cache`). */
+export interface GcOptions {
+  dropCache?: boolean;
+}
+
+/** Runs GC under the store lock. */
+export async function collectGarbage(store: Store, opts: GcOptions = {}): Promise<GcResult> {
+  return store.withLock(async () => {
+    const result: GcResult = { blobsRemoved: 0, bytesReclaimed: 0, layerDirsRemoved: 0, cacheEntriesRemoved: 0 };
+    if (opts.dropCache) {
+      for (const e of await store.cache.all()) {
+        await store.cache.remove(e.key);
+        result.cacheEntriesRemoved++;
+      }
+    }
+    const marked = new Set<Digest>();
+    const keptChains = new Set<Digest>();
+    const keptDiffIds = new Set<Digest>();
+    for (const entry of await store.entries()) {
+      await markManifest(store, entry.descriptor.digest, entry.descriptor.mediaType, marked, keptChains, keptDiffIds);
+    }
+    for (const e of await store.cache.all()) {
+      e.blobs.forEach((b) => marked.add(b));
+      if (e.chainId) keptChains.add(e.chainId);
+      const diffIds = (e as { diffIds?: Digest[] }).diffIds;
+      diffIds?.forEach((d) => keptDiffIds.add(d));
+    }
+    for (const rec of await store.layers.all()) {
+      if (keptDiffIds.has(rec.diffId)) rec.blobs.forEach((b) => marked.add(b.digest));
+    }
+    const barrier = await store.leases.oldestOther();
+    for (const blob of await store.blobs.list()) {
+      if (marked.has(blob.digest)) continue;
+      if (barrier !== undefined && blob.mtimeMs >= barrier - 1000) continue;
+      await store.blobs.remove(blob.digest);
+      result.blobsRemoved++;
+      result.bytesReclaimed += blob.size;
+    }
+    for (const chain of await store.overlay.list()) {
+      if (keptChains.has(chain)) continue;
+      if (barrier !== undefined) continue; // another process may be building on it right now
+      await store.overlay.remove(chain);
+      result.layerDirsRemoved++;
+    }
+    for (const rec of await store.layers.all()) {
+      const present = [];
+      for (const b of rec.blobs) if (await store.blobs.has(b.digest)) present.push(b);
+      if (present.length !== rec.blobs.length) await store.layers.put({ ...rec, blobs: present });
+    }
+    return result;
+  });
+}
+
+async function markManifest(store: Store, digest: Digest, mediaType: string, marked: Set<Digest>, chains: Set<Digest>, diffIds: Set<Digest>): Promise<void> {
+  if (marked.has(digest)) return;
+  marked.add(digest);
+  if (!(await store.blobs.has(digest))) return; // verify reports missing content; GC only sweeps
+  if (isIndexType(mediaType)) {
+    const index = await store.blobs.readJson<ImageIndex>(digest);
+    for (const m of index.manifests) await markManifest(store, m.digest, m.mediaType, marked, chains, diffIds);
+    return;
+  }
+  if (!isImageManifestType(mediaType)) return;
+  const manifest = await store.blobs.readJson<ImageManifest>(digest);
+  marked.add(manifest.config.digest);
+  manifest.layers.forEach((l) => marked.add(l.digest));
+  if (await store.blobs.has(manifest.config.digest)) {
+    const config = await store.blobs.readJson<ImageConfig>(manifest.config.digest);
+    const ids = config.rootfs?.diff_ids ?? [];
+    ids.forEach((d) => diffIds.add(d));
+    chainIds(ids).forEach((c) => chains.add(c));
+  }
+}

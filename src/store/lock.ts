@@ -1,0 +1,104 @@
+/**
+ * The store's exclusive lock: a lock file created with O_EXCL that names its holder (pid, host,
+ * command, time). A lock whose holder process is gone (same host) is stale and is taken over.
+ * Held only around short metadata updates (index.json, GC), never across a whole build, so two
+ * dimg processes on one store interleave safely.
+ */
+import { promises as fs } from 'node:fs';
+import { hostname } from 'node:os';
+import { DimgError } from '../errors.js';
+
+interface LockOwner {
+  pid: number;
+  host: string;
+  command: string;
+  since: string;
+}
+
+/** Options for acquiring: how long to wait for another holder before failing. */
+export interface LockOptions {
+  timeoutMs?: number;
+}
+
+/** True when a process with `pid` exists on this host. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `fn` while holding the lock at `path`. Waits (polling) up to `timeoutMs` (default 60 s) for a
+ * live holder; then fails with STORE_LOCKED naming the holder. Re-entrant within one process.
+ */
+export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+  if (held.has(path)) return fn();
+  await acquire(path, opts.timeoutMs ?? 60_000);
+  held.add(path);
+  try {
+    return await fn();
+  } finally {
+    held.delete(path);
+    await fs.rm(path, { force: true });
+  }
+}
+
+const held = new Set<string>();
+
+async function acquire(path: string, timeoutMs: number): Promise<void> {
+  const me: LockOwner = { pid: process.pid, host: hostname(), command: process.argv.slice(2, 4).join(' '), since: new Date().toISOString() };
+  const deadline = Date.now() + timeoutMs;
+  let delay = 5;
+  for (;;) {
+    try {
+      await fs.writeFile(path, JSON.stringify(me), { flag: 'wx', mode: 0o644 });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const owner = await readOwner(path);
+    if (owner === 'unreadable' || (owner && owner.host === me.host && !processAlive(owner.pid))) {
+      // Stale: the holder died without cleaning up (or was killed mid-write). Remove it only if it is
+      // still the same file we judged, so two recovering processes do not remove each other's lock.
+      await removeIfUnchanged(path, owner);
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      const who = owner ? `process ${owner.pid} (${owner.command || 'dimg'}) since ${owner.since}` : 'another process';
+      throw new DimgError(
+        'STORE_LOCKED',
+        `the dimg store is locked by ${who}: ${path}`,
+        `wait for that command to finish; if no dimg process is running, remove ${path}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 100);
+  }
+}
+
+async function readOwner(path: string): Promise<LockOwner | undefined | 'unreadable'> {
+  let text: string;
+  try {
+    text = await fs.readFile(path, 'utf8');
+  } catch {
+    return undefined; // vanished: the holder just released it
+  }
+  try {
+    const o = JSON.parse(text) as LockOwner;
+    if (typeof o.pid === 'number') return o;
+  } catch {
+    /* fall through */
+  }
+  // A lock file that is empty or half-written for more than a moment belongs to a crashed writer.
+  const st = await fs.stat(path).catch(() => undefined);
+  return st && Date.now() - st.mtimeMs > 2000 ? 'unreadable' : undefined;
+}
+
+async function removeIfUnchanged(path: string, judged: LockOwner | 'unreadable'): Promise<void> {
+  const now = await readOwner(path);
+  const same = judged === 'unreadable' ? now === 'unreadable' : now !== 'unreadable' && now?.pid === judged.pid && now.since === judged.since;
+  if (same) await fs.rm(path, { force: true });
+}

@@ -1,0 +1,121 @@
+/**
+ * The overlay part of the store, shaped like Docker's overlay2 driver: each layer unpacked once into
+ * `overlay/<chainIdHex>/diff`, with a short link `overlay/l/<ID>` → `../<chainIdHex>/diff` so a deep
+ * stack of lowerdirs fits in one mount's option page (mounts run with cwd = `overlay/`, lowerdir=l/A:l/B).
+ * A layer dir appears atomically: it is unpacked into a temp dir and renamed, so a crash never leaves a
+ * half-unpacked directory under its final name.
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { digestHex, type Digest } from '../oci/digest.js';
+import { exists, fsyncDir } from './fsutil.js';
+
+/** Unpacks a layer tar into a fresh directory in overlay-lowerdir form (whiteouts as 0/0 devices). */
+export type LayerUnpacker = (tar: Readable, targetDir: string) => Promise<void>;
+
+/** A layer directory ready to be a lowerdir. */
+export interface LayerDir {
+  chainId: Digest;
+  /** Absolute path of the unpacked tree. */
+  diffDir: string;
+  /** Short name relative to the overlay root, e.g. `l/AB12…`, for mount options. */
+  link: string;
+}
+
+/** Manages `overlay/`. */
+export class OverlayDirs {
+  readonly linkDir: string;
+
+  constructor(
+    readonly dir: string,
+    private readonly unpack: LayerUnpacker,
+  ) {
+    this.linkDir = join(dir, 'l');
+  }
+
+  /** The layer dir for `chainId` if it is already unpacked. */
+  async get(chainId: Digest): Promise<LayerDir | undefined> {
+    const base = join(this.dir, digestHex(chainId));
+    try {
+      const link = (await fs.readFile(join(base, 'link'), 'utf8')).trim();
+      if (!(await exists(join(base, 'diff')))) return undefined;
+      return { chainId, diffDir: join(base, 'diff'), link: `l/${link}` };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Returns the layer dir for `chainId`, unpacking `openTar()` into it first if needed. Concurrent
+   * callers (even in other processes) may both unpack; the first rename wins and the other's copy is
+   * discarded, so the result is always one complete directory.
+   */
+  async ensure(chainId: Digest, openTar: () => Promise<Readable>): Promise<LayerDir> {
+    const found = await this.get(chainId);
+    if (found) return found;
+    await fs.mkdir(this.linkDir, { recursive: true });
+    const staging = join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const short = randomBytes(13).toString('hex').toUpperCase().slice(0, 26);
+    try {
+      await fs.mkdir(join(staging, 'diff'), { recursive: true, mode: 0o755 });
+      await this.unpack(await openTar(), join(staging, 'diff'));
+      await fs.writeFile(join(staging, 'link'), short);
+      await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, short));
+      try {
+        await fs.rename(staging, join(this.dir, digestHex(chainId)));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+        await fs.rm(join(this.linkDir, short), { force: true });
+      }
+      await fsyncDir(this.dir);
+    } finally {
+      await fs.rm(staging, { recursive: true, force: true });
+    }
+    const made = await this.get(chainId);
+    if (!made) throw new Error(`overlay layer dir for ${chainId} vanished after unpacking`);
+    return made;
+  }
+
+  /** Chain IDs of every unpacked layer dir. */
+  async list(): Promise<Digest[]> {
+    const names = await fs.readdir(this.dir).catch(() => [] as string[]);
+    return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}` as Digest);
+  }
+
+  /** Removes a layer dir and its short link (GC). */
+  async remove(chainId: Digest): Promise<void> {
+    const found = await this.get(chainId);
+    if (found) await fs.rm(join(this.dir, found.link), { force: true });
+    await fs.rm(join(this.dir, digestHex(chainId)), { recursive: true, force: true });
+  }
+
+  /** Removes staging dirs left by crashed processes that are no longer alive. */
+  async cleanStaging(alive: (pid: number) => boolean): Promise<void> {
+    for (const name of await fs.readdir(this.dir).catch(() => [] as string[])) {
+      const m = /^\.tmp-(\d+)-/.exec(name);
+      if (m && !alive(Number(m[1]))) await fs.rm(join(this.dir, name), { recursive: true, force: true });
+    }
+    // Short links whose layer dir is gone (a crash between link and rename) point nowhere.
+    for (const name of await fs.readdir(this.linkDir).catch(() => [] as string[])) {
+      const broken = await fs.stat(join(this.linkDir, name)).then(() => false, () => true);
+      if (broken) await fs.rm(join(this.linkDir, name), { force: true });
+    }
+  }
+}
+
+/** ChainID per the OCI config spec: ChainID(L0) = DiffID(L0); ChainID(L0..n) = sha256(ChainID(..n-1) + " " + DiffID(n)). */
+export function chainIds(diffIds: readonly Digest[]): Digest[] {
+  const out: Digest[] = [];
+  for (const d of diffIds) {
+    const prev = out[out.length - 1];
+    out.push(prev === undefined ? d : chainStep(prev, d));
+  }
+  return out;
+}
+
+function chainStep(prev: Digest, diffId: Digest): Digest {
+  return `sha256:${createHash('sha256').update(`${prev} ${diffId}`).digest('hex')}`;
+}
