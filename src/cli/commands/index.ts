@@ -1,6 +1,7 @@
 /**
- * Registers every command module on the program. Each module exports one `register(program)`.
- * Keep this list sorted; it is the one place a new command is wired in.
+ * Registers every command module on the program. Each module exports one `register(program)`;
+ * modules that add `dimg image …` subcommands get the group through `imageCommand(program)`.
+ * This list is the one place a new command module is wired in: add one import and one call.
  */
 import type { Command } from 'commander';
 
