@@ -1,0 +1,124 @@
+/**
+ * The plan is plain data: what `apply` will do and why, in dependency order. The same structure is
+ * rendered as text (Terraform-like) or JSON, stored with `plan -o`, and executed by `apply plan.json`.
+ */
+import type { Digest } from '../oci/digest.js';
+
+/** Version of the JSON plan format; bump on incompatible changes. */
+export const PLAN_FORMAT_VERSION = 1;
+
+/** Where a tag lives: a registry of the spec (by name) and the full reference `host/repo:tag`. */
+export interface TargetRef {
+  /** The spec's registry name, or `local` for the local store when it is the only target. */
+  registry: string;
+  /** Full reference with tag, e.g. `127.0.0.1:5000/shop/web:1.4.2`. */
+  ref: string;
+}
+
+/** Why an image must be built. */
+export type BuildReason = 'new' | 'input changed' | 'base changed' | 'missing locally';
+
+/** Why a tag must be written. */
+export type PushReason = 'new tag' | 'outdated' | 'drift' | 'not owned';
+
+interface ActionBase {
+  /** Stable id, unique within the plan (`build:web`, `push:web:local:127.0.0.1:5000/shop/web:1`). */
+  id: string;
+  /** Ids of actions that must finish first. */
+  dependsOn: string[];
+}
+
+/** Build an image of the spec into the local store. */
+export interface BuildAction extends ActionBase {
+  kind: 'build';
+  image: string;
+  inputDigest: Digest;
+  reason: BuildReason;
+  /** Human detail, e.g. the base digest change. */
+  detail?: string;
+}
+
+/** Upload an image's blobs and write its manifest under a tag. */
+export interface PushAction extends ActionBase {
+  kind: 'push';
+  image: string;
+  target: TargetRef;
+  inputDigest: Digest;
+  reason: PushReason;
+  /** The manifest digest the tag points at now (undefined when absent). */
+  current?: Digest;
+}
+
+/** Point a tag at a manifest the registry already holds (manifest PUT only). */
+export interface RetagAction extends ActionBase {
+  kind: 'retag';
+  image: string;
+  target: TargetRef;
+  inputDigest: Digest;
+  /** The manifest digest to write under the tag. */
+  digest: Digest;
+  /** A reference in the same registry that already holds that manifest. */
+  source: string;
+  current?: Digest;
+  reason: PushReason;
+}
+
+/** Delete a tag this project owns that the spec no longer declares (prune). */
+export interface DeleteAction extends ActionBase {
+  kind: 'delete';
+  target: TargetRef;
+  digest: Digest;
+  reason: string;
+}
+
+/** A tag already in the desired state (shown with `=`; does nothing). */
+export interface UnchangedAction extends ActionBase {
+  kind: 'unchanged';
+  image: string;
+  target: TargetRef;
+  digest?: Digest;
+}
+
+/** Any action. */
+export type Action = BuildAction | PushAction | RetagAction | DeleteAction | UnchangedAction;
+
+/** A warning to show with the plan (e.g. a prune skipped because a digest is still in use). */
+export interface PlanWarning {
+  subject: string;
+  message: string;
+}
+
+/** A complete plan. */
+export interface Plan {
+  formatVersion: typeof PLAN_FORMAT_VERSION;
+  /** sha256 of the spec file bytes and everything rendered from it (tags, targets). */
+  specDigest: Digest;
+  /** sha256 over the observed actual state the plan was computed from (for stale-plan detection). */
+  observedFingerprint: Digest;
+  /** The spec file the plan was made from (absolute path). */
+  specFile: string;
+  createdAt: string;
+  actions: Action[];
+  warnings: PlanWarning[];
+}
+
+/** Counts per kind, for the summary line and exit codes. */
+export interface PlanSummary {
+  build: number;
+  push: number;
+  retag: number;
+  delete: number;
+  unchanged: number;
+}
+
+/** Counts the plan's actions by kind. */
+export function summarize(plan: Pick<Plan, 'actions'>): PlanSummary {
+  const s: PlanSummary = { build: 0, push: 0, retag: 0, delete: 0, unchanged: 0 };
+  for (const a of plan.actions) s[a.kind]++;
+  return s;
+}
+
+/** True when applying the plan would change something. */
+export function hasChanges(plan: Pick<Plan, 'actions'>): boolean {
+  return plan.actions.some((a) => a.kind !== 'unchanged');
+}
