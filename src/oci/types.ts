@@ -103,6 +103,8 @@ export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
 export const ANNOTATION_IMAGE_NAME = 'io.containerd.image.name';
 /** Manifest annotation: the input digest of the whole image (base digest + all step keys). */
 export const ANNOTATION_INPUT_DIGEST = 'dev.dimg.input-digest';
+/** Manifest annotation: the digest the image was built on (base manifest digest or the parent's input digest). */
+export const ANNOTATION_BASE_DIGEST = 'dev.dimg.base-digest';
 /** Manifest annotation: the spec `project` that owns the image in registries. */
 export const ANNOTATION_PROJECT = 'dev.dimg.project';
 /** OCI standard annotation for the creation time. */
