@@ -4,8 +4,14 @@
  * This list is the one place a new command module is wired in: add one import and one call.
  */
 import type { Command } from 'commander';
+import { register as registerImageLocal } from './image-local.js';
+import { register as registerInfo } from './info.js';
+import { register as registerStore } from './store.js';
 
 /** Adds all dimg commands to `program`. */
 export function registerCommands(program: Command): void {
   void program;
+  registerImageLocal(program);
+  registerInfo(program);
+  registerStore(program);
 }

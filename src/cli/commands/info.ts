@@ -1,0 +1,159 @@
+/**
+ * `dimg info`: where the store is, which storage driver works here (probed, not assumed), what the
+ * store holds, and which kernel features (overlay mounts, namespaces) the builder can count on.
+ */
+import type { Command } from 'commander';
+import { spawnSync } from 'node:child_process';
+import { promises as fs, readFileSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { openStoreFor } from '../context.js';
+import { humanSize } from '../format.js';
+import type { Store } from '../../store/store.js';
+import { loadImage } from '../../image/local-image.js';
+
+/** What `dimg info` reports (also its `--format json` shape). */
+export interface InfoReport {
+  root: string;
+  ociLayout: string;
+  skopeoExample: string;
+  storageDriver: string;
+  overlay: { available: boolean; reason?: string };
+  backingFilesystem: string;
+  images: number;
+  tags: number;
+  layers: number;
+  blobs: number;
+  totalSize: number;
+  namespaces: Record<'mount' | 'pid' | 'user', { available: boolean; reason?: string }>;
+}
+
+/** Registers `dimg info`. */
+export function register(program: Command): void {
+  program
+    .command('info')
+    .description('show the store location, storage driver, contents and host capabilities')
+    .option('--format <format>', "'json' for the report as one JSON object")
+    .action(async (opts: { format?: string }, c: Command) => {
+      const store = await openStoreFor(c);
+      const r = await collectInfo(store);
+      if (opts.format === 'json') {
+        process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        return;
+      }
+      const yes = (x: { available: boolean; reason?: string }) => (x.available ? 'yes' : `no (${x.reason})`);
+      process.stdout.write(
+        [
+          `Store Root: ${r.root}`,
+          `OCI Layout: ${r.ociLayout}`,
+          ` Read it with: ${r.skopeoExample}`,
+          `Storage Driver: ${r.storageDriver}`,
+          ` Backing Filesystem: ${r.backingFilesystem}`,
+          `Images: ${r.images}`,
+          ` Tags: ${r.tags}`,
+          `Layers: ${r.layers}`,
+          `Blobs: ${r.blobs}`,
+          `Total Size: ${humanSize(r.totalSize)}`,
+          'Overlay Mounts: ' + yes(r.overlay),
+          'Namespaces:',
+          ` mount: ${yes(r.namespaces.mount)}`,
+          ` pid: ${yes(r.namespaces.pid)}`,
+          ` user: ${yes(r.namespaces.user)}`,
+          '',
+        ].join('\n'),
+      );
+    });
+}
+
+/** Gathers the report, probing overlay and namespaces for real. */
+export async function collectInfo(store: Store): Promise<InfoReport> {
+  const entries = await store.entries();
+  const ids = new Set<string>();
+  for (const e of entries) {
+    const img = await loadImage(store, e.descriptor).catch(() => undefined);
+    ids.add(img?.id ?? e.descriptor.digest);
+  }
+  const blobs = await store.blobs.list();
+  const overlay = await probeOverlay(store.tmpDir);
+  const example = entries.find((e) => e.name)?.name ?? 'docker.io/library/busybox:latest';
+  return {
+    root: store.root,
+    ociLayout: store.layoutDir,
+    skopeoExample: `skopeo inspect oci:${store.layoutDir}:${example}`,
+    storageDriver: overlay.available ? 'overlay' : `vfs (copy-based; overlay unavailable: ${overlay.reason})`,
+    overlay,
+    backingFilesystem: backingFilesystem(store.root),
+    images: ids.size,
+    tags: entries.filter((e) => e.name).length,
+    layers: (await store.layers.all()).length,
+    blobs: blobs.length,
+    totalSize: blobs.reduce((n, b) => n + b.size, 0),
+    namespaces: {
+      mount: probe('unshare', ['--mount', 'true']),
+      pid: probe('unshare', ['--mount', '--pid', '--fork', 'true']),
+      user: probe('unshare', ['--user', 'true']),
+    },
+  };
+}
+
+/**
+ * Mounts a tiny overlay in a temp dir on the store's own file system (overlay support depends on the
+ * upper dir's file system) and checks a lower file shows through. Needs root.
+ */
+async function probeOverlay(tmpDir: string): Promise<{ available: boolean; reason?: string }> {
+  if (process.getuid?.() !== 0) return { available: false, reason: 'not running as root' };
+  const dir = await fs.mkdtemp(join(tmpDir, `probe-${process.pid}-`));
+  const [lower, upper, work, merged] = ['lower', 'upper', 'work', 'merged'].map((n) => join(dir, n)) as [string, string, string, string];
+  try {
+    for (const d of [lower, upper, work, merged]) await fs.mkdir(d);
+    await fs.writeFile(join(lower, 'probe'), 'ok');
+    const m = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged], { encoding: 'utf8' });
+    if (m.error) return { available: false, reason: `cannot run mount: ${m.error.message}` };
+    if (m.status !== 0) return { available: false, reason: (m.stderr || `mount exited ${m.status}`).trim() };
+    try {
+      const seen = await fs.readFile(join(merged, 'probe'), 'utf8').catch(() => '');
+      return seen === 'ok' ? { available: true } : { available: false, reason: 'the overlay mount did not show the lower layer' };
+    } finally {
+      spawnSync('umount', [merged]);
+    }
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The file system type under `path`, from /proc/self/mountinfo (longest matching mount point). */
+export function backingFilesystem(path: string): string {
+  let real = path;
+  try {
+    real = realpathSync(path);
+  } catch {
+    /* keep the given path */
+  }
+  let best: { mount: string; type: string } | undefined;
+  try {
+    for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      const [pre, post] = line.split(' - ');
+      if (!pre || !post) continue;
+      const mount = unescapeMount(pre.split(' ')[4] ?? '');
+      const type = post.split(' ')[0] ?? '';
+      const inside = real === mount || real.startsWith(mount.endsWith('/') ? mount : `${mount}/`);
+      if (inside && (!best || mount.length >= best.mount.length)) best = { mount, type };
+    }
+  } catch {
+    const r = spawnSync('stat', ['-f', '-c', '%T', real], { encoding: 'utf8' });
+    return r.status === 0 ? r.stdout.trim() : 'unknown';
+  }
+  if (!best) return 'unknown';
+  // Docker calls the ext family "extfs".
+  return /^ext[234]$/.test(best.type) ? `extfs (${best.type})` : best.type;
+}
+
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+function probe(cmd: string, args: string[]): { available: boolean; reason?: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
+  if (r.error) return { available: false, reason: `cannot run ${cmd}: ${r.error.message}` };
+  if (r.status !== 0) return { available: false, reason: (r.stderr || `${cmd} exited ${r.status}`).trim().split('\n')[0]! };
+  return { available: true };
+}
