@@ -1,0 +1,9 @@
+/**
+ * The layer module: reproducible tar writing (packDirectory/packSources), overlay upper dir →
+ * layer conversion (whiteouts), hashing while streaming, compression, and safe extraction.
+ */
+export { packDirectory, packSources, type PackOptions } from './tar-writer.js';
+export type { LayerSource, ExplicitEntry, EntryAttrs } from './walk.js';
+export { hashTar, writeLayer, type TarDigest, type WrittenLayer } from './hash.js';
+export { detectCompression, decompress, gzip, peek, MAGIC_BYTES, type Compression } from './compression.js';
+export { WHITEOUT_PREFIX, OPAQUE_MARKER } from './paths.js';

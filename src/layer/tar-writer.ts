@@ -1,0 +1,263 @@
+/**
+ * The reproducible layer tar writer. A pack first builds the tree (walk.ts, metadata only), orders it,
+ * then streams headers and file contents as plain Buffers through one Readable: small files are read
+ * whole and a few ahead in parallel, big files in 1 MiB reads, and output is coalesced into 64 KiB
+ * chunks, because per-entry stream machinery, not the disk, is what costs time (docs/benchmarks.md).
+ */
+import { promises as fs } from 'node:fs';
+import { Readable } from 'node:stream';
+import { DimgError, messageOf } from '../errors.js';
+import { OPAQUE_MARKER, WHITEOUT_PREFIX, compareBytes } from './paths.js';
+import { END_OF_ARCHIVE, contentPadding, encodeHeader, type TarHeader } from './tar-header.js';
+import { addExplicit, addFromDisk, newTree, type EntryAttrs, type LayerSource, type NodeEntry, type TreeNode, type WalkOptions } from './walk.js';
+
+/** Options of packDirectory / packSources. */
+export interface PackOptions {
+  /**
+   * Reproducible mode (default true): every mtime is clamped to `sourceDateEpoch` (default 0), so the
+   * tar does not depend on when files were written. With false, real mtimes (whole seconds) are kept.
+   */
+  reproducible?: boolean;
+  /** SOURCE_DATE_EPOCH in seconds: mtimes newer than this are set to it. */
+  sourceDateEpoch?: number;
+  /** chown: every entry read from disk gets this uid/gid (default: the numeric ids on disk). */
+  owner?: { uid: number; gid: number };
+  /** chmod: permission bits for every regular file and directory read from disk (not symlinks). */
+  mode?: number;
+  /** Permission bits for directories only; wins over `mode` for directories. */
+  dirMode?: number;
+  /** Archive path under which a `packDirectory` tree is placed, e.g. `srv/app`; parents are written too. */
+  prefix?: string;
+  /**
+   * Ignore rules: called for every path below a directory source with its path relative to that
+   * source's `from`; false drops the path (and, for a directory, its whole subtree).
+   */
+  filter?: (relPath: string, isDir: boolean, source: { from: string; to: string }) => boolean;
+  /**
+   * Overlay upper-dir mode: 0/0 character devices (and zero-size files carrying the overlay
+   * `whiteout` xattr) become empty `.wh.NAME` files with mode 0600; directories whose overlay `opaque`
+   * xattr is `y` are followed by `DIR/.wh..wh..opq`. Xattrs are read with one getfattr per source.
+   */
+  overlay?: boolean;
+  /** Which xattr namespace overlayfs used: `trusted` (default) or `user` (mounted with userxattr). */
+  overlayXattrPrefix?: 'trusted' | 'user';
+  /**
+   * Attributes of parent directories that no source describes (e.g. `srv/` for prefix `srv/app`).
+   * Default: mode 0755, uid/gid 0, mtime 0. A builder that knows the lower layers should pass theirs,
+   * since the layer's entry replaces the attributes of the existing directory.
+   */
+  parentAttrs?: (archivePath: string) => EntryAttrs | undefined;
+}
+
+const SMALL_FILE = 1 << 20;
+const READ_CHUNK = 1 << 20;
+const COALESCE = 64 * 1024;
+const PREFETCH = 16;
+
+/** One header to write, in archive order; `src`/`data` give a regular file's content. */
+interface Planned {
+  header: TarHeader;
+  src?: string;
+  data?: Buffer;
+}
+
+/**
+ * Packs the tree of directory `dir` (its contents at the archive root, or under `opts.prefix`).
+ * Same guarantees as packSources, which it calls with `[{ from: dir, to: opts.prefix ?? '' }]`.
+ */
+export function packDirectory(dir: string, opts: PackOptions = {}): Readable {
+  return packSources([{ from: dir, to: opts.prefix ?? '' }], opts);
+}
+
+/**
+ * Streams an uncompressed layer tar built from `sources` (later sources override earlier ones at the
+ * same path). Guarantees:
+ * - Every path appears once, parents before children, each directory's children in UTF-8 byte order,
+ *   whiteouts before their siblings and an opaque marker right after its directory; parent
+ *   directories of every destination are written (attributes from `opts.parentAttrs`).
+ * - Headers are USTAR, with a PAX `x` header only where needed (long or non-ASCII names/link names,
+ *   sizes >= 8 GiB, uid/gid >= 2^21); directory names end in `/`; uname/gname, atime, ctime and
+ *   global headers are never written; uid/gid are numeric. The same tree and options give the same
+ *   bytes on any machine.
+ * - Hard links among files read from disk (same dev and inode) are written once, later occurrences as
+ *   typeflag 1 pointing at the first in archive order. Symlink targets are verbatim. Character and block
+ *   devices and FIFOs are kept; a socket fails the pack.
+ * - Errors (unreadable source, non-UTF-8 names, a file that changed size while being read) make the
+ *   stream fail with a DimgError; no partial archive ever ends cleanly.
+ */
+export function packSources(sources: LayerSource[], opts: PackOptions = {}): Readable {
+  return Readable.from(generateTar(sources, opts), { objectMode: false, highWaterMark: 1 << 20 });
+}
+
+async function* generateTar(sources: LayerSource[], opts: PackOptions): AsyncGenerator<Buffer> {
+  const root = newTree();
+  const walkOpts: WalkOptions = { owner: opts.owner, mode: opts.mode, dirMode: opts.dirMode, filter: opts.filter, overlay: opts.overlay, overlayXattrPrefix: opts.overlayXattrPrefix };
+  for (const source of sources) {
+    if ('entry' in source) addExplicit(root, source.entry);
+    else await addFromDisk(root, source, walkOpts);
+  }
+  const plan = planEntries(root, opts);
+  let pending: Buffer[] = [];
+  let pendingLen = 0;
+  const prefetched = new Map<number, Promise<Buffer>>();
+  let nextPrefetch = 0;
+  const prefetch = (upTo: number): void => {
+    for (; nextPrefetch < Math.min(upTo, plan.length); nextPrefetch++) {
+      const p = plan[nextPrefetch]!;
+      if (p.src && p.header.size <= SMALL_FILE) {
+        const read = readSmall(p.src, p.header.size);
+        read.catch(() => {}); // observed when awaited; avoids an unhandled rejection if we stop early
+        prefetched.set(nextPrefetch, read);
+      }
+    }
+  };
+  for (let i = 0; i < plan.length; i++) {
+    prefetch(i + PREFETCH);
+    const p = plan[i]!;
+    pending.push(encodeHeader(p.header));
+    pendingLen += pending[pending.length - 1]!.length;
+    let content: Buffer | undefined = p.data;
+    if (p.src) {
+      const small = prefetched.get(i);
+      prefetched.delete(i);
+      if (small) content = await small;
+      else {
+        if (pendingLen > 0) {
+          yield pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+          pending = [];
+          pendingLen = 0;
+        }
+        yield* readLarge(p.src, p.header.size);
+      }
+    }
+    if (content && content.length > 0) {
+      pending.push(content);
+      pendingLen += content.length;
+    }
+    const pad = contentPadding(p.header.size);
+    if (pad > 0) {
+      pending.push(Buffer.alloc(pad));
+      pendingLen += pad;
+    }
+    if (pendingLen >= COALESCE) {
+      yield Buffer.concat(pending);
+      pending = [];
+      pendingLen = 0;
+    }
+  }
+  pending.push(END_OF_ARCHIVE);
+  yield Buffer.concat(pending);
+}
+
+function changed(path: string, detail: string): DimgError {
+  return new DimgError('LAYER_SOURCE_CHANGED', `layer source ${path}: ${detail}`, 'a file changed while the layer was being packed; retry once nothing writes to it');
+}
+
+async function readSmall(path: string, size: number): Promise<Buffer> {
+  let data: Buffer;
+  try {
+    data = await fs.readFile(path);
+  } catch (err) {
+    throw new DimgError('LAYER_BAD_SOURCE', `layer source ${path}: ${messageOf(err)}`, 'check that the file exists and is readable');
+  }
+  if (data.length !== size) throw changed(path, `size changed from ${size} to ${data.length} bytes`);
+  return data;
+}
+
+/** Exactly `size` bytes of `path` in 1 MiB reads; fails if the file is shorter or longer. */
+async function* readLarge(path: string, size: number): AsyncGenerator<Buffer> {
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(path, 'r');
+  } catch (err) {
+    throw new DimgError('LAYER_BAD_SOURCE', `layer source ${path}: ${messageOf(err)}`, 'check that the file exists and is readable');
+  }
+  try {
+    let done = 0;
+    while (done < size) {
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - done));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, done);
+      if (bytesRead === 0) throw changed(path, `shrank to ${done} bytes while being read (expected ${size})`);
+      done += bytesRead;
+      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+    }
+    const probe = await fh.read(Buffer.alloc(1), 0, 1, size);
+    if (probe.bytesRead !== 0) throw changed(path, `grew beyond ${size} bytes while being read`);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Orders the tree into headers: the archive order and every attribute decision live here. */
+function planEntries(root: TreeNode, opts: PackOptions): Planned[] {
+  const reproducible = opts.reproducible ?? true;
+  const epoch = opts.sourceDateEpoch ?? 0;
+  const clamp = (t: number): number => (reproducible ? Math.min(t, epoch) : t);
+  const out: Planned[] = [];
+  const firstOfInode = new Map<string, string>();
+  const defaultParent: EntryAttrs = { mode: 0o755, uid: 0, gid: 0, mtime: 0 };
+
+  const header = (name: string, type: TarHeader['type'], a: EntryAttrs, extra: Partial<TarHeader> = {}): TarHeader => ({
+    name, type, mode: a.mode, uid: a.uid, gid: a.gid, size: 0, mtime: clamp(a.mtime), ...extra,
+  });
+
+  const visit = (node: TreeNode, path: string): void => {
+    const children = node.children ? [...node.children.entries()] : [];
+    const isWhiteout = ([, c]: [string, TreeNode]): boolean => c.entry?.kind === 'whiteout';
+    const byName = (a: [string, TreeNode], b: [string, TreeNode]): number => compareBytes(a[0], b[0]);
+    const ordered = [...children.filter(isWhiteout).sort(byName), ...children.filter((c) => !isWhiteout(c)).sort(byName)];
+    for (const [name, child] of ordered) {
+      const childPath = path ? `${path}/${name}` : name;
+      emit(child, childPath, name, path);
+    }
+  };
+
+  const emit = (node: TreeNode, path: string, name: string, parent: string): void => {
+    const e: NodeEntry | undefined = node.entry;
+    if (!e) {
+      const a = opts.parentAttrs?.(path) ?? defaultParent;
+      out.push({ header: header(`${path}/`, 'directory', a) });
+      visit(node, path);
+      return;
+    }
+    switch (e.kind) {
+      case 'directory':
+        out.push({ header: header(`${path}/`, 'directory', e.attrs) });
+        if (e.opaque) out.push({ header: header(`${path}/${OPAQUE_MARKER}`, 'file', e.attrs) });
+        visit(node, path);
+        return;
+      case 'whiteout':
+        out.push({ header: header(parent ? `${parent}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`, 'file', e.attrs) });
+        return;
+      case 'file': {
+        const first = e.fileId !== undefined ? firstOfInode.get(e.fileId) : undefined;
+        if (first !== undefined) {
+          out.push({ header: header(path, 'link', e.attrs, { linkname: first }) });
+          return;
+        }
+        if (e.fileId !== undefined) firstOfInode.set(e.fileId, path);
+        out.push({ header: header(path, 'file', e.attrs, { size: e.size }), src: e.src });
+        return;
+      }
+      case 'data':
+        out.push({ header: header(path, 'file', e.attrs, { size: e.data.length }), data: e.data });
+        return;
+      case 'symlink':
+        out.push({ header: header(path, 'symlink', e.attrs, { linkname: e.target }) });
+        return;
+      case 'link':
+        out.push({ header: header(path, 'link', { mode: 0o644, uid: 0, gid: 0, mtime: 0 }, { linkname: e.target }) });
+        return;
+      case 'char':
+      case 'block':
+        out.push({ header: header(path, e.kind, e.attrs, { devmajor: e.major, devminor: e.minor }) });
+        return;
+      case 'fifo':
+        out.push({ header: header(path, 'fifo', e.attrs) });
+        return;
+    }
+  };
+
+  visit(root, '');
+  return out;
+}
