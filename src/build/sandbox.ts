@@ -1,0 +1,346 @@
+/**
+ * Running one RUN step in a sandbox and handing its filesystem change to the caller.
+ *
+ * Overlay driver (root with overlayfs): every parent layer is unpacked once into the store's
+ * overlay dirs; the step's mount namespace mounts lowerdir = init:newest:…:oldest (short `l/` links,
+ * cwd = the store's overlay dir), upperdir = a fresh dir that becomes the layer. Copy driver (no
+ * overlay): the parents are flattened into a temp root that is diffed after the run. Either way the
+ * command runs under util-linux `unshare` in new mount, PID, UTS, IPC and (unless network: host)
+ * network namespaces, chrooted into the root, with the image's env, user and working dir.
+ *
+ * Nothing outlives the step: mounts exist only inside the step's mount namespace (they vanish with
+ * its last process), the PID namespace is killed when dimg dies (`setpriv --pdeathsig` +
+ * `unshare --kill-child`) or the AbortSignal fires, and the workspace under the store's overlay dir is
+ * removed in a finally block (the store also sweeps workspaces of dead processes on open).
+ */
+import { promises as fs, constants as FS } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { join, relative } from 'node:path';
+import type { Readable } from 'node:stream';
+import { DimgError } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import type { Store } from '../store/store.js';
+import { LayerView } from './layer-view.js';
+import { prepareMountPoints, type MountPoint } from './mount-points.js';
+import { resolveUser } from './users.js';
+import { sandboxScript, type FileBind } from './sandbox-script.js';
+import { OutputTail } from './output-tail.js';
+import { snapshot, writeDiff } from './copy-driver.js';
+import { hostTool } from './tools.js';
+
+/** How RUN steps execute on this host. */
+export type RunDriver = 'overlay' | 'copy';
+
+/** A parent layer of the step: its chain ID, diff_id and how to read its uncompressed tar. */
+export interface ParentLayer {
+  chainId: Digest;
+  diffId: Digest;
+  open: () => Promise<Readable>;
+}
+
+/** A build secret: a host file shown read-only at `target` (default /run/secrets/ID) for one step. */
+export interface SecretMount {
+  id: string;
+  src: string;
+  target?: string;
+}
+
+/** One RUN step to execute. */
+export interface RunRequest {
+  store: Store;
+  /** The parent chain, base layer first. */
+  parents: ParentLayer[];
+  /** The full argv (shell form already wrapped in the image's Shell). */
+  argv: string[];
+  /** `K=V` environment (the image's Env plus step env); PATH and HOME get Docker's defaults when absent. */
+  env: string[];
+  user?: string;
+  workdir?: string;
+  network?: 'none' | 'host';
+  secrets?: SecretMount[];
+  hostname?: string;
+  /** Force a driver instead of detecting one. */
+  driver?: RunDriver;
+  /** Receives the step's stdout and stderr as they come. */
+  onOutput?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+  /** Names the step in errors, e.g. `[web 3/7] RUN make`. */
+  label: string;
+}
+
+/** What the caller's consumer gets: the overlay-style diff dir and the driver that made it. */
+export interface RunOutcome {
+  diffDir: string;
+  driver: RunDriver;
+}
+
+const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const TAIL_LINES = 15;
+
+/** The detected driver per overlay dir, or why RUN is impossible here. */
+export interface DriverInfo {
+  driver: RunDriver | 'none';
+  reason: string;
+}
+
+const detected = new Map<string, Promise<DriverInfo>>();
+
+/**
+ * Which RUN driver works here, probed once per store: a throwaway overlay mount inside a private
+ * mount namespace (root), else a user-namespace `unshare` (copy driver), else none. `dimg info` shows it.
+ */
+export function detectRunDriver(store: Store): Promise<DriverInfo> {
+  let p = detected.get(store.overlay.dir);
+  if (!p) {
+    p = probe(store.overlay.dir);
+    detected.set(store.overlay.dir, p);
+  }
+  return p;
+}
+
+async function probe(overlayDir: string): Promise<DriverInfo> {
+  const unshare = hostTool('unshare');
+  if (!unshare) return { driver: 'none', reason: 'util-linux unshare is not installed (apt-get install util-linux)' };
+  if (process.geteuid?.() === 0) {
+    const dir = join(overlayDir, `.tmp-${process.pid}-probe-${randomBytes(4).toString('hex')}`);
+    try {
+      for (const d of ['l', 'u', 'w', 'm']) await fs.mkdir(join(dir, d), { recursive: true });
+      const r = await exec(unshare, ['--mount', '--', 'sh', '-c', 'mount -t overlay overlay -o lowerdir=l,upperdir=u,workdir=w,index=off m'], dir);
+      if (r.code === 0) return { driver: 'overlay', reason: 'overlayfs mounts in private mount namespaces' };
+      const why = r.output.trim() || `exit ${r.code}`;
+      const copy = await exec(unshare, ['--mount', '--pid', '--fork', '--', 'true'], dir);
+      if (copy.code === 0) return { driver: 'copy', reason: `overlay mounts fail here (${why}); RUN uses a copy of the root and a snapshot diff` };
+      return { driver: 'none', reason: `neither overlay mounts nor namespaces work here (${why})` };
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }
+  const r = await exec(unshare, ['--user', '--map-root-user', '--mount', '--pid', '--fork', '--', 'true'], overlayDir);
+  if (r.code === 0) return { driver: 'copy', reason: 'not root: overlay mounts need root, so RUN uses a copy of the root in a user namespace and a snapshot diff' };
+  return { driver: 'none', reason: `not root and user namespaces are unavailable (${r.output.trim() || `exit ${r.code}`})` };
+}
+
+function exec(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+    child.on('error', (e) => resolve({ code: -1, output: e.message }));
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+/**
+ * Runs the step and calls `consume` with its diff while the workspace still exists; returns what
+ * `consume` returns. Fails with RUN_FAILED (exit code and last output lines), RUN_SANDBOX_FAILED,
+ * RUN_UNSUPPORTED or BUILD_CANCELLED, each naming the step. The workspace is always removed.
+ */
+export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOutcome) => Promise<T>): Promise<T> {
+  const info = req.driver ? { driver: req.driver, reason: 'forced' } : await detectRunDriver(req.store);
+  if (info.driver === 'none') {
+    throw new DimgError('RUN_UNSUPPORTED', `${req.label}: RUN steps cannot run on this host: ${info.reason}`, 'run dimg as root (or enable user namespaces); images without RUN steps build anywhere');
+  }
+  const driver = info.driver;
+  cancelledCheck(req);
+  const overlayDir = req.store.overlay.dir;
+  const ws = join(overlayDir, `.tmp-${process.pid}-run-${randomBytes(6).toString('hex')}`);
+  await fs.mkdir(join(ws, 'files'), { recursive: true, mode: 0o700 });
+  try {
+    const hostname = req.hostname ?? 'dimg-build';
+    const secrets = await checkSecrets(req);
+    const points: MountPoint[] = [
+      { rel: 'proc', kind: 'dir' },
+      { rel: 'dev', kind: 'dir' },
+      { rel: 'etc/resolv.conf', kind: 'file' },
+      { rel: 'etc/hosts', kind: 'file' },
+      { rel: 'etc/hostname', kind: 'file' },
+      ...secrets.map((s) => ({ rel: s.rel, kind: 'file' as const })),
+    ];
+    let root: string;
+    let view: LayerView;
+    let usable: MountPoint[];
+    let overlay: { cwd: string; lowers: string[]; upper: string; work: string } | undefined;
+    let before: Awaited<ReturnType<typeof snapshot>> | undefined;
+    if (driver === 'overlay') {
+      const dirs = [];
+      for (const p of req.parents) dirs.push(await req.store.overlay.ensure(p.chainId, p.open));
+      dirs.reverse();
+      for (const d of ['init', 'upper', 'work', 'merged']) await fs.mkdir(join(ws, d), { mode: 0o755 });
+      view = new LayerView(dirs.map((d) => d.diffDir));
+      usable = await prepareMountPoints(join(ws, 'init'), view, points, true);
+      const rel = (d: string) => relative(overlayDir, join(ws, d));
+      overlay = { cwd: overlayDir, lowers: [rel('init'), ...dirs.map((d) => d.link)], upper: rel('upper'), work: rel('work') };
+      root = join(ws, 'merged');
+    } else {
+      root = join(ws, 'root');
+      await fs.mkdir(root, { mode: 0o755 });
+      const layer = await import('../layer/index.js');
+      for (const p of req.parents) await layer.extractLayer(await p.open(), root, { mode: 'flatten' });
+      view = new LayerView([root]);
+      usable = await prepareMountPoints(root, view, points, false);
+      before = await snapshot(root);
+    }
+    const has = (rel: string) => usable.some((u) => u.rel === rel);
+    for (const s of secrets) {
+      if (!has(s.rel)) throw new DimgError('SECRET_TARGET_INVALID', `${req.label}: secret "${s.id}" cannot be mounted at /${s.rel}`, 'choose a target whose parent directories are plain directories in the image');
+    }
+    const ident = resolveUser(req.user, await view.readFile('etc/passwd'), await view.readFile('etc/group'), req.label);
+    const files: FileBind[] = [];
+    const hostFile = async (name: string, content: string) => {
+      const p = join(ws, 'files', name);
+      await fs.writeFile(p, content, { mode: 0o644 });
+      return p;
+    };
+    const resolvConf = await fs.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+    const hostsText = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
+    if (has('etc/resolv.conf')) files.push({ src: await hostFile('resolv.conf', resolvConf), rel: 'etc/resolv.conf', readOnly: false });
+    if (has('etc/hosts')) files.push({ src: await hostFile('hosts', hostsText), rel: 'etc/hosts', readOnly: false });
+    if (has('etc/hostname')) files.push({ src: await hostFile('hostname', `${hostname}\n`), rel: 'etc/hostname', readOnly: false });
+    for (const s of secrets) files.push({ src: s.src, rel: s.rel, readOnly: true });
+    const env = [...req.env];
+    if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
+    if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${ident.home}`);
+    const newNet = (req.network ?? 'none') !== 'host';
+    const script = sandboxScript({
+      overlay,
+      root,
+      proc: has('proc'),
+      dev: has('dev'),
+      files,
+      hostname,
+      workdir: absWorkdir(req.workdir),
+      uid: ident.uid,
+      gid: ident.gid,
+      env,
+      argv: req.argv,
+      envBin: hostTool('env') ?? '/usr/bin/env',
+      unshareBin: hostTool('unshare')!,
+      ipBin: newNet ? hostTool('ip') : undefined,
+    });
+    const result = await execute(req, script, newNet, driver);
+    if (!result.ready) {
+      throw new DimgError('RUN_SANDBOX_FAILED', `${req.label}: the sandbox could not be set up (${driver} driver): ${result.tail.join(' | ') || 'no output'}`, 'check that the store is on a local file system and dimg runs as root; `dimg info` shows the RUN driver');
+    }
+    if (result.code !== 0) {
+      const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.code}`;
+      const last = result.tail.length ? `; last output:\n  ${result.tail.join('\n  ')}` : ' (no output)';
+      throw Object.assign(new DimgError('RUN_FAILED', `${req.label} ${how}${last}`, 'fix the command; steps before it are cached and will not run again'), {
+        exitCode: result.code,
+        lastLines: result.tail,
+      });
+    }
+    let diffDir = join(ws, 'upper');
+    if (driver === 'copy') {
+      diffDir = join(ws, 'diff');
+      await fs.mkdir(diffDir, { mode: 0o755 });
+      await writeDiff(root, before!, diffDir);
+    }
+    return await consume({ diffDir, driver });
+  } finally {
+    await removeWorkspace(ws);
+  }
+}
+
+function absWorkdir(w: string | undefined): string {
+  if (!w) return '/';
+  return w.startsWith('/') ? w : `/${w}`;
+}
+
+function cancelledCheck(req: RunRequest): void {
+  if (req.signal?.aborted) throw new DimgError('BUILD_CANCELLED', `${req.label}: cancelled`, '');
+}
+
+async function checkSecrets(req: RunRequest): Promise<{ id: string; src: string; rel: string }[]> {
+  const out: { id: string; src: string; rel: string }[] = [];
+  for (const s of req.secrets ?? []) {
+    const st = await fs.stat(s.src).catch(() => undefined);
+    if (!st?.isFile()) {
+      throw new DimgError('SECRET_NOT_FOUND', `${req.label}: secret "${s.id}": source file ${s.src} does not exist or is not a file`, 'pass --secret id=ID,src=PATH with an existing file');
+    }
+    await fs.access(s.src, FS.R_OK);
+    const target = s.target ?? `/run/secrets/${s.id}`;
+    const rel = target.split('/').filter((p) => p && p !== '.').join('/');
+    if (rel === '' || rel.split('/').includes('..')) {
+      throw new DimgError('SECRET_TARGET_INVALID', `${req.label}: secret "${s.id}" has an invalid target ${target}`, 'use an absolute path such as /run/secrets/ID');
+    }
+    out.push({ id: s.id, src: s.src, rel });
+  }
+  return out;
+}
+
+interface ExecResult {
+  ready: boolean;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  tail: string[];
+}
+
+function execute(req: RunRequest, script: string, newNet: boolean, driver: RunDriver): Promise<ExecResult> {
+  const unshare = hostTool('unshare')!;
+  const ns = ['--mount', '--uts', '--ipc', '--pid', '--fork', '--kill-child'];
+  if (newNet) ns.push('--net');
+  if (driver === 'copy' && process.geteuid?.() !== 0) ns.unshift('--user', '--map-root-user');
+  const inner = [unshare, ...ns, '--', hostTool('sh') ?? '/bin/sh', '-c', script];
+  const setpriv = hostTool('setpriv');
+  // pdeathsig: if dimg dies (even SIGKILL), unshare dies, and --kill-child takes the step's PID 1
+  // (and so its whole PID and mount namespace) with it.
+  const argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', '--', ...inner] : inner;
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], detached: true });
+    const tail = new OutputTail();
+    let ready = false;
+    let cancelled = false;
+    const onChunk = (b: Buffer) => {
+      tail.push(b);
+      req.onOutput?.(b);
+    };
+    child.stdout!.on('data', onChunk);
+    child.stderr!.on('data', onChunk);
+    (child.stdio[3] as Readable).on('data', (b: Buffer) => {
+      if (b.toString().includes('ready')) ready = true;
+    });
+    (child.stdio[3] as Readable).on('error', () => undefined);
+    const onAbort = () => {
+      cancelled = true;
+      child.kill('SIGKILL');
+    };
+    req.signal?.addEventListener('abort', onAbort, { once: true });
+    child.on('error', (e) => {
+      req.signal?.removeEventListener('abort', onAbort);
+      reject(new DimgError('RUN_SANDBOX_FAILED', `${req.label}: cannot start ${argv[0]}: ${e.message}`, 'install util-linux'));
+    });
+    child.on('close', (code, signal) => {
+      req.signal?.removeEventListener('abort', onAbort);
+      if (cancelled) {
+        reject(new DimgError('BUILD_CANCELLED', `${req.label}: cancelled`, ''));
+        return;
+      }
+      resolve({ ready, code, signal, tail: tail.lines(TAIL_LINES) });
+    });
+  });
+}
+
+async function removeWorkspace(ws: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fs.rm(ws, { recursive: true, force: true });
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // EBUSY: the mount namespace is still being torn down; EACCES: a step left read-only dirs
+      // (copy driver without root). Both resolve on a retry.
+      if (attempt >= 20 || (code !== 'EBUSY' && code !== 'EACCES' && code !== 'EPERM' && code !== 'ENOTEMPTY')) throw e;
+      if (code === 'EACCES' || code === 'EPERM') await makeWritable(ws);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
+async function makeWritable(dir: string): Promise<void> {
+  const st = await fs.lstat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) return;
+  await fs.chmod(dir, 0o700).catch(() => undefined);
+  for (const name of await fs.readdir(dir).catch(() => [] as string[])) await makeWritable(join(dir, name));
+}
