@@ -1,0 +1,180 @@
+/**
+ * YAML with positions: parses a spec file keeping every node's source range, turns YAML syntax
+ * errors (including duplicate keys) into located problems, and finds the node a JSON path names,
+ * so schema and semantic errors point at the exact line and column.
+ */
+import { parseDocument, isMap, isSeq, isScalar, isAlias, isPair, LineCounter, type Document, type Node } from 'yaml';
+import type { Problem } from './problems.js';
+import type { SourceLocation } from './model.js';
+
+/** A path into the parsed value: map keys and sequence indexes. */
+export type JsonPath = readonly (string | number)[];
+
+/** A source text that can turn offsets into problems with line, column and the line's text. */
+export class SourceText {
+  private readonly lines: string[];
+  private readonly starts: number[] = [0];
+
+  constructor(
+    /** The file as shown to the user. */
+    readonly display: string,
+    readonly text: string,
+  ) {
+    this.lines = text.split(/\r?\n/);
+    for (let i = 0; i < text.length; i++) if (text[i] === '\n') this.starts.push(i + 1);
+  }
+
+  /** 1-based line and column of a character offset. */
+  position(offset: number): { line: number; col: number } {
+    let lo = 0;
+    let hi = this.starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.starts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return { line: lo + 1, col: offset - this.starts[lo]! + 1 };
+  }
+
+  /** The text of a 1-based line, or undefined past the end. */
+  lineText(line: number): string | undefined {
+    return this.lines[line - 1];
+  }
+
+  /** A problem at an offset range. */
+  problem(range: readonly [number, number] | undefined, message: string): Problem {
+    const [start, end] = range ?? [0, 1];
+    const { line, col } = this.position(start);
+    const source = this.lineText(line);
+    const lineRest = source === undefined ? 1 : Math.max(1, source.length - (col - 1));
+    return { file: this.display, line, col, message, source, length: Math.max(1, Math.min(end - start, lineRest)) };
+  }
+
+  /** A problem at a 1-based line and column. */
+  problemAtLine(line: number, col: number, message: string, length = 1): Problem {
+    return { file: this.display, line, col, message, source: this.lineText(line), length };
+  }
+
+  /** A location for the model. */
+  location(range: readonly [number, number] | undefined): SourceLocation {
+    const { line, col } = this.position(range?.[0] ?? 0);
+    return { file: this.display, line, col };
+  }
+}
+
+/** A parsed YAML spec: the plain value, the document (for positions) and syntax problems. */
+export interface ParsedYaml {
+  readonly source: SourceText;
+  readonly doc: Document.Parsed;
+  /** The plain JS value (undefined when the document is empty). */
+  readonly value: unknown;
+  readonly problems: Problem[];
+}
+
+/** Parses YAML text; duplicate keys and syntax errors become problems (never thrown). */
+export function parseYaml(display: string, text: string): ParsedYaml {
+  const source = new SourceText(display, text);
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, keepSourceTokens: true, uniqueKeys: true, prettyErrors: false, strict: true });
+  const problems: Problem[] = [];
+  for (const e of doc.errors) {
+    problems.push(source.problem(e.pos, yamlMessage(e.code, e.message, doc, e.pos)));
+  }
+  let value: unknown;
+  if (doc.errors.length === 0) value = doc.toJS({ maxAliasCount: 1000 });
+  return { source, doc, value, problems };
+}
+
+function yamlMessage(code: string, message: string, doc: Document.Parsed, pos: [number, number]): string {
+  if (code === 'DUPLICATE_KEY') {
+    const key = keyTextAt(doc, pos[0]);
+    return key === undefined ? 'duplicate key' : `duplicate key "${key}"`;
+  }
+  // The library's messages end with position details we render ourselves.
+  return `YAML syntax error: ${message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`;
+}
+
+/** The text of the scalar key that starts at `offset`, found by walking the document. */
+function keyTextAt(doc: Document.Parsed, offset: number): string | undefined {
+  let found: string | undefined;
+  const visit = (node: unknown): void => {
+    if (found !== undefined) return;
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const k = pair.key as Node | null;
+        if (isScalar(k) && k.range && k.range[0] === offset) found = String(k.value);
+        visit(pair.value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) visit(item);
+    }
+  };
+  visit(doc.contents);
+  return found;
+}
+
+/** What a path resolves to: the value node and, for map members, the key node. */
+export interface NodeAt {
+  readonly node?: Node;
+  readonly key?: Node;
+  /** How much of the path resolved (the deepest existing node when shorter than the path). */
+  readonly depth: number;
+}
+
+/** Finds the node at `path` (following aliases); stops at the deepest existing ancestor. */
+export function nodeAt(doc: Document.Parsed, path: JsonPath): NodeAt {
+  let node: unknown = doc.contents;
+  let key: Node | undefined;
+  let depth = 0;
+  for (const seg of path) {
+    if (isAlias(node)) node = node.resolve(doc);
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+      if (!pair) break;
+      key = pair.key as Node;
+      node = pair.value;
+    } else if (isSeq(node) && typeof seg === 'number' && seg < node.items.length) {
+      key = undefined;
+      node = node.items[seg];
+    } else {
+      break;
+    }
+    depth++;
+  }
+  if (isAlias(node)) node = node.resolve(doc);
+  return { node: (node ?? undefined) as Node | undefined, key, depth };
+}
+
+/** Range of a node (start, end) when it has one. */
+export function rangeOf(node: Node | undefined): [number, number] | undefined {
+  const r = node?.range;
+  return r ? [r[0], r[1]] : undefined;
+}
+
+/**
+ * The best range for a message about `path`: the value for scalars, the key for collections (a
+ * map's first line is its key), the deepest existing ancestor when the path does not exist.
+ */
+export function rangeForPath(doc: Document.Parsed, path: JsonPath, prefer: 'key' | 'value' | 'auto' = 'auto'): [number, number] | undefined {
+  const at = nodeAt(doc, path);
+  const collection = isMap(at.node) || isSeq(at.node);
+  if (at.key && (prefer === 'key' || (prefer === 'auto' && (collection || at.depth < path.length)))) return rangeOf(at.key);
+  return rangeOf(at.node) ?? rangeOf(at.key);
+}
+
+/** The key node of member `name` of the map at `path` (for "unknown key" messages). */
+export function keyRange(doc: Document.Parsed, path: JsonPath, name: string): [number, number] | undefined {
+  const at = nodeAt(doc, [...path, name]);
+  if (at.depth === path.length + 1 && at.key) return rangeOf(at.key);
+  return rangeForPath(doc, path);
+}
+
+/** Renders a JSON path as people read it: `images.web.steps[1].chown`. */
+export function pathString(path: JsonPath): string {
+  let s = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') s += `[${seg}]`;
+    else s += s === '' ? seg : `.${seg}`;
+  }
+  return s === '' ? '(top level)' : s;
+}
