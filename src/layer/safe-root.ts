@@ -1,0 +1,122 @@
+/**
+ * Path resolution confined to an extraction root, for a Node that has no openat2/os.Root: every
+ * component is checked with lstat, symlinks created by the archive being extracted are never
+ * traversed, and pre-existing symlinks (lower layers when flattening) are resolved lexically inside
+ * the root, as a chroot would, so no path can leave it.
+ */
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { DimgError } from '../errors.js';
+import { unsafeEntry } from './paths.js';
+
+const MAX_SYMLINK_HOPS = 40;
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/** lstat that returns undefined for a missing path. */
+export async function lstatOrUndefined(abs: string): Promise<import('node:fs').Stats | undefined> {
+  try {
+    return await fs.lstat(abs);
+  } catch (err) {
+    if (errno(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** An extraction root and what this extraction has done below it. Paths are root-relative, `/`-joined. */
+export class SafeRoot {
+  /** Real directories verified (or created) during this extraction. */
+  private readonly dirs = new Set<string>(['']);
+  /** Symlinks this archive created: traversing them is refused. */
+  readonly planted = new Set<string>();
+  /** Parent directories this extraction created implicitly. */
+  readonly made = new Set<string>();
+
+  constructor(readonly root: string) {}
+
+  abs(rel: string): string {
+    return rel === '' ? this.root : join(this.root, rel);
+  }
+
+  /**
+   * Resolves the directory `parts` to a real directory below the root and returns its relative path.
+   * Missing components are created (mode 0755) when `create`, else undefined is returned. Refuses
+   * (LAYER_UNSAFE, naming `entry`) to pass through a symlink planted by this archive; a non-directory
+   * component is LAYER_INVALID.
+   */
+  async resolveDir(parts: readonly string[], entry: string, create: boolean): Promise<string | undefined> {
+    const out: string[] = [];
+    const queue = [...parts];
+    let hops = 0;
+    while (queue.length > 0) {
+      const comp = queue.shift()!;
+      if (comp === '' || comp === '.') continue;
+      if (comp === '..') {
+        out.pop(); // only symlink targets from lower layers get here; the root is its own parent
+        continue;
+      }
+      out.push(comp);
+      const rel = out.join('/');
+      if (this.dirs.has(rel)) continue;
+      const abs = this.abs(rel);
+      const st = await lstatOrUndefined(abs);
+      if (!st) {
+        if (!create) return undefined;
+        await fs.mkdir(abs, { mode: 0o755 });
+        this.dirs.add(rel);
+        this.made.add(rel);
+        continue;
+      }
+      if (st.isDirectory()) {
+        this.dirs.add(rel);
+        continue;
+      }
+      if (st.isSymbolicLink()) {
+        if (this.planted.has(rel)) {
+          throw unsafeEntry(entry, `its parent "${rel}" is a symlink created earlier in this archive; writing through it is refused`);
+        }
+        if (++hops > MAX_SYMLINK_HOPS) throw unsafeEntry(entry, 'too many levels of symbolic links in its parent path');
+        const target = await fs.readlink(abs);
+        out.pop();
+        if (target.startsWith('/')) out.length = 0;
+        queue.unshift(...target.split('/'));
+        continue;
+      }
+      throw new DimgError('LAYER_INVALID', `layer entry ${JSON.stringify(entry)}: its parent "${rel}" is not a directory`, 'the layer does not fit the layers below it');
+    }
+    return out.join('/');
+  }
+
+  /**
+   * Checks, without creating or following anything, that every component of the directory `rel` is
+   * a real directory right now. Used before batched operations run by other processes.
+   */
+  async verifyDir(rel: string, entry: string): Promise<void> {
+    if (rel === '') return;
+    const parts = rel.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const st = await lstatOrUndefined(this.abs(parts.slice(0, i).join('/')));
+      if (!st || !st.isDirectory()) throw unsafeEntry(entry, `its parent "${parts.slice(0, i).join('/')}" changed into a non-directory later in the archive`);
+    }
+  }
+
+  /** Removes whatever is at `rel` (recursively, never following symlinks) and forgets cached state below it. */
+  async remove(rel: string): Promise<void> {
+    await fs.rm(this.abs(rel), { recursive: true, force: true });
+    this.forget(rel);
+  }
+
+  /** Records that `rel` is now a real directory. */
+  markDir(rel: string): void {
+    this.dirs.add(rel);
+  }
+
+  /** Drops cached knowledge about `rel` and everything below it. */
+  forget(rel: string): void {
+    const prefix = `${rel}/`;
+    for (const d of this.dirs) if (d === rel || d.startsWith(prefix)) this.dirs.delete(d);
+    for (const s of this.planted) if (s === rel || s.startsWith(prefix)) this.planted.delete(s);
+  }
+}
