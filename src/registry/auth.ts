@@ -1,0 +1,183 @@
+/**
+ * Authentication for one registry: learns the scheme from a `/v2/` ping, sends Basic credentials or
+ * Bearer tokens (fetched from the challenge's realm with `service` and `scope`s, cached per realm,
+ * service, scope set and credential until they expire), and on a 401 refreshes the token once
+ * (adding the scope the challenge asks for) before giving up.
+ */
+import { Readable } from 'node:stream';
+import { DimgError } from '../errors.js';
+import { parseChallenges, pickChallenge, type Challenge } from './challenge.js';
+import type { Credential } from './credentials.js';
+import { registryError, type ErrorSubject } from './errors.js';
+import type { HttpRequest, HttpResponse, Transport } from './transport.js';
+
+/** `repository:NAME:pull` / `repository:NAME:pull,push`. */
+export function repositoryScope(path: string, actions: 'pull' | 'push' | 'pull,push'): string {
+  return `repository:${path}:${actions === 'push' ? 'pull,push' : actions}`;
+}
+
+interface CachedToken {
+  token: string;
+  expiresAt: number;
+}
+
+/** A request plus the token scopes it needs. */
+export interface AuthedRequest extends Omit<HttpRequest, 'url'> {
+  /** Path and query below the registry base URL (`/v2/...`), or an absolute URL (upload Locations). */
+  url: string;
+  scopes: string[];
+}
+
+/**
+ * The authenticated view of one registry. `send()` adds the right Authorization header and handles
+ * 401 challenges; responses are returned whatever their status otherwise.
+ */
+export class RegistryAuth {
+  private challenge: Challenge | null | undefined; // undefined: not pinged yet; null: no auth required
+  private pinging: Promise<void> | undefined;
+  private credential: Promise<Credential | undefined> | undefined;
+  private readonly tokens = new Map<string, CachedToken>();
+  private readonly inflight = new Map<string, Promise<CachedToken>>();
+
+  /**
+   * @param domain the registry as named in references (for messages and credential lookup)
+   * @param baseUrl `scheme://apihost` the API is reached at
+   * @param getCredential resolves the credential lazily (a helper runs only when auth is needed)
+   */
+  constructor(
+    private readonly transport: Transport,
+    readonly domain: string,
+    readonly baseUrl: string,
+    private readonly getCredential: () => Promise<Credential | undefined>,
+  ) {}
+
+  /** Scrubs every secret this registry's auth has handled (and header-shaped ones) from `text`. */
+  redact(text: string): string {
+    return this.transport.redact(text);
+  }
+
+  /** Sends `req` with authorization, answering one 401 with fresh credentials when the body allows a resend. */
+  async send(req: AuthedRequest): Promise<HttpResponse> {
+    await this.ping(req.subject);
+    const url = new URL(req.url, this.baseUrl);
+    const first = await this.transport.send({ ...req, url, headers: { ...req.headers, authorization: await this.authorization(req.scopes, req.subject, false) } });
+    if (first.status !== 401) return first;
+    const ch = pickChallenge(parseChallenges(first.headers['www-authenticate']));
+    if (!ch || req.body instanceof Readable) return first;
+    first.discard();
+    this.challenge = ch;
+    const scopes = [...req.scopes];
+    if (ch.params.scope && !scopes.includes(ch.params.scope)) scopes.unshift(ch.params.scope);
+    const auth = await this.authorization(scopes, req.subject, true);
+    if (auth === undefined) return first;
+    return this.transport.send({ ...req, url, headers: { ...req.headers, authorization: auth } });
+  }
+
+  /**
+   * Checks that the credential is accepted (what `docker login` does): Basic against `/v2/`, Bearer by
+   * obtaining a token for the service with no scope. Throws REGISTRY_UNAUTHORIZED when rejected.
+   */
+  async verify(): Promise<void> {
+    const subject: ErrorSubject = { registry: this.domain };
+    await this.ping(subject);
+    if (this.challenge === null) return;
+    const auth = await this.authorization([], subject, true);
+    const r = await this.transport.send({ method: 'GET', url: new URL('/v2/', this.baseUrl), headers: { authorization: auth }, subject });
+    const body = r.status === 200 ? '' : await r.text();
+    if (r.status === 200) {
+      r.discard();
+      return;
+    }
+    throw registryError(r.status, body, subject);
+  }
+
+  private ping(subject: ErrorSubject): Promise<void> {
+    if (this.challenge !== undefined) return Promise.resolve();
+    this.pinging ??= (async () => {
+      const r = await this.transport.send({ method: 'GET', url: new URL('/v2/', this.baseUrl), subject: { registry: subject.registry } });
+      r.discard();
+      this.challenge = r.status === 401 ? (pickChallenge(parseChallenges(r.headers['www-authenticate'])) ?? null) : null;
+    })().finally(() => {
+      this.pinging = undefined;
+    });
+    return this.pinging;
+  }
+
+  private cred(): Promise<Credential | undefined> {
+    this.credential ??= this.getCredential().then((c) => {
+      if (c) {
+        const r = this.transport.redactor;
+        if (c.username !== undefined && c.password !== undefined) r.addBasic(c.username, c.password);
+        r.add(c.password, c.identityToken, c.registryToken);
+      }
+      return c;
+    });
+    return this.credential;
+  }
+
+  private async authorization(scopes: string[], subject: ErrorSubject, refresh: boolean): Promise<string | undefined> {
+    const ch = this.challenge;
+    if (!ch) return undefined;
+    const c = await this.cred();
+    if (ch.scheme === 'basic') {
+      if (!c?.username || c.password === undefined) return undefined;
+      return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+    }
+    if (ch.scheme !== 'bearer') return undefined;
+    if (c?.registryToken) return `Bearer ${c.registryToken}`;
+    const realm = ch.params.realm;
+    if (!realm) throw new DimgError('REGISTRY_AUTH_INVALID', `registry ${this.domain}: Bearer challenge without a realm`, 'the registry\'s auth configuration is broken');
+    const service = ch.params.service ?? '';
+    const key = [realm, service, [...scopes].sort().join(' '), c?.username ?? (c?.identityToken ? '<identity-token>' : '<anonymous>')].join('|');
+    const cached = this.tokens.get(key);
+    if (cached && !refresh && cached.expiresAt > Date.now()) return `Bearer ${cached.token}`;
+    if (refresh) this.tokens.delete(key);
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.fetchToken(realm, service, scopes, c, subject).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    const t = await p;
+    this.tokens.set(key, t);
+    return `Bearer ${t.token}`;
+  }
+
+  private async fetchToken(realm: string, service: string, scopes: string[], c: Credential | undefined, subject: ErrorSubject): Promise<CachedToken> {
+    const tokenSubject: ErrorSubject = { registry: subject.registry, repository: subject.repository, object: `token service ${new URL(realm).host}` };
+    let r: HttpResponse;
+    if (c?.identityToken) {
+      // An identity token is an OAuth2 refresh token: only the POST form can use it.
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: c.identityToken, client_id: 'dimg', service, scope: scopes.join(' ') });
+      r = await this.transport.send({ method: 'POST', url: realm, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), subject: tokenSubject, bufferBody: 1 << 20 });
+    } else {
+      const u = new URL(realm);
+      if (service) u.searchParams.set('service', service);
+      for (const s of scopes) u.searchParams.append('scope', s);
+      const headers: Record<string, string> = {};
+      if (c?.username && c.password !== undefined) headers.authorization = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+      r = await this.transport.send({ method: 'GET', url: u, headers, subject: tokenSubject, bufferBody: 1 << 20 });
+    }
+    if (r.status !== 200) {
+      const body = r.data?.toString('utf8') ?? (await r.text());
+      const err = registryError(r.status, body, tokenSubject);
+      if (r.status === 401 || r.status === 403) {
+        throw new DimgError('REGISTRY_UNAUTHORIZED', err.message, c ? 'the stored credentials were rejected; log in again with `dimg login`' : 'this registry needs credentials; log in with `dimg login`');
+      }
+      throw err;
+    }
+    let v: { token?: string; access_token?: string; expires_in?: number; issued_at?: string; refresh_token?: string };
+    try {
+      v = JSON.parse(r.data!.toString('utf8')) as typeof v;
+    } catch {
+      throw new DimgError('REGISTRY_AUTH_INVALID', `registry ${this.domain}: the token service answered with something that is not JSON`, 'the registry\'s auth configuration is broken');
+    }
+    const token = v.token ?? v.access_token;
+    if (!token) throw new DimgError('REGISTRY_AUTH_INVALID', `registry ${this.domain}: the token service answered without a token`, 'the registry\'s auth configuration is broken');
+    this.transport.redactor.add(token, v.refresh_token);
+    const issued = v.issued_at ? Date.parse(v.issued_at) : NaN;
+    const start = Number.isNaN(issued) ? Date.now() : Math.min(issued, Date.now());
+    // Tokens live at least 60 s (token spec); refresh a little early so a request never races expiry.
+    const life = Math.max(60, v.expires_in ?? 60) * 1000;
+    return { token, expiresAt: start + life - 5000 };
+  }
+}

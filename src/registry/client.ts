@@ -1,0 +1,158 @@
+/**
+ * RegistryClient: the entry point to every registry operation of one dimg run. It owns the transport
+ * (sockets, retries, redaction), one RegistryAuth per registry (challenges, token cache, credentials),
+ * the mirror configuration, and hands out RemoteRepository handles and image sources/sinks.
+ */
+import type { Readable } from 'node:stream';
+import { DimgError, messageOf } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import type { Reference } from '../oci/reference.js';
+import type { Descriptor } from '../oci/types.js';
+import { RegistryAuth } from './auth.js';
+import { lookupCredential, type Credential, type CredentialOptions } from './credentials.js';
+import { normaliseRegistry, registryBaseUrl } from './hosts.js';
+import type { ManifestBytes } from './manifest.js';
+import { RemoteRepository, type RepositoryTuning } from './repository.js';
+import { transferImage, type ImageSink, type ImageSource, type TransferOptions, type TransferResult } from './transfer.js';
+import { Transport, type TransportOptions } from './transport.js';
+
+/** Construction options of a RegistryClient. */
+export interface RegistryClientOptions extends TransportOptions {
+  /** Registries (domain or host:port) reached over plain HTTP although not on loopback. */
+  insecure?: string[];
+  /** Where credentials come from (environment for config.json and helpers; explicit per-registry credentials). */
+  credentials?: CredentialOptions;
+  /** Pull-side mirrors: registry domain → mirror registry hosts tried first, in order (`docker.io` → [`mirror.local:5000`]). */
+  mirrors?: Record<string, string[]>;
+  /** Blob upload tuning (see RepositoryTuning). */
+  monolithicMax?: number;
+  chunkSize?: number;
+  streamAttempts?: number;
+}
+
+/** A repository as the client addresses it: a reference's domain and path (tag/digest ignored). */
+export type RepositoryRef = Pick<Reference, 'domain' | 'path'>;
+
+/** The registry client. Create one per run, pass it where needed, `close()` it at the end. */
+export class RegistryClient {
+  readonly transport: Transport;
+  private readonly auths = new Map<string, RegistryAuth>();
+  private readonly insecure: Set<string>;
+  private readonly tuning: RepositoryTuning;
+
+  constructor(private readonly opts: RegistryClientOptions = {}) {
+    this.transport = new Transport(opts);
+    this.insecure = new Set(opts.insecure ?? []);
+    this.tuning = { monolithicMax: opts.monolithicMax ?? 8 << 20, chunkSize: opts.chunkSize ?? 64 << 20, streamAttempts: opts.streamAttempts ?? 4 };
+  }
+
+  /** Frees pooled connections. */
+  close(): void {
+    this.transport.close();
+  }
+
+  /** The RegistryAuth of a registry domain (one per domain; credentials are looked up on first need). */
+  authFor(domain: string, credential?: Credential): RegistryAuth {
+    const key = credential ? `${domain}\0explicit` : domain;
+    let a = this.auths.get(key);
+    if (!a) {
+      const getCred = credential ? async () => credential : () => lookupCredential(domain, this.opts.credentials);
+      a = new RegistryAuth(this.transport, domain, registryBaseUrl(domain, this.insecure), getCred);
+      this.auths.set(key, a);
+    }
+    return a;
+  }
+
+  /** A handle on repository `ref.path` of registry `ref.domain`. */
+  repository(ref: RepositoryRef): RemoteRepository {
+    return new RemoteRepository(this.authFor(ref.domain), ref.domain, ref.path, this.tuning);
+  }
+
+  /**
+   * Checks that `credential` is accepted by registry `server` (what `docker login` does before storing).
+   * Throws REGISTRY_UNAUTHORIZED when it is not.
+   */
+  async verifyCredential(server: string, credential: Credential): Promise<void> {
+    const domain = normaliseRegistry(server);
+    const auth = new RegistryAuth(this.transport, domain, registryBaseUrl(domain, this.insecure), async () => credential);
+    await auth.verify();
+  }
+
+  /** The repositories to read `ref` from for a pull: its mirrors in order, then the origin. */
+  pullRepositories(ref: RepositoryRef): RemoteRepository[] {
+    const mirrors = this.opts.mirrors?.[ref.domain] ?? [];
+    return [...mirrors.map((m) => this.repository({ domain: normaliseRegistry(m), path: ref.path })), this.repository(ref)];
+  }
+
+  /**
+   * An ImageSource reading `ref` through its mirrors first: each operation tries the mirrors in order
+   * and falls back to the origin; only the origin's failure is reported (mirror failures are logged).
+   */
+  pullSource(ref: RepositoryRef): ImageSource {
+    const repos = this.pullRepositories(ref);
+    if (repos.length === 1) return registrySource(repos[0]!);
+    const log = this.opts.log;
+    const tryAll = async <T>(op: (r: RemoteRepository) => Promise<T>): Promise<T> => {
+      for (const r of repos.slice(0, -1)) {
+        try {
+          return await op(r);
+        } catch (e) {
+          log?.(this.transport.redact(`mirror ${r.domain} failed for ${ref.domain}/${ref.path}: ${messageOf(e)}; trying the next source`));
+        }
+      }
+      return op(repos[repos.length - 1]!);
+    };
+    const origin = repos[repos.length - 1]!;
+    return {
+      name: origin.name,
+      location: { domain: origin.domain, path: origin.path },
+      manifest: (r) => tryAll((repo) => repo.getManifest(r)),
+      blob: (d) => tryAll((repo) => repo.getBlob(d.digest, d.size)),
+    };
+  }
+
+  /**
+   * Copies image `src` (tag or digest) to `dst` registry→registry without the local store, keeping
+   * digests. Blobs are mounted when both are on the same registry; an index is copied whole with
+   * `allPlatforms`, else resolved to one platform. `dst` without tag or digest gets `src`'s tag.
+   */
+  async copyImage(src: Reference, dst: Reference, opts: TransferOptions = {}): Promise<TransferResult> {
+    const srcRef = src.digest ?? src.tag;
+    if (!srcRef) throw new DimgError('REFERENCE_INVALID', `copy source ${src.domain}/${src.path} has neither tag nor digest`, 'name a tag or digest to copy');
+    const dstRefs = dst.tag ? [dst.tag] : src.tag && !dst.digest ? [src.tag] : [];
+    const result = await transferImage(this.pullSource(src), registrySink(this.repository(dst)), srcRef, dstRefs, opts);
+    if (dst.digest && dst.digest !== result.digest) {
+      throw new DimgError('DIGEST_MISMATCH', `copy to ${dst.domain}/${dst.path}@${dst.digest}: the image copied has digest ${result.digest}`, 'name the destination by tag, or use the digest of the image being copied');
+    }
+    return result;
+  }
+}
+
+/** An ImageSource over one repository (no mirrors). */
+export function registrySource(repo: RemoteRepository): ImageSource {
+  return {
+    name: repo.name,
+    location: { domain: repo.domain, path: repo.path },
+    manifest: (r: string): Promise<ManifestBytes> => repo.getManifest(r),
+    blob: (d: Descriptor): Promise<Readable> => repo.getBlob(d.digest, d.size),
+  };
+}
+
+/**
+ * An ImageSink writing to one repository: blobs HEAD-checked, mounted when the source is another
+ * repository of the same registry, else uploaded; manifests PUT with their media type.
+ */
+export function registrySink(repo: RemoteRepository, onProgress?: (d: Descriptor, sent: number) => void): ImageSink {
+  return {
+    name: repo.name,
+    putBlob: (desc, open, from) =>
+      repo.uploadBlob(desc.digest, desc.size, open, {
+        mountFrom: from && from.domain === repo.domain && from.path !== repo.path ? [from.path] : undefined,
+        onProgress: onProgress ? (n) => onProgress(desc, n) : undefined,
+      }),
+    putManifest: async (ref, m) => {
+      await repo.putManifest(ref, m.bytes, m.mediaType);
+    },
+    hasManifest: async (digest: Digest) => (await repo.headManifest(digest)) !== undefined,
+  };
+}

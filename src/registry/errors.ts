@@ -1,0 +1,102 @@
+/**
+ * Turning registry answers into DimgErrors: `{"errors":[{code,message,detail}]}` bodies (or bare
+ * statuses, as HEAD responses have no body) become `REGISTRY_<CODE>` errors whose message names the
+ * registry and the repository, with a hint that says what to do.
+ */
+import { DimgError } from '../errors.js';
+import { redactPatterns } from './redact.js';
+
+/** What a failed request was about, for the message. */
+export interface ErrorSubject {
+  /** Registry host as the user wrote it (`127.0.0.1:5000`, `docker.io`). */
+  registry: string;
+  /** Repository path, when the request was about one. */
+  repository?: string;
+  /** The object within the repository: `manifest latest`, `blob sha256:…`, `tag list`. */
+  object?: string;
+}
+
+/** One entry of a registry error body. */
+export interface RegistryErrorEntry {
+  code: string;
+  message?: string;
+  detail?: unknown;
+}
+
+const STATUS_CODES: Record<number, string> = {
+  400: 'BAD_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'DENIED',
+  404: 'NOT_FOUND',
+  405: 'UNSUPPORTED',
+  409: 'CONFLICT',
+  413: 'TOO_LARGE',
+  416: 'RANGE_INVALID',
+  429: 'TOOMANYREQUESTS',
+  500: 'UNKNOWN',
+  502: 'UNAVAILABLE',
+  503: 'UNAVAILABLE',
+  504: 'UNAVAILABLE',
+};
+
+const HINTS: Record<string, string> = {
+  UNAUTHORIZED: 'log in with `dimg login REGISTRY` or check the credentials configured for this registry',
+  DENIED: 'the credentials in use are not allowed to do this; check the repository name and your permissions',
+  NAME_UNKNOWN: 'check the repository name (it may not exist yet, or you may lack access to it)',
+  MANIFEST_UNKNOWN: 'check the tag or digest; `dimg image tags REPO` lists the tags the registry has',
+  BLOB_UNKNOWN: 'the registry lacks this blob; push the image again',
+  MANIFEST_BLOB_UNKNOWN: 'push every layer and the config before the manifest',
+  BLOB_UPLOAD_UNKNOWN: 'the upload session expired or was cancelled; retry the push',
+  BLOB_UPLOAD_INVALID: 'the upload was rejected; retry the push',
+  DIGEST_INVALID: 'the content does not match its digest; the local copy may be corrupt',
+  SIZE_INVALID: 'the content does not have the size its descriptor states',
+  MANIFEST_INVALID: 'the registry rejected the manifest (unsupported media type, or larger than 4 MiB)',
+  NAME_INVALID: 'repository names are lowercase path components separated by /',
+  TAG_INVALID: 'a tag is 1–128 characters of letters, digits, _, . and -',
+  UNSUPPORTED: 'the registry does not support this operation (deletes need storage.delete.enabled)',
+  TOOMANYREQUESTS: 'the registry is rate-limiting; wait and retry, or log in for a higher limit',
+  UNAVAILABLE: 'the registry is unavailable; retry later',
+  UNKNOWN: 'the registry failed internally; retry later or check its logs',
+  NOT_FOUND: 'check the registry address and repository name',
+};
+
+/** Where a request went, as the message prefix: `registry R, repository P, OBJECT`. */
+export function describeSubject(s: ErrorSubject): string {
+  const parts = [`registry ${s.registry}`];
+  if (s.repository) parts.push(`repository ${s.repository}`);
+  if (s.object) parts.push(s.object);
+  return parts.join(', ');
+}
+
+/** Parses an error body; returns [] when it is not the documented JSON shape. */
+export function parseErrorBody(body: string): RegistryErrorEntry[] {
+  try {
+    const v = JSON.parse(body) as { errors?: unknown };
+    if (!Array.isArray(v.errors)) return [];
+    return v.errors
+      .filter((e): e is { code: string; message?: string; detail?: unknown } => typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string')
+      .map((e) => ({ code: e.code, message: typeof e.message === 'string' ? e.message : undefined, detail: e.detail }));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The DimgError for a failed response. The code comes from the body's first error entry, else
+ * from the status (`REGISTRY_` prefixed either way); the message names the subject and carries the
+ * registry's own message(s). `body` is passed through pattern redaction defensively (a misbehaving
+ * proxy could echo headers back).
+ */
+export function registryError(status: number, body: string, subject: ErrorSubject): DimgError {
+  const entries = parseErrorBody(body);
+  const code = entries[0]?.code ?? STATUS_CODES[status] ?? (status >= 500 ? 'UNKNOWN' : 'UNEXPECTED_STATUS');
+  let detail: string;
+  if (entries.length > 0) {
+    detail = entries.map((e) => e.message ?? e.code.toLowerCase().replace(/_/g, ' ')).join('; ');
+  } else {
+    const text = body.trim().split('\n')[0]?.slice(0, 200) ?? '';
+    detail = text ? `HTTP ${status}: ${text}` : `HTTP ${status}`;
+  }
+  const hint = HINTS[code] ?? (status >= 500 ? HINTS.UNKNOWN! : '');
+  return new DimgError(`REGISTRY_${code}`, redactPatterns(`${describeSubject(subject)}: ${detail}`), hint);
+}
