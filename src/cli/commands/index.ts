@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { register as registerImageLocal } from './image-local.js';
+import { register as registerImageArchive } from './image-archive.js';
 import { register as registerInfo } from './info.js';
 import { register as registerStore } from './store.js';
 
@@ -12,6 +13,7 @@ import { register as registerStore } from './store.js';
 export function registerCommands(program: Command): void {
   void program;
   registerImageLocal(program);
+  registerImageArchive(program);
   registerInfo(program);
   registerStore(program);
 }
