@@ -81,10 +81,11 @@ const TOOLS: Record<'zstd' | 'bzip2' | 'xz', { cmd: string; args: string[]; pkg:
 
 const onPath = new Map<string, boolean>();
 function toolAvailable(cmd: string): boolean {
-  let ok = onPath.get(cmd);
+  const key = `${cmd}\0${process.env.PATH ?? ''}`;
+  let ok = onPath.get(key);
   if (ok === undefined) {
     ok = spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-    onPath.set(cmd, ok);
+    onPath.set(key, ok);
   }
   return ok;
 }

@@ -208,6 +208,8 @@ class Extraction {
 
   private async hardlink(name: string, abs: string, linkname: string): Promise<void> {
     if (linkname === '') throw unsafeEntry(name, 'is a hard link without a target');
+    // Refused rather than re-rooted (moby re-roots kaniko's absolute targets): ambiguity is not worth it.
+    if (linkname.startsWith('/')) throw unsafeEntry(name, `its hard link target ${JSON.stringify(linkname)} is an absolute path`);
     let parts: string[];
     try {
       parts = entryComponents(linkname, name);
