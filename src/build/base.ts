@@ -1,0 +1,115 @@
+/**
+ * Resolving an image's base into the starting state of a build: scratch, another image of the spec
+ * (already built in this run), a store image by reference (pulled when missing and a puller is
+ * wired), a rootfs directory or tarball packed reproducibly as one layer, or an image archive.
+ */
+import { createReadStream, promises as fs } from 'node:fs';
+import { basename } from 'node:path';
+import { DimgError, isDimgError } from '../errors.js';
+import { canonicalJson } from '../oci/canonical-json.js';
+import { sha256, type Digest } from '../oci/digest.js';
+import { hostPlatform, parsePlatform } from '../oci/platform.js';
+import type { Descriptor, ImageConfig, Platform } from '../oci/types.js';
+import { findImage } from '../image/find.js';
+import type { Store } from '../store/store.js';
+import type { ImageSpec } from '../spec/model.js';
+import { storeLayerTar } from './layer-blobs.js';
+
+/** A base ready to build on. `key` seeds the step keys (a manifest digest, or a digest of what the base is). */
+export interface BaseState {
+  config: ImageConfig;
+  layers: Descriptor[];
+  key: Digest;
+  /** What to show for the FROM line. */
+  display: string;
+}
+
+/** An image of the same spec that this run already built (or found current). */
+export interface BuiltRef {
+  descriptor: Descriptor;
+  config: ImageConfig;
+  layers: Descriptor[];
+}
+
+/** What base resolution may call on. */
+export interface BaseContext {
+  store: Store;
+  /** Images of the spec built in this run, by key. */
+  built: (key: string) => Promise<BuiltRef>;
+  /** Fetches a registry image into the store; undefined when no registry client is wired. */
+  pull?: (ref: string, platform: Platform) => Promise<void>;
+  sourceDateEpoch: number;
+}
+
+/** The platform an image is built for. */
+export function platformOf(spec: ImageSpec): Platform {
+  return spec.platform ? parsePlatform(spec.platform) : hostPlatform();
+}
+
+/** Resolves `spec.from`. */
+export async function resolveBase(spec: ImageSpec, ctx: BaseContext): Promise<BaseState> {
+  const platform = platformOf(spec);
+  const from = spec.from;
+  switch (from.kind) {
+    case 'scratch':
+      return { config: emptyConfig(platform), layers: [], key: sha256(canonicalJson({ base: 'scratch', platform })), display: 'FROM scratch' };
+    case 'image': {
+      const b = await ctx.built(from.key);
+      return { config: b.config, layers: b.layers, key: b.descriptor.digest, display: `FROM ${from.key}` };
+    }
+    case 'ref': {
+      const found = await findRef(ctx, from.ref, platform, spec.key);
+      return { config: found.config, layers: found.layers, key: found.descriptor.digest, display: `FROM ${from.ref}` };
+    }
+    case 'rootfs': {
+      const layer = await packRootfs(ctx, from.path, spec.key);
+      const config = emptyConfig(platform);
+      config.rootfs.diff_ids = [layer.diffId];
+      config.history = [{ created: epochIso(ctx.sourceDateEpoch), created_by: `ROOTFS ${basename(from.path)}`, comment: 'Imported from rootfs' }];
+      return { config, layers: [layer.descriptor], key: sha256(canonicalJson({ base: 'rootfs', diffId: layer.diffId, platform })), display: `FROM rootfs ${basename(from.path)}` };
+    }
+    case 'archive':
+      throw new DimgError('ARCHIVE_BASE_UNSUPPORTED', `image ${spec.key}: building on an archive (${from.path}) needs it loaded first`, `run \`dimg image load -i ${from.path}\` and use the loaded image's name as \`from\``);
+  }
+}
+
+/** Finds a store image by reference, pulling it when missing (if a puller is wired). */
+export async function findRef(ctx: BaseContext, ref: string, platform: Platform, imageKey: string): Promise<BuiltRef> {
+  const load = async () => {
+    const f = await findImage(ctx.store, ref, platform);
+    return { descriptor: f.image.descriptor, config: f.image.config, layers: f.image.manifest.layers };
+  };
+  try {
+    return await load();
+  } catch (e) {
+    if (!isDimgError(e, 'IMAGE_NOT_FOUND')) throw e;
+    if (!ctx.pull) {
+      throw new DimgError('IMAGE_NOT_FOUND', `image ${imageKey}: base image ${ref} is not in the local store`, `pull it first: dimg image pull ${ref}`);
+    }
+    await ctx.pull(ref, platform);
+    return load();
+  }
+}
+
+/** A config with no layers for `platform`. */
+export function emptyConfig(platform: Platform): ImageConfig {
+  const c: ImageConfig = { architecture: platform.architecture, os: platform.os, config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] };
+  if (platform.variant) c.variant = platform.variant;
+  return c;
+}
+
+/** SOURCE_DATE_EPOCH as the RFC 3339 time configs carry (`1970-01-01T00:00:00Z`). */
+export function epochIso(seconds: number): string {
+  return new Date(seconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
+}
+
+async function packRootfs(ctx: BaseContext, path: string, imageKey: string) {
+  const st = await fs.stat(path).catch(() => undefined);
+  if (!st) throw new DimgError('ROOTFS_NOT_FOUND', `image ${imageKey}: rootfs ${path} does not exist`, 'give a directory or a tarball');
+  const layer = await import('../layer/index.js');
+  if (st.isDirectory()) {
+    // Ownership is kept as on disk (a rootfs says who owns what), mtimes are clamped, like `import`.
+    return storeLayerTar(ctx.store, layer.packDirectory(path, { sourceDateEpoch: ctx.sourceDateEpoch }));
+  }
+  return storeLayerTar(ctx.store, await layer.decompress(createReadStream(path), `rootfs ${path}`));
+}

@@ -1,0 +1,170 @@
+/**
+ * Turning a copy/add step into layer sources: resolving `src` (relative to the context or to the root
+ * of a `from` image; `*`, `?` and `[…]` wildcards per path segment), the destination (relative to
+ * WORKDIR; a trailing `/`, several sources or a wildcard make it a directory), ignore rules, `chown`
+ * (names resolved through the image's /etc/passwd and /etc/group) and `chmod`. `add` unpacks local
+ * tar archives (plain or compressed) into the destination. No root is needed for any of it.
+ */
+import { createReadStream, promises as fs } from 'node:fs';
+import { join, posix, relative } from 'node:path';
+import { DimgError } from '../errors.js';
+import type { CopyStep } from '../spec/model.js';
+import { IGNORE_FILES, IgnoreMatcher } from '../spec/ignore.js';
+import { compareBytes } from '../layer/paths.js';
+import type { CopyFilter, CopySource } from './copy-inputs.js';
+import type { LayerView } from './layer-view.js';
+import { resolveUser } from './users.js';
+
+/** A copy step resolved against its source root. */
+export interface ResolvedCopy {
+  /** Sources as they are on disk (archives not yet unpacked): what the cache key hashes. */
+  sources: CopySource[];
+  /** Which of `sources` are archives `add` will unpack (indexes into sources). */
+  archives: Set<number>;
+  filter?: CopyFilter;
+}
+
+/** Loads the context's ignore rules (`.dimgignore` wins over `.dockerignore`); undefined when none. */
+export async function loadIgnore(context: string): Promise<IgnoreMatcher | undefined> {
+  for (const name of IGNORE_FILES) {
+    const text = await fs.readFile(join(context, name), 'utf8').catch(() => undefined);
+    if (text !== undefined) {
+      const m = IgnoreMatcher.parse(text, join(context, name));
+      return m.empty ? undefined : m;
+    }
+  }
+  return undefined;
+}
+
+/** The packer/hasher filter for sources under `context` with `matcher`. */
+export function contextFilter(context: string, matcher: IgnoreMatcher | undefined): CopyFilter | undefined {
+  if (!matcher) return undefined;
+  return (rel, isDir, source) => {
+    const base = relative(context, source.from);
+    const path = base ? `${base.split('\\').join('/')}/${rel}` : rel;
+    if (!matcher.ignores(path, isDir)) return true;
+    return isDir ? !matcher.canSkipDir(path) : false;
+  };
+}
+
+/**
+ * Resolves `step` with `root` as the source root (the context, or a `from` image's unpacked root),
+ * `workdir` the WORKDIR in effect. Missing sources fail with COPY_SOURCE_NOT_FOUND naming `label`.
+ */
+export async function resolveCopy(step: CopyStep, root: string, workdir: string | undefined, matcher: IgnoreMatcher | undefined, label: string): Promise<ResolvedCopy> {
+  const dest = posix.resolve(workdir || '/', step.to);
+  const wild = step.src.some((s) => /[*?[]/.test(s));
+  const matches: string[] = [];
+  for (const src of step.src) {
+    const rel = posix.normalize(src.replace(/^\/+/, '') || '.');
+    if (rel === '..' || rel.startsWith('../')) {
+      throw new DimgError('COPY_SOURCE_OUTSIDE', `${label}: source ${src} is outside the build context`, 'sources must be inside the context directory');
+    }
+    const found = await expand(root, rel === '.' ? [] : rel.split('/'));
+    const kept = matcher ? found.filter((f) => f === '' || !matcher.ignores(f)) : found;
+    if (kept.length === 0) {
+      throw new DimgError('COPY_SOURCE_NOT_FOUND', `${label}: source ${src} not found in ${root}${found.length ? ' (excluded by the ignore file)' : ''}`, 'check the path (relative to the context) and the ignore file');
+    }
+    matches.push(...kept);
+  }
+  const destIsDir = step.to.endsWith('/') || matches.length > 1 || wild;
+  const destArchive = dest.replace(/^\/+/, '');
+  const sources: CopySource[] = [];
+  const archives = new Set<number>();
+  for (const m of matches) {
+    const abs = m ? join(root, m) : root;
+    const st = await fs.stat(abs).catch(() => undefined);
+    if (!st) throw new DimgError('COPY_SOURCE_NOT_FOUND', `${label}: source ${m} is a broken symlink`, 'fix or remove the link');
+    if (st.isDirectory()) {
+      sources.push({ from: abs, to: destArchive });
+    } else if (step.kind === 'add' && (await isTarArchive(abs))) {
+      archives.add(sources.length);
+      sources.push({ from: abs, to: destArchive });
+    } else {
+      sources.push({ from: abs, to: destIsDir ? posix.join(destArchive, posix.basename(m)) : destArchive });
+    }
+  }
+  return { sources, archives };
+}
+
+/** Matches path segments (with wildcards) under `root`; returns root-relative paths ('' = root). */
+async function expand(root: string, segs: string[]): Promise<string[]> {
+  let current = [''];
+  for (const seg of segs) {
+    const next: string[] = [];
+    for (const base of current) {
+      if (!/[*?[]/.test(seg)) {
+        const p = base ? `${base}/${seg}` : seg;
+        if (await fs.lstat(join(root, p)).then(() => true, () => false)) next.push(p);
+        continue;
+      }
+      const re = globSegment(seg);
+      const names = await fs.readdir(base ? join(root, base) : root).catch(() => [] as string[]);
+      for (const n of names.sort(compareBytes)) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
+    }
+    current = next;
+  }
+  return current;
+}
+
+function globSegment(seg: string): RegExp {
+  let re = '';
+  for (let i = 0; i < seg.length; i++) {
+    const c = seg[i]!;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = seg.indexOf(']', i + 1);
+      if (end < 0) re += '\\[';
+      else {
+        re += `[${seg.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\')}]`;
+        i = end;
+      }
+    } else re += /[.+^${}()|\\]/.test(c) ? `\\${c}` : c;
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** True for a tar archive, plain or compressed (decided by content, not by name). */
+export async function isTarArchive(path: string): Promise<boolean> {
+  const fh = await fs.open(path, 'r');
+  try {
+    const head = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(head, 0, 512, 0);
+    if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) return true; // gzip
+    if (bytesRead >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return true; // zstd
+    if (bytesRead >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return true; // xz
+    if (bytesRead >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') return true;
+    return bytesRead === 512 && head.subarray(257, 262).toString('latin1') === 'ustar';
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Unpacks an archive source of `add` into `dir` (flattened, ownership kept only as root). */
+export async function unpackArchive(path: string, dir: string): Promise<void> {
+  const { extractLayer } = await import('../layer/index.js');
+  await fs.mkdir(dir, { recursive: true });
+  await extractLayer(createReadStream(path), dir, { mode: 'flatten', subject: `archive ${path}` });
+}
+
+/**
+ * `chown` as numeric ids: `uid[:gid]` directly, names through the image's files (`view`). A user
+ * without a group gets gid = uid, as Docker's --chown does.
+ */
+export async function resolveChown(chown: string | undefined, view: LayerView | undefined, label: string): Promise<{ uid: number; gid: number }> {
+  if (!chown) return { uid: 0, gid: 0 };
+  const g = chown.split(':', 2)[1];
+  const passwd = view ? await view.readFile('etc/passwd') : undefined;
+  const group = view ? await view.readFile('etc/group') : undefined;
+  const ident = resolveUser(chown, passwd, group, label);
+  if (g === undefined || g === '') return { uid: ident.uid, gid: ident.uid };
+  return { uid: ident.uid, gid: ident.gid };
+}
+
+/** `chmod` as permission bits, or undefined. */
+export function parseChmod(chmod: string | undefined, label: string): number | undefined {
+  if (chmod === undefined) return undefined;
+  if (!/^[0-7]{3,4}$/.test(chmod)) throw new DimgError('CHMOD_INVALID', `${label}: chmod "${chmod}" is not an octal mode`, 'write it like 0755 or 644');
+  return parseInt(chmod, 8);
+}

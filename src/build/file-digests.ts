@@ -1,0 +1,73 @@
+/**
+ * Content digests of context files, memoised in the store (`build/file-digests.json`) by path and
+ * stat identity (inode, size, mtime, ctime): an unchanged 50 MiB file is not re-read on the next
+ * build, yet the cache keys built from these digests depend on content only, never on mtimes.
+ */
+import { createReadStream, promises as fs, type Stats } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Digest } from '../oci/digest.js';
+import { writeFileAtomic } from '../store/fsutil.js';
+
+const SMALL = 1 << 20;
+
+/** A memo of file digests, loaded once per build and saved at the end. */
+export class FileDigests {
+  private dirty = false;
+
+  private constructor(
+    private readonly path: string | undefined,
+    private readonly tmpDir: string | undefined,
+    private readonly memo: Map<string, { k: string; d: Digest }>,
+  ) {}
+
+  /** Loads the memo of the store rooted at `storeRoot` (an empty memo when absent or unreadable). */
+  static async load(storeRoot: string, tmpDir: string): Promise<FileDigests> {
+    const path = join(storeRoot, 'build', 'file-digests.json');
+    let memo = new Map<string, { k: string; d: Digest }>();
+    try {
+      memo = new Map(Object.entries(JSON.parse(await fs.readFile(path, 'utf8')) as Record<string, { k: string; d: Digest }>));
+    } catch {
+      /* first build, or a damaged memo: start empty */
+    }
+    return new FileDigests(path, tmpDir, memo);
+  }
+
+  /** A memo that is never saved (tests, one-off hashing). */
+  static inMemory(): FileDigests {
+    return new FileDigests(undefined, undefined, new Map());
+  }
+
+  /** The sha256 of the regular file at `path` whose lstat is `st`. */
+  async digest(path: string, st: Stats): Promise<Digest> {
+    const k = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    const hit = this.memo.get(path);
+    if (hit && hit.k === k) return hit.d;
+    const d = await hashFile(path, st.size);
+    this.memo.set(path, { k, d });
+    this.dirty = true;
+    return d;
+  }
+
+  /** Writes the memo back when it changed (best effort: a lost memo only costs re-hashing). */
+  async save(): Promise<void> {
+    if (!this.dirty || !this.path || !this.tmpDir) return;
+    try {
+      await fs.mkdir(join(this.path, '..'), { recursive: true });
+      await writeFileAtomic(this.path, JSON.stringify(Object.fromEntries(this.memo)), this.tmpDir);
+      this.dirty = false;
+    } catch {
+      /* see above */
+    }
+  }
+}
+
+async function hashFile(path: string, size: number): Promise<Digest> {
+  const h = createHash('sha256');
+  if (size <= SMALL) {
+    h.update(await fs.readFile(path));
+  } else {
+    for await (const chunk of createReadStream(path, { highWaterMark: SMALL })) h.update(chunk as Buffer);
+  }
+  return `sha256:${h.digest('hex')}`;
+}

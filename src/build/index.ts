@@ -1,0 +1,6 @@
+/** The build module: spec images → layers and images in the local store. */
+export { buildImage, sourceDateEpochOf, stepKey, type BuildOptions, type BuiltImage } from './builder.js';
+export { buildSpec, selectImages, dependenciesOf, type SpecBuildOptions } from './graph.js';
+export { runInSandbox, detectRunDriver, type RunDriver, type RunRequest, type DriverInfo, type ParentLayer, type SecretMount } from './sandbox.js';
+export { stepLine, type BuildEvent, type BuildListener } from './events.js';
+export { FileDigests } from './file-digests.js';

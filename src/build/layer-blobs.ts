@@ -1,0 +1,46 @@
+/**
+ * Storing a freshly packed layer tar and opening parent layers for unpacking. Layers dimg builds are
+ * stored uncompressed (media type `…layer.v1.tar`, digest = diff_id); compression happens at push.
+ */
+import { createWriteStream, promises as fs } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { hashTar } from '../layer/hash.js';
+import { MediaType } from '../oci/media-types.js';
+import type { Digest } from '../oci/digest.js';
+import type { Descriptor } from '../oci/types.js';
+import type { Store } from '../store/store.js';
+import { tempPath } from '../store/fsutil.js';
+
+/** A stored layer: its manifest descriptor and diff_id. */
+export interface StoredLayer {
+  descriptor: Descriptor;
+  diffId: Digest;
+}
+
+/**
+ * Streams `tar` into a temp file while hashing it, then adopts it into the blob store (fsync + rename)
+ * and records it in the layer index. Nothing is visible under the final name unless complete.
+ */
+export async function storeLayerTar(store: Store, tar: Readable): Promise<StoredLayer> {
+  const tmp = tempPath(store.tmpDir, 'layer');
+  try {
+    const { diffId, size } = await hashTar(tar, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+    await store.blobs.adopt(tmp, diffId);
+    await store.layers.add(diffId, { digest: diffId, mediaType: MediaType.ociLayer, size }, size);
+    return { descriptor: { mediaType: MediaType.ociLayer, digest: diffId, size }, diffId };
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}
+
+/**
+ * Opens a layer's content as stored (possibly compressed): the uncompressed blob when the store has
+ * one for `diffId` (no decompression), else the manifest's blob. Readers decompress by magic bytes.
+ */
+export async function openLayer(store: Store, layer: Descriptor, diffId: Digest): Promise<Readable> {
+  const rec = await store.layers.get(diffId).catch(() => undefined);
+  const plain = rec?.blobs.find((b) => b.mediaType === MediaType.ociLayer && b.digest === diffId);
+  if (plain && (await store.blobs.has(plain.digest))) return store.blobs.open(plain.digest, plain.size);
+  const { decompress } = await import('../layer/compression.js');
+  return decompress(store.blobs.open(layer.digest, layer.size), `layer ${layer.digest}`);
+}
