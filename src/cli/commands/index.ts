@@ -8,6 +8,8 @@ import { register as registerImageLocal } from './image-local.js';
 import { register as registerImageArchive } from './image-archive.js';
 import { register as registerInfo } from './info.js';
 import { register as registerStore } from './store.js';
+import { register as registerRegistry } from './registry.js';
+import { register as registerSpec } from './spec.js';
 
 /** Adds all dimg commands to `program`. */
 export function registerCommands(program: Command): void {
@@ -16,4 +18,6 @@ export function registerCommands(program: Command): void {
   registerImageArchive(program);
   registerInfo(program);
   registerStore(program);
+  registerRegistry(program);
+  registerSpec(program);
 }
