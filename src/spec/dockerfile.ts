@@ -159,12 +159,15 @@ export function compileDockerfile(opts: CompileDockerfileOptions): CompiledDocke
       continue;
     }
     if (inst.keyword === 'FROM') {
-      const parts = (words(inst, inst.args) ?? []).filter((w) => w !== '');
       // FROM sees only the global ARGs (and the automatic platform ones).
+      stage = undefined;
+      const parts = (words(inst, inst.args) ?? []).filter((w) => w !== '');
       const m = parts.length === 1 || (parts.length === 3 && parts[1]!.toLowerCase() === 'as');
       if (!m) {
         fail(inst, 'expected "FROM IMAGE [AS NAME]"');
-        stage = undefined;
+        // Keep a stage so the instructions below are still checked, without cascading errors.
+        stage = { index: stages.length, line: inst.line, from: { kind: 'scratch' }, deps: new Set(), steps: [], stepLines: [], args: new Map(), env: new Map(), shell: DEFAULT_SHELL };
+        stages.push(stage);
         continue;
       }
       const name = parts[2]?.toLowerCase();
