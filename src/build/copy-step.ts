@@ -67,7 +67,9 @@ export async function resolveCopy(step: CopyStep, root: string, workdir: string 
     }
     matches.push(...kept);
   }
-  const destIsDir = step.to.endsWith('/') || matches.length > 1 || wild;
+  // Docker copies into a directory destination: a trailing `/` or `.`, several sources, a wildcard,
+  // or the WORKDIR itself (which always is a directory).
+  const destIsDir = step.to.endsWith('/') || step.to === '.' || step.to.endsWith('/.') || matches.length > 1 || wild || (workdir !== undefined && dest === posix.resolve('/', workdir));
   const destArchive = dest.replace(/^\/+/, '');
   const sources: CopySource[] = [];
   const archives = new Set<number>();

@@ -10,6 +10,7 @@ import { register as registerInfo } from './info.js';
 import { register as registerStore } from './store.js';
 import { register as registerRegistry } from './registry.js';
 import { register as registerSpec } from './spec.js';
+import { register as registerBuild } from './build.js';
 
 /** Adds all dimg commands to `program`. */
 export function registerCommands(program: Command): void {
@@ -20,4 +21,5 @@ export function registerCommands(program: Command): void {
   registerStore(program);
   registerRegistry(program);
   registerSpec(program);
+  registerBuild(program);
 }
