@@ -3,7 +3,7 @@
  * directories and files on disk and from explicit entries. Later sources override earlier ones at the
  * same path, the way copying several sources to one destination does, so the tar never holds a path twice.
  */
-import { promises as fs, type Stats } from 'node:fs';
+import { lstatSync, promises as fs, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { DimgError, messageOf } from '../errors.js';
 import { WHITEOUT_PREFIX, compareBytes, normalizeArchivePath } from './paths.js';
@@ -192,9 +192,12 @@ class Walker {
   }
 
   async walkDir(dirAbs: string, dirRel: string, node: TreeNode): Promise<void> {
+    // Synchronous per directory (one event-loop turn between directories): thousands of lstat calls
+    // through the thread pool cost ten times more than doing them inline.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     let names: Buffer[];
     try {
-      names = await fs.readdir(dirAbs, { encoding: 'buffer' });
+      names = readdirSync(dirAbs, { encoding: 'buffer' });
     } catch (err) {
       throw new DimgError('LAYER_BAD_SOURCE', `layer source ${dirAbs}: ${messageOf(err)}`, 'check that the directory is readable');
     }
@@ -205,9 +208,13 @@ class Walker {
       }
       return name;
     }).sort(compareBytes);
-    const stats = await Promise.all(decoded.map((name) => fs.lstat(join(dirAbs, name)).catch((err: unknown) => {
-      throw new DimgError('LAYER_BAD_SOURCE', `layer source ${join(dirAbs, name)}: ${messageOf(err)}`, 'the file changed or vanished while the layer was being made; retry');
-    })));
+    const stats = decoded.map((name) => {
+      try {
+        return lstatSync(join(dirAbs, name));
+      } catch (err) {
+        throw new DimgError('LAYER_BAD_SOURCE', `layer source ${join(dirAbs, name)}: ${messageOf(err)}`, 'the file changed or vanished while the layer was being made; retry');
+      }
+    });
     const subdirs: Array<Promise<void>> = [];
     for (let i = 0; i < decoded.length; i++) {
       const name = decoded[i]!;
@@ -219,7 +226,7 @@ class Walker {
         throw new DimgError('LAYER_BAD_SOURCE', `layer source ${abs}: a file named ${name} would be read as a whiteout by every image consumer`, 'rename it or exclude it from the layer');
       }
       const entry = this.entryFor(abs, st);
-      if (entry.kind === 'symlink') entry.target = await fs.readlink(abs);
+      if (entry.kind === 'symlink') entry.target = readlinkSync(abs);
       const child = placeEntry(node, [name], entry);
       if (entry.kind === 'directory') subdirs.push(this.walkDir(abs, rel, child));
     }
