@@ -122,3 +122,43 @@ test('a secret is readable during its RUN, read-only, and absent from the layer'
   assert.match(out, /readonly/);
   assert.equal(readFileSync(secret, 'utf8'), 's3cr3t-value\n');
 });
+
+test('the copy-based driver gives the same change: files, whiteouts, no mount points', async (t) => {
+  requireRoot('the RUN sandbox test');
+  const { storeOptions } = await import('../../src/store/defaults.js');
+  const store = await Store.open(join(tempDir(t), 'store'), storeOptions());
+  const parent = busyboxLayer(t);
+  await runInSandbox(
+    {
+      store,
+      parents: [parent],
+      driver: 'copy',
+      argv: ['/bin/sh', '-c', 'echo hi > /new.txt; rm /etc/victim; rm -rf /d && mkdir /d && touch /d/new'],
+      env: [],
+      label: '[t 1/1] RUN copy',
+    },
+    async ({ diffDir, driver }) => {
+      assert.equal(driver, 'copy');
+      assert.equal(readFileSync(join(diffDir, 'new.txt'), 'utf8'), 'hi\n');
+      const wh = lstatSync(join(diffDir, 'etc', 'victim'));
+      assert.ok(wh.isCharacterDevice() && wh.rdev === 0);
+      const old = lstatSync(join(diffDir, 'd', 'old'));
+      assert.ok(old.isCharacterDevice() && old.rdev === 0, 'a replaced dir whiteouts its old children');
+      assert.ok(existsSync(join(diffDir, 'd', 'new')));
+      for (const p of ['proc', 'dev', 'etc/resolv.conf', 'etc/hosts']) assert.ok(!existsSync(join(diffDir, p)), `${p} is not in the diff`);
+    },
+  );
+  assert.deepEqual((await fs.readdir(store.overlay.dir)).filter((n) => n.startsWith('.tmp-')), []);
+});
+
+test('a RUN step costs little: 5 sequential RUNs of `true` on busybox', async (t) => {
+  requireRoot('the RUN sandbox test');
+  const store = await storeWithTarUnpack(join(tempDir(t), 'store'));
+  const parent = busyboxLayer(t);
+  await runInSandbox({ store, parents: [parent], argv: ['true'], env: [], label: 'warm' }, async () => undefined);
+  const t0 = Date.now();
+  for (let i = 0; i < 5; i++) await runInSandbox({ store, parents: [parent], argv: ['true'], env: [], label: `[t ${i}] RUN true` }, async () => undefined);
+  const per = (Date.now() - t0) / 5;
+  t.diagnostic(`per RUN: ${per.toFixed(0)} ms`);
+  assert.ok(per < 1000, `a RUN of true took ${per} ms`);
+});
