@@ -74,6 +74,7 @@ export async function extractLayer(tar: Readable, target: string, opts: ExtractO
   const x = new Extraction(new SafeRoot(await fs.realpath(target)), opts);
   const input = await decompress(tar, opts.subject ?? 'layer');
   const ex = tarStream.extract();
+  captureRawPax(ex);
   input.on('error', (err) => ex.destroy(err));
   input.pipe(ex);
   try {
@@ -261,13 +262,14 @@ class Extraction {
   }
 
   private collectXattrs(name: string, rel: string, h: Header): void {
-    if (!h.pax) return;
-    for (const [key, value] of Object.entries(h.pax as Record<string, string>)) {
+    const raw = (h as Header & { [RAW_PAX]?: Buffer })[RAW_PAX];
+    if (!raw) return;
+    for (const [key, value] of parsePaxRecords(raw, name)) {
       if (!key.startsWith(XATTR_PREFIX)) continue;
       const attr = key.slice(XATTR_PREFIX.length);
       // An archive must never forge overlay whiteouts or opaque dirs through xattrs.
       if (/^[a-z]+\.overlay\./.test(attr)) continue;
-      this.xattrs.push({ path: this.root.abs(rel), name: attr, value: Buffer.from(value, 'utf8'), rel, entry: name });
+      this.xattrs.push({ path: this.root.abs(rel), name: attr, value, rel, entry: name });
     }
   }
 
@@ -296,6 +298,56 @@ class Extraction {
       if (st?.isDirectory()) await fs.utimes(this.root.abs(rel), t, t);
     }
   }
+}
+
+const RAW_PAX = Symbol('rawPax');
+
+/**
+ * tar-stream decodes PAX values as UTF-8, which corrupts binary xattrs such as security.capability.
+ * This keeps each PAX header's raw bytes and attaches them to the entry they describe, by wrapping
+ * two of its extractor's methods (checked here, and covered by a binary-xattr test).
+ */
+function captureRawPax(ex: unknown): void {
+  const x = ex as {
+    _decodeLongHeader?: (buf: Buffer) => unknown;
+    _applyLongHeaders?: () => unknown;
+    _header: (Header & { [RAW_PAX]?: Buffer }) | null;
+  };
+  const decode = x._decodeLongHeader;
+  const apply = x._applyLongHeaders;
+  if (typeof decode !== 'function' || typeof apply !== 'function') {
+    throw new Error('tar-stream internals changed: cannot read raw PAX records (update src/layer/extract.ts)');
+  }
+  let pending: Buffer | undefined;
+  x._decodeLongHeader = function (this: typeof x, buf: Buffer) {
+    if ((this._header?.type as string | undefined) === 'pax-header') pending = Buffer.from(buf);
+    return decode.call(this, buf);
+  };
+  x._applyLongHeaders = function (this: typeof x) {
+    const r = apply.call(this);
+    if (pending && this._header) this._header[RAW_PAX] = pending;
+    pending = undefined;
+    return r;
+  };
+}
+
+/** PAX records (`LEN key=value\n`) with values as raw bytes. */
+export function parsePaxRecords(buf: Buffer, entry: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let off = 0;
+  while (off < buf.length) {
+    const space = buf.indexOf(0x20, off);
+    const len = space === -1 ? NaN : Number(buf.toString('latin1', off, space));
+    if (!Number.isInteger(len) || len <= 0 || off + len > buf.length) {
+      if (buf.subarray(off).every((b) => b === 0)) break;
+      throw new DimgError('LAYER_CORRUPT', `layer entry ${JSON.stringify(entry)}: malformed PAX record`, 'the layer archive is damaged');
+    }
+    const rec = buf.subarray(space + 1, off + len - 1); // drop the trailing newline
+    const eq = rec.indexOf(0x3d);
+    if (eq > 0) out.set(rec.toString('utf8', 0, eq), Buffer.from(rec.subarray(eq + 1)));
+    off += len;
+  }
+  return out;
 }
 
 async function drain(body: Body): Promise<void> {

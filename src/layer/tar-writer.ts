@@ -36,7 +36,8 @@ export interface PackOptions {
   /**
    * Overlay upper-dir mode: 0/0 character devices (and zero-size files carrying the overlay
    * `whiteout` xattr) become empty `.wh.NAME` files with mode 0600; directories whose overlay `opaque`
-   * xattr is `y` are followed by `DIR/.wh..wh..opq`. Xattrs are read with one getfattr per source.
+   * xattr is `y` are followed by `DIR/.wh..wh..opq`; files' `security.capability` is recorded as PAX
+   * `SCHILY.xattr.security.capability`. Xattrs are read with one getfattr per source.
    */
   overlay?: boolean;
   /** Which xattr namespace overlayfs used: `trusted` (default) or `user` (mounted with userxattr). */
@@ -220,7 +221,7 @@ function planEntries(root: TreeNode, opts: PackOptions): Planned[] {
           return;
         }
         if (e.fileId !== undefined) firstOfInode.set(e.fileId, path);
-        out.push({ header: header(path, 'file', e.attrs, { size: e.size }), src: e.src });
+        out.push({ header: header(path, 'file', e.attrs, { size: e.size, xattrs: e.xattrs }), src: e.src });
         return;
       }
       case 'data':

@@ -19,7 +19,7 @@ export interface EntryAttrs {
 
 /** One node's content. `fileId` (dev:ino) is set for regular files with more than one link. */
 export type NodeEntry =
-  | { kind: 'file'; attrs: EntryAttrs; src: string; size: number; fileId?: string }
+  | { kind: 'file'; attrs: EntryAttrs; src: string; size: number; fileId?: string; xattrs?: Map<string, Buffer> }
   | { kind: 'data'; attrs: EntryAttrs; data: Buffer }
   | { kind: 'directory'; attrs: EntryAttrs; opaque?: boolean }
   | { kind: 'symlink'; attrs: EntryAttrs; target: string }
@@ -176,7 +176,7 @@ class Walker {
     }
     if (st.isFile()) {
       if (this.xattrs?.whiteout.has(abs) && st.size === 0) return { kind: 'whiteout', attrs: { ...this.attrs(st, false), mode: 0o600 } };
-      return { kind: 'file', attrs: this.attrs(st, false), src: abs, size: st.size, fileId: st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined };
+      return { kind: 'file', attrs: this.attrs(st, false), src: abs, size: st.size, fileId: st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined, xattrs: this.xattrs?.recorded.get(abs) };
     }
     if (st.isSymbolicLink()) return { kind: 'symlink', attrs: this.attrs(st, false), target: '' };
     if (st.isCharacterDevice() || st.isBlockDevice()) {

@@ -7,11 +7,19 @@
 import { spawn } from 'node:child_process';
 import { DimgError } from '../errors.js';
 
-/** Which directories of an overlay upper dir are opaque, and which files are xattr-style whiteouts. */
+/**
+ * Which directories of an overlay upper dir are opaque, which files are xattr-style whiteouts, and
+ * the xattrs worth recording in the layer (`security.capability`, as Docker records, so a RUN's
+ * setcap survives).
+ */
 export interface OverlayXattrs {
   opaque: Set<string>;
   whiteout: Set<string>;
+  recorded: Map<string, Map<string, Buffer>>;
 }
+
+/** Xattrs a layer records from disk. */
+export const RECORDED_XATTRS = ['security.capability'];
 
 function attrMissing(tool: string): DimgError {
   return new DimgError('LAYER_TOOL_MISSING', `${tool} is not installed (needed for overlay xattrs)`, 'install it: apt-get install -y attr');
@@ -37,7 +45,7 @@ export function unquoteName(raw: Buffer): string {
   const bytes: number[] = [];
   for (let i = 0; i < raw.length; i++) {
     const b = raw[i]!;
-    if (b === 0x5c && i + 3 < raw.length + 0 && /^[0-7]{3}$/.test(raw.toString('latin1', i + 1, i + 4))) {
+    if (b === 0x5c && i + 3 < raw.length && /^[0-7]{3}$/.test(raw.toString('latin1', i + 1, i + 4))) {
       bytes.push(parseInt(raw.toString('latin1', i + 1, i + 4), 8));
       i += 3;
     } else {
@@ -88,13 +96,15 @@ export function parseDump(dump: Buffer): Map<string, Map<string, Buffer>> {
  * Paths in the result are `root` joined with the relative path, as the walker builds them.
  */
 export async function readOverlayXattrs(root: string, prefix: 'trusted' | 'user'): Promise<OverlayXattrs> {
-  const pattern = `^${prefix}\\.overlay\\.(opaque|whiteout)$`;
+  const pattern = `^(${prefix}\\.overlay\\.(opaque|whiteout)|security\\.capability)$`;
   const r = await runTool('getfattr', ['-R', '-h', '--absolute-names', '-d', '-e', 'hex', '-m', pattern, '--', root]);
   if (r.code !== 0) {
     throw new DimgError('LAYER_XATTR_FAILED', `reading overlay xattrs under ${root} failed: ${r.stderr.trim()}`, 'the directory must be an overlay upper dir on a file system with xattr support');
   }
-  const out: OverlayXattrs = { opaque: new Set(), whiteout: new Set() };
+  const out: OverlayXattrs = { opaque: new Set(), whiteout: new Set(), recorded: new Map() };
   for (const [path, attrs] of parseDump(r.stdout)) {
+    const keep = new Map([...attrs].filter(([name]) => RECORDED_XATTRS.includes(name)));
+    if (keep.size > 0) out.recorded.set(path, keep);
     const opaque = attrs.get(`${prefix}.overlay.opaque`);
     if (opaque && opaque.toString('latin1') === 'y') out.opaque.add(path);
     if (attrs.has(`${prefix}.overlay.whiteout`)) out.whiteout.add(path);

@@ -32,6 +32,14 @@ function getfattr(path: string, name: string): string | undefined {
   return m?.[1];
 }
 
+/** cap_setfcap=ep: its permitted word ends in 0x80, which is not valid UTF-8 on its own. */
+const CAP = '0x0100000200000080000000000000000000000000';
+
+function getfattrHex(path: string, name: string): string | undefined {
+  const out = run('getfattr', ['-h', '--absolute-names', '-d', '-e', 'hex', '-m', `^${name.replace(/\./g, '\\.')}$`, path]);
+  return out.match(new RegExp(`${name.replace(/\./g, '\\.')}=(0x[0-9a-f]+)`))?.[1];
+}
+
 /** A lower tree as a base image would have it. */
 async function lowerTree(dir: string): Promise<void> {
   await fs.mkdir(join(dir, 'etc/conf.d'), { recursive: true });
@@ -61,6 +69,8 @@ test('overlay upper dir → layer → overlay lowerdir and flattened rootfs: whi
     await fs.writeFile(join(merged, 'etc/conf.d/new'), 'new');
     await fs.rm(join(merged, 'var/cache'), { recursive: true });
     await fs.writeFile(join(merged, 'added'), 'added');
+    await fs.writeFile(join(merged, 'captool'), 'binary');
+    run('setfattr', ['-n', 'security.capability', '-v', CAP, join(merged, 'captool')]);
   } finally {
     run('umount', [merged]);
   }
@@ -71,6 +81,7 @@ test('overlay upper dir → layer → overlay lowerdir and flattened rootfs: whi
   const entries = await names(tar);
   assert.deepEqual(entries.map(([n, ty]) => `${n} ${ty}`), [
     'added file',
+    'captool file',
     'etc/ directory',
     'etc/.wh.remove-me file',
     'etc/conf.d/ directory',
@@ -80,6 +91,13 @@ test('overlay upper dir → layer → overlay lowerdir and flattened rootfs: whi
     'var/.wh.cache file',
   ]);
   assert.equal(entries.find(([n]) => n === 'etc/.wh.remove-me')![2], 0o600);
+
+  // GNU tar reads the recorded capability (binary, with a byte that is not UTF-8) back unchanged.
+  const gnu = join(work, 'gnu');
+  await fs.mkdir(gnu);
+  await fs.writeFile(join(work, 'layer.tar'), tar);
+  run('tar', ['--xattrs', '--xattrs-include=security.capability', '-xpf', join(work, 'layer.tar'), '-C', gnu, 'captool']);
+  assert.equal(getfattrHex(join(gnu, 'captool'), 'security.capability'), CAP);
 
   // Overlay mode: a fresh lowerdir with the kernel's own representation, and no marker files.
   const layerDir = join(work, 'layer');
@@ -92,6 +110,7 @@ test('overlay upper dir → layer → overlay lowerdir and flattened rootfs: whi
   assert.equal(getfattr(join(layerDir, 'etc/conf.d'), 'trusted.overlay.opaque'), 'y');
   assert.deepEqual(readdirSync(join(layerDir, 'etc')).sort(), ['conf.d', 'remove-me']);
   assert.deepEqual(readdirSync(join(layerDir, 'etc/conf.d')), ['new']);
+  assert.equal(getfattrHex(join(layerDir, 'captool'), 'security.capability'), CAP, 'binary xattr survives extraction');
 
   // The kernel agrees: stacking the extracted layer on the lower tree hides exactly what was deleted.
   const view = join(work, 'view');
