@@ -38,6 +38,7 @@ export interface ParsedDockerfile {
 
 const DIRECTIVE = /^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$/;
 const HEREDOC = /<<-?\s*["']?[A-Za-z_][A-Za-z0-9_]*["']?/;
+const HEREDOC_NAME = /<<(-?)\s*["']?([A-Za-z_][A-Za-z0-9_]*)["']?/;
 
 /** Splits Dockerfile text into instructions. Never throws; problems carry their line. */
 export function parseDockerfile(text: string): ParsedDockerfile {
@@ -84,6 +85,14 @@ export function parseDockerfile(text: string): ParsedDockerfile {
     }
     const inst = splitInstruction(joined.trim(), start + 1, problems);
     if (inst) instructions.push(inst);
+    else {
+      // A rejected heredoc: skip its body so its lines are not read as instructions.
+      const h = HEREDOC_NAME.exec(joined);
+      if (h) {
+        while (i < lines.length && lines[i]!.replace(h[1] === '-' ? /^\t+/ : /^$/, '') !== h[2]) i++;
+        i++;
+      }
+    }
   }
   return { instructions, escape, problems };
 }

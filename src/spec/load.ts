@@ -10,7 +10,7 @@ import { formatReference, isValidTag, parseReference } from '../oci/reference.js
 import type { BaseSpec, CopyFrom, ImageSpec, RegistrySpec, Spec, Step, TargetSpec } from './model.js';
 import { deepFreeze } from './model.js';
 import type { GitInfo, SpecPorts } from './ports.js';
-import { SpecError, didYouMean, sortProblems, type Problem } from './problems.js';
+import { SpecError, closest, didYouMean, sortProblems, type Problem } from './problems.js';
 import { parseYaml, keyRange, rangeForPath, nodeAt, type JsonPath, type ParsedYaml } from './yaml-source.js';
 import { checkSchema } from './schema-check.js';
 import { renderTemplate, usesGit } from './template.js';
@@ -169,9 +169,9 @@ class Normaliser {
     }
     if (!/[/:@]/.test(name)) {
       // A bare word is an image key of this file; a typo must not silently become a Docker Hub pull.
-      return {
-        problem: `"${name}" names no image of this file${didYouMean(name, keys)}; to use a registry image, give a tag or full name (e.g. docker.io/library/${name}:latest)`,
-      };
+      const hint = `a registry image needs a tag or a full name, e.g. docker.io/library/${name}:latest`;
+      const guess = closest(name, keys);
+      return { problem: guess ? `"${name}" names no image of this file; did you mean "${guess}"? (${hint})` : `"${name}" names no image of this file (${hint})` };
     }
     try {
       return { base: { kind: 'ref', ref: formatReference(parseReference(name)) } };

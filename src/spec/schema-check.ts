@@ -205,7 +205,8 @@ function jsonType(v: unknown): string {
 
 function stepKindIssue(path: JsonPath, data: unknown): SchemaIssue {
   const keys = data && typeof data === 'object' ? Object.keys(data) : [];
-  const kinds = keys.filter((k) => (STEP_KINDS as readonly string[]).includes(k));
+  // `env` beside `run` is the run step's option, not a second kind.
+  const kinds = keys.filter((k) => (STEP_KINDS as readonly string[]).includes(k) && !(k === 'env' && keys.includes('run')));
   if (kinds.length > 1) {
     return { path, key: kinds[1], message: `${pathString(path)}: one step has several kinds (${kinds.map((k) => `"${k}"`).join(' and ')}); make them separate steps` };
   }
