@@ -32,7 +32,7 @@ test('login/logout with config.json: verified, stored with the unencrypted warni
   // Wrong password: refused, nothing stored.
   const bad = await run(['login', reg.host, '-u', USER, '--password-stdin'], 'wrong-pass-123\n');
   assert.equal(bad.code, 1, bad.stderr);
-  assert.match(bad.stderr, /error: registry 127\.0\.0\.1:\d+.*\nhint: /);
+  assert.match(bad.stderr, /error: login to 127\.0\.0\.1:\d+ failed: the registry rejected the username or password.*\nhint: /);
   assert.equal(existsSync(join(cfg, 'config.json')), false);
 
   const ok = await run(['login', reg.host, '-u', USER, '--password-stdin'], `${PASS}\n`);

@@ -80,26 +80,70 @@ test('blobs: monolithic upload, HEAD skips existing, verified download, mount ac
   await assert.rejects(a.getBlob(sha256('absent'), 6), (e: unknown) => isDimgError(e) && e.code.startsWith('REGISTRY_BLOB_UNKNOWN') && e.message.includes(proxy.host) && e.message.includes('blobs/a'));
 });
 
-test('blobs: a 24 MiB blob is streamed in PATCH chunks and a corrupt source is refused', async (t) => {
+test('blobs: a 64 MiB blob is streamed in PATCH chunks with bounded memory; a corrupt source is refused', async (t) => {
   const reg = await startRegistry();
   t.after(() => reg.stop());
   const proxy = await startFaultProxy(reg.url);
   t.after(() => proxy.stop());
-  const client = new RegistryClient({ monolithicMax: 1 << 20, chunkSize: 5 << 20 });
+  const client = new RegistryClient({ monolithicMax: 1 << 20, chunkSize: 16 << 20 });
   t.after(() => client.close());
   const repo = client.repository({ domain: proxy.host, path: 'big/blob' });
-  const size = 24 * 1024 * 1024 + 123;
+  const size = 64 * 1024 * 1024 + 123;
   const digest = await digestOfStream(patternStream(size, 'big'));
   let progress = 0;
-  assert.equal(await repo.uploadBlob(digest, size, () => patternStream(size, 'big'), { onProgress: (n) => (progress = n) }), 'uploaded');
-  assert.equal(proxy.counts.PATCH, 5, 'five 5 MiB chunks');
+  // Buffer memory (arrayBuffers) sampled during the upload: it must stay far below the blob's size.
+  let peak = 0;
+  const base = process.memoryUsage().arrayBuffers;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().arrayBuffers - base)), 20);
+  try {
+    assert.equal(await repo.uploadBlob(digest, size, () => patternStream(size, 'big'), { onProgress: (n) => (progress = n) }), 'uploaded');
+  } finally {
+    clearInterval(sampler);
+  }
+  assert.ok(peak < 24 << 20, `upload held ${peak} bytes of buffers`);
+  assert.equal(proxy.counts.PATCH, 5, 'four 16 MiB chunks and the rest');
   assert.equal(progress, size);
   assert.equal(await digestOfStream(await repo.getBlob(digest, size)), digest);
 
   // A source whose bytes do not match the digest fails locally with DIGEST_MISMATCH, and nothing is stored.
-  const bad = await digestOfStream(patternStream(size, 'other'));
-  await assert.rejects(repo.uploadBlob(bad, size, () => patternStream(size, 'big')), (e: unknown) => isDimgError(e, 'DIGEST_MISMATCH'));
+  const small = 3 * 1024 * 1024;
+  const bad = await digestOfStream(patternStream(small, 'other'));
+  await assert.rejects(repo.uploadBlob(bad, small, () => patternStream(small, 'big')), (e: unknown) => isDimgError(e, 'DIGEST_MISMATCH'));
   assert.equal(await repo.blobExists(bad), false);
+});
+
+test('mirrors: pulls read from the mirror first and fall back to the origin', async (t) => {
+  const origin = await startRegistry();
+  t.after(() => origin.stop());
+  const mirrorReg = await startRegistry();
+  t.after(() => mirrorReg.stop());
+  const mirror = await startFaultProxy(mirrorReg.url);
+  t.after(() => mirror.stop());
+  const direct = new RegistryClient();
+  t.after(() => direct.close());
+  const img = makeImage();
+  await pushImage(direct.repository({ domain: origin.host, path: 'lib/app' }), img, 'v1');
+  await pushImage(direct.repository({ domain: mirrorReg.host, path: 'lib/app' }), img, 'v1');
+  const only = makeImage();
+  await pushImage(direct.repository({ domain: origin.host, path: 'lib/app' }), only, 'origin-only');
+
+  const logs: string[] = [];
+  const client = new RegistryClient({ mirrors: { [origin.host]: [mirror.host] }, log: (l) => logs.push(l) });
+  t.after(() => client.close());
+  const src = client.pullSource(parseReference(`${origin.host}/lib/app:v1`));
+  assert.equal((await src.manifest('v1')).digest, img.digest);
+  assert.equal(sha256(await readAllStream(await src.blob(img.layers[0]!.desc))), img.layers[0]!.desc.digest);
+  assert.ok((mirror.counts.GET ?? 0) >= 2, 'served by the mirror');
+
+  // Absent on the mirror: the origin answers.
+  assert.equal((await src.manifest('origin-only')).digest, only.digest);
+  assert.ok(logs.some((l) => l.includes(`mirror ${mirror.host} failed`)));
+  // Mirror down: the origin answers.
+  mirror.inject({ kind: 'status', status: 503, count: 1000 });
+  const noRetry = new RegistryClient({ mirrors: { [origin.host]: [mirror.host] }, retry: { attempts: 1 } });
+  t.after(() => noRetry.close());
+  const copied = await noRetry.copyImage(parseReference(`${origin.host}/lib/app:v1`), parseReference(`${mirrorReg.host}/copied/app:v1`));
+  assert.equal(copied.digest, img.digest);
 });
 
 test('manifests: put/get/head/delete by tag and digest, tags listed, errors name registry and repository', async (t) => {

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { DimgError } from '../../errors.js';
+import { DimgError, isDimgError } from '../../errors.js';
 import type { Digest } from '../../oci/digest.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { familiarString, parseReference, type Reference } from '../../oci/reference.js';
@@ -99,6 +99,11 @@ export async function login(server: string | undefined, flags: LoginFlags): Prom
   const client = new RegistryClient(clientOptions(flags, [domain]));
   try {
     await client.verifyCredential(domain, { username: flags.username, password });
+  } catch (e) {
+    if (isDimgError(e, 'REGISTRY_UNAUTHORIZED') || isDimgError(e, 'REGISTRY_DENIED')) {
+      throw new DimgError('LOGIN_FAILED', `login to ${domain} failed: the registry rejected the username or password (${e.message})`, 'check the username and password; nothing was stored');
+    }
+    throw e;
   } finally {
     client.close();
   }
