@@ -7,5 +7,5 @@ export type { LayerSource, ExplicitEntry, EntryAttrs } from './walk.js';
 export { hashTar, writeLayer, type TarDigest, type WrittenLayer } from './hash.js';
 export { detectCompression, decompress, gzip, peek, MAGIC_BYTES, type Compression } from './compression.js';
 export { gzipParallel, type ParallelGzipOptions } from './pgzip.js';
-export { WHITEOUT_PREFIX, OPAQUE_MARKER } from './paths.js';
+export { WHITEOUT_PREFIX, OPAQUE_MARKER, compareBytes, normalizeArchivePath } from './paths.js';
 export { extractLayer, type ExtractOptions, type ExtractLimits, type ExtractResult } from './extract.js';

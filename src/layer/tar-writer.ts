@@ -81,7 +81,7 @@ export function packDirectory(dir: string, opts: PackOptions = {}): Readable {
  *   bytes on any machine.
  * - Hard links among files read from disk (same dev and inode) are written once, later occurrences as
  *   typeflag 1 pointing at the first in archive order. Symlink targets are verbatim. Character and block
- *   devices and FIFOs are kept; a socket fails the pack.
+ *   devices and FIFOs are kept; sockets are skipped (tar cannot hold them).
  * - Errors (unreadable source, non-UTF-8 names, a file that changed size while being read) make the
  *   stream fail with a DimgError; no partial archive ever ends cleanly.
  */

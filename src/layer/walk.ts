@@ -141,7 +141,7 @@ export async function addFromDisk(root: TreeNode, source: { from: string; to: st
   const walker = new Walker(opts, source, xattrs);
   if (st.isDirectory()) {
     // The source directory becomes `to` itself; at the archive root there is no entry for it.
-    const node = toParts.length === 0 ? root : placeEntry(root, toParts, walker.entryFor(source.from, st));
+    const node = toParts.length === 0 ? root : placeEntry(root, toParts, walker.entryFor(source.from, st)!);
     await walker.walkDir(source.from, '', node);
   } else {
     if (toParts.length === 0) throw new DimgError('LAYER_BAD_SOURCE', `layer source ${source.from}: a single file needs a destination path`, 'give the file a name in the archive');
@@ -169,8 +169,11 @@ class Walker {
     };
   }
 
-  /** The tree entry for one file system object (undefined for sockets, which tar cannot hold). */
-  entryFor(abs: string, st: Stats): NodeEntry {
+  /**
+   * The tree entry for one file system object; undefined for sockets, which tar cannot hold and which
+   * are skipped as Docker skips them (a daemon started by a RUN may leave one behind).
+   */
+  entryFor(abs: string, st: Stats): NodeEntry | undefined {
     if (st.isDirectory()) {
       return { kind: 'directory', attrs: this.attrs(st, true), opaque: this.xattrs?.opaque.has(abs) === true };
     }
@@ -188,7 +191,7 @@ class Walker {
       return { kind: st.isCharacterDevice() ? 'char' : 'block', attrs: this.attrs(st, false), major, minor };
     }
     if (st.isFIFO()) return { kind: 'fifo', attrs: this.attrs(st, false) };
-    throw new DimgError('LAYER_BAD_SOURCE', `layer source ${abs}: sockets cannot be stored in a layer`, 'remove the socket or exclude it');
+    return undefined;
   }
 
   async walkDir(dirAbs: string, dirRel: string, node: TreeNode): Promise<void> {
@@ -226,6 +229,7 @@ class Walker {
         throw new DimgError('LAYER_BAD_SOURCE', `layer source ${abs}: a file named ${name} would be read as a whiteout by every image consumer`, 'rename it or exclude it from the layer');
       }
       const entry = this.entryFor(abs, st);
+      if (!entry) continue;
       if (entry.kind === 'symlink') entry.target = readlinkSync(abs);
       const child = placeEntry(node, [name], entry);
       if (entry.kind === 'directory') subdirs.push(this.walkDir(abs, rel, child));

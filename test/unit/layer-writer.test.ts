@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
+import { createServer } from 'node:net';
 import tarStream from 'tar-stream';
 import { packDirectory, packSources, hashTar, writeLayer, type PackOptions, type LayerSource } from '../../src/layer/index.js';
 import { isDimgError } from '../../src/errors.js';
@@ -216,8 +217,13 @@ test('writeLayer hashes the tar and the gzip blob in one pass; compression is de
   assert.equal(again.digest, w.digest);
 });
 
-test('pack failures are DimgErrors: missing source, socket, whiteout-named file', async (t) => {
+test('pack failures are DimgErrors: missing source, whiteout-named file; sockets are skipped', async (t) => {
   const dir = tempDir(t);
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(join(dir, 'daemon.sock'), resolve));
+  t.after(() => server.close());
+  await fs.writeFile(join(dir, 'plain'), 'p');
+  assert.deepEqual((await listTar(await toBuffer(packDirectory(dir)))).map((e) => e.name), ['plain']);
   await assert.rejects(toBuffer(packDirectory(join(dir, 'missing'))), (e: unknown) => isDimgError(e, 'LAYER_BAD_SOURCE') && /missing/.test((e as Error).message));
   await fs.writeFile(join(dir, '.wh.trick'), '');
   await assert.rejects(toBuffer(packDirectory(dir)), (e: unknown) => isDimgError(e, 'LAYER_BAD_SOURCE') && /\.wh\.trick.*whiteout/.test((e as Error).message));
