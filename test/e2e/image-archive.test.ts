@@ -62,7 +62,7 @@ test('save writes a Docker 25+ archive that skopeo reads and copies and umoci un
   // skopeo re-encodes the config when it converts to OCI (dropping Docker's `comment`), so compare content.
   const copiedConfig = JSON.parse(readFileSync(join(oci, 'blobs', 'sha256', copied.config.digest.slice(7)), 'utf8'));
   assert.deepEqual(copiedConfig.rootfs.diff_ids, img.RootFS.Layers);
-  assert.equal(copiedConfig.created, img.Created);
+  assert.equal(Date.parse(copiedConfig.created), Date.parse(img.Created));
   const bundle = join(work, 'bundle');
   run(umoci, ['unpack', '--image', `${oci}:x`, bundle]);
   assert.ok(statSync(join(bundle, 'rootfs', 'bin', 'busybox')).mode & 0o111);
