@@ -136,9 +136,13 @@ export type Vars = ReadonlyMap<string, string>;
 /** Thrown by word processing on malformed `${…}` or `${VAR:?message}` failures. */
 export class WordError extends Error {}
 
-/** Processes one word: quotes removed, escapes applied, variables expanded (no splitting). */
-export function processWord(s: string, vars: Vars, escape = '\\'): string {
-  return lex(s, vars, escape, false).join('');
+/**
+ * Processes one word: quotes removed, escapes applied, variables expanded (no splitting). With
+ * `keepUnknown`, a plain `$NAME`/`${NAME}` the Dockerfile does not define is kept as `${NAME}`
+ * (ENV values: the builder resolves it against the base image's environment, e.g. `$PATH`).
+ */
+export function processWord(s: string, vars: Vars, escape = '\\', keepUnknown = false): string {
+  return lex(s, vars, escape, false, keepUnknown).join('');
 }
 
 /** Processes and splits on unquoted whitespace: `EXPOSE`, `VOLUME`, `COPY` arguments. */
@@ -176,7 +180,7 @@ export function splitRawWords(s: string, escape = '\\'): string[] {
   return words;
 }
 
-function lex(s: string, vars: Vars, escape: string, split: boolean): string[] {
+function lex(s: string, vars: Vars, escape: string, split: boolean, keepUnknown = false): string[] {
   const words: string[] = [];
   let cur = '';
   let started = false;
@@ -213,7 +217,7 @@ function lex(s: string, vars: Vars, escape: string, split: boolean): string[] {
           cur += s[i + 1];
           i += 2;
         } else if (d === '$') {
-          const r = expand(s, i, vars, escape);
+          const r = expand(s, i, vars, escape, keepUnknown);
           cur += r.value;
           i = r.next;
         } else {
@@ -222,7 +226,7 @@ function lex(s: string, vars: Vars, escape: string, split: boolean): string[] {
         }
       }
     } else if (c === '$') {
-      const r = expand(s, i, vars, escape);
+      const r = expand(s, i, vars, escape, keepUnknown);
       // An expansion that yields nothing still starts a word only when it is quoted; unquoted
       // empty values vanish, as in a shell.
       if (r.value !== '') started = true;
@@ -242,7 +246,7 @@ function lex(s: string, vars: Vars, escape: string, split: boolean): string[] {
   return words;
 }
 
-function expand(s: string, at: number, vars: Vars, escape: string): { value: string; next: number } {
+function expand(s: string, at: number, vars: Vars, escape: string, keepUnknown: boolean): { value: string; next: number } {
   const next = s[at + 1];
   if (next === '{') {
     let depth = 1;
@@ -262,7 +266,7 @@ function expand(s: string, at: number, vars: Vars, escape: string): { value: str
     const w = () => processWord(word ?? '', vars, escape);
     switch (op) {
       case undefined:
-        return { value: value ?? '', next: j };
+        return { value: value ?? (keepUnknown ? `\${${name}}` : ''), next: j };
       case ':-':
         return { value: isNonEmpty ? value! : w(), next: j };
       case '-':
@@ -278,5 +282,5 @@ function expand(s: string, at: number, vars: Vars, escape: string): { value: str
   }
   const m = /^[A-Za-z_][A-Za-z0-9_]*/.exec(s.slice(at + 1));
   if (!m) return { value: '$', next: at + 1 };
-  return { value: vars.get(m[0]) ?? '', next: at + 1 + m[0].length };
+  return { value: vars.get(m[0]) ?? (keepUnknown ? `\${${m[0]}}` : ''), next: at + 1 + m[0].length };
 }

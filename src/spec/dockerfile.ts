@@ -110,9 +110,9 @@ export function compileDockerfile(opts: CompileDockerfileOptions): CompiledDocke
     for (const [k, v] of st.env) vars.set(k, v);
     return vars;
   };
-  const word = (inst: Instruction, s: string): string | undefined => {
+  const word = (inst: Instruction, s: string, keepUnknown = false): string | undefined => {
     try {
-      return processWord(s, varsOf(stage), esc);
+      return processWord(s, varsOf(stage), esc, keepUnknown);
     } catch (e) {
       if (e instanceof WordError) fail(inst, e.message);
       else throw e;
@@ -250,7 +250,7 @@ export function compileDockerfile(opts: CompileDockerfileOptions): CompiledDocke
       }
       case 'ENV':
       case 'LABEL': {
-        const pairs = nameValues(inst, (s) => word(inst, s), inst.keyword === 'ENV', esc);
+        const pairs = nameValues(inst, (s) => word(inst, s, inst.keyword === 'ENV'), inst.keyword === 'ENV', esc);
         if (!pairs) {
           fail(inst, `expected ${inst.keyword} NAME=VALUE [NAME=VALUE...]`);
           break;

@@ -91,6 +91,11 @@ export interface CopyStep {
   readonly from?: CopyFrom;
 }
 
+/**
+ * Environment variables set from here on. A value may contain `${NAME}` references the Dockerfile
+ * frontend could not resolve (the base image's variables, e.g. `PATH=/opt/bin:${PATH}`): the
+ * builder expands them against the config's environment at this step, as Docker does.
+ */
 export interface EnvStep { readonly kind: 'env'; readonly vars: Readonly<Record<string, string>> }
 export interface WorkdirStep { readonly kind: 'workdir'; readonly path: string }
 export interface UserStep { readonly kind: 'user'; readonly user: string }

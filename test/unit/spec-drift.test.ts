@@ -83,3 +83,13 @@ test('every example round-trips: schema-valid as parsed, and each declared image
     }
   }
 });
+
+test('pure spec modules touch neither the disk nor the process (only node-ports.ts and the schema asset do)', () => {
+  const dir = join(REPO_ROOT, 'src/spec');
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts') && n !== 'node-ports.ts' && n !== 'schema-asset.ts')) {
+    const src = readFileSync(join(dir, f), 'utf8');
+    assert.doesNotMatch(src, /from 'node:(fs|fs\/promises|child_process|os|process)'/, f);
+    assert.doesNotMatch(src, /\bprocess\.(env|cwd|exit|platform|arch)\b/, f);
+    assert.doesNotMatch(src, /\bnew Date\(\)|Date\.now\(\)/, f);
+  }
+});
