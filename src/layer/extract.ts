@@ -81,13 +81,17 @@ export async function extractLayer(tar: Readable, target: string, opts: ExtractO
     for await (const entry of ex) {
       await x.entry(entry.header, entry as unknown as Body);
     }
+    await x.finish();
   } catch (err) {
     input.destroy();
     ex.destroy();
     if (err instanceof DimgError) throw err;
+    if (typeof (err as NodeJS.ErrnoException).syscall === 'string') {
+      // The file system refused (no space, read-only…): not the archive's fault.
+      throw new DimgError('LAYER_EXTRACT_FAILED', `${opts.subject ?? 'layer'}: extracting into ${target} failed: ${messageOf(err)}`, 'check free space and permissions of the target directory', { cause: err });
+    }
     throw new DimgError('LAYER_CORRUPT', `${opts.subject ?? 'layer'}: cannot read the tar: ${messageOf(err)}`, 'the layer archive is damaged or not a tar; fetch it again');
   }
-  await x.finish();
   return x.result;
 }
 
