@@ -88,7 +88,8 @@ export class RegistryAuth {
       r.discard();
       return;
     }
-    throw registryError(r.status, body, subject);
+    const err = registryError(r.status, body, subject);
+    throw new DimgError(err.code, this.redact(err.message), err.hint);
   }
 
   private ping(subject: ErrorSubject): Promise<void> {
@@ -159,7 +160,8 @@ export class RegistryAuth {
     }
     if (r.status !== 200) {
       const body = r.data?.toString('utf8') ?? (await r.text());
-      const err = registryError(r.status, body, tokenSubject);
+      const raw = registryError(r.status, body, tokenSubject);
+      const err = new DimgError(raw.code, this.redact(raw.message), raw.hint);
       if (r.status === 401 || r.status === 403) {
         throw new DimgError('REGISTRY_UNAUTHORIZED', err.message, c ? 'the stored credentials were rejected; log in again with `dimg login`' : 'this registry needs credentials; log in with `dimg login`');
       }

@@ -20,6 +20,8 @@ import { Transport, type TransportOptions } from './transport.js';
 export interface RegistryClientOptions extends TransportOptions {
   /** Registries (domain or host:port) reached over plain HTTP although not on loopback. */
   insecure?: string[];
+  /** Registries reached over HTTPS even on loopback (a local registry serving TLS). */
+  tls?: string[];
   /** Where credentials come from (environment for config.json and helpers; explicit per-registry credentials). */
   credentials?: CredentialOptions;
   /** Pull-side mirrors: registry domain → mirror registry hosts tried first, in order (`docker.io` → [`mirror.local:5000`]). */
@@ -38,11 +40,13 @@ export class RegistryClient {
   readonly transport: Transport;
   private readonly auths = new Map<string, RegistryAuth>();
   private readonly insecure: Set<string>;
+  private readonly tls: Set<string>;
   private readonly tuning: RepositoryTuning;
 
   constructor(private readonly opts: RegistryClientOptions = {}) {
     this.transport = new Transport(opts);
     this.insecure = new Set(opts.insecure ?? []);
+    this.tls = new Set(opts.tls ?? []);
     this.tuning = { monolithicMax: opts.monolithicMax ?? 8 << 20, chunkSize: opts.chunkSize ?? 64 << 20, streamAttempts: opts.streamAttempts ?? 4 };
   }
 
@@ -57,7 +61,7 @@ export class RegistryClient {
     let a = this.auths.get(key);
     if (!a) {
       const getCred = credential ? async () => credential : () => lookupCredential(domain, this.opts.credentials);
-      a = new RegistryAuth(this.transport, domain, registryBaseUrl(domain, this.insecure), getCred);
+      a = new RegistryAuth(this.transport, domain, registryBaseUrl(domain, this.insecure, this.tls), getCred);
       this.auths.set(key, a);
     }
     return a;
@@ -74,7 +78,7 @@ export class RegistryClient {
    */
   async verifyCredential(server: string, credential: Credential): Promise<void> {
     const domain = normaliseRegistry(server);
-    const auth = new RegistryAuth(this.transport, domain, registryBaseUrl(domain, this.insecure), async () => credential);
+    const auth = new RegistryAuth(this.transport, domain, registryBaseUrl(domain, this.insecure, this.tls), async () => credential);
     await auth.verify();
   }
 

@@ -48,10 +48,12 @@ export function isLoopback(host: string): boolean {
 
 /**
  * The base URL (`scheme://host`) of a registry's API. Plain HTTP only for loopback registries and
- * those listed in `insecure` (matched by domain or host:port); everything else is HTTPS.
+ * those listed in `insecure` (matched by domain or host:port); everything else is HTTPS. Registries in
+ * `tls` use HTTPS even on loopback (a local registry that serves TLS).
  */
-export function registryBaseUrl(domain: string, insecure: ReadonlySet<string> = new Set()): string {
+export function registryBaseUrl(domain: string, insecure: ReadonlySet<string> = new Set(), tls: ReadonlySet<string> = new Set()): string {
   const host = apiHost(domain);
+  if (tls.has(domain) || tls.has(host)) return `https://${host}`;
   const plain = isLoopback(host) || insecure.has(domain) || insecure.has(host);
   return `${plain ? 'http' : 'https'}://${host}`;
 }

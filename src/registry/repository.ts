@@ -75,7 +75,9 @@ export class RemoteRepository {
   async expect(r: HttpResponse, ok: number[], object: string): Promise<void> {
     if (ok.includes(r.status)) return;
     const body = r.data?.toString('utf8') ?? (await r.text());
-    throw registryError(r.status, body, this.subject(object));
+    const err = registryError(r.status, body, this.subject(object));
+    // The registry's own text could echo anything it was sent: scrub it with every known secret.
+    throw new DimgError(err.code, this.auth.redact(err.message), err.hint);
   }
 
   /**

@@ -35,8 +35,6 @@ export interface TransportOptions {
   maxSockets?: number;
   /** Extra PEM CA certificates trusted besides the system's (`--ca-file`). */
   ca?: string | Buffer | (string | Buffer)[];
-  /** Skip certificate verification (only for registries explicitly marked insecure). */
-  insecureSkipVerify?: boolean;
   retry?: Partial<RetryPolicy>;
   /** Socket inactivity after which a request counts as stalled and fails (default 60 s). */
   idleTimeoutMs?: number;
@@ -202,7 +200,7 @@ export class Transport {
         a = new https.Agent({
           ...common,
           ca: extra.length > 0 ? [...rootCertificates, ...extra.map(String)] : undefined,
-          rejectUnauthorized: !this.opts.insecureSkipVerify,
+          rejectUnauthorized: true,
         });
       } else {
         a = new http.Agent(common);
