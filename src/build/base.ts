@@ -13,7 +13,9 @@ import type { Descriptor, ImageConfig, Platform } from '../oci/types.js';
 import { findImage } from '../image/find.js';
 import type { Store } from '../store/store.js';
 import type { ImageSpec } from '../spec/model.js';
-import { storeLayerTar } from './layer-blobs.js';
+import { storeLayerTar, type StoredLayer } from './layer-blobs.js';
+import { rootfsKey, scratchKey } from './keys.js';
+import type { FileDigests } from './file-digests.js';
 
 /** A base ready to build on. `key` seeds the step keys (a manifest digest, or a digest of what the base is). */
 export interface BaseState {
@@ -31,11 +33,18 @@ export interface BuiltRef {
   layers: Descriptor[];
 }
 
+/** A built image of the spec: its identity for dependants is its input digest, not its manifest digest. */
+export interface BuiltSpecImage extends BuiltRef {
+  inputDigest: Digest;
+}
+
 /** What base resolution may call on. */
 export interface BaseContext {
   store: Store;
   /** Images of the spec built in this run, by key. */
-  built: (key: string) => Promise<BuiltRef>;
+  built: (key: string) => Promise<BuiltSpecImage>;
+  /** File-digest memo (rootfs keys). */
+  digests: FileDigests;
   /** Fetches a registry image into the store; undefined when no registry client is wired. */
   pull?: (ref: string, platform: Platform) => Promise<void>;
   sourceDateEpoch: number;
@@ -52,21 +61,24 @@ export async function resolveBase(spec: ImageSpec, ctx: BaseContext): Promise<Ba
   const from = spec.from;
   switch (from.kind) {
     case 'scratch':
-      return { config: emptyConfig(platform), layers: [], key: sha256(canonicalJson({ base: 'scratch', platform })), display: 'FROM scratch' };
+      return { config: emptyConfig(platform), layers: [], key: scratchKey(platform), display: 'FROM scratch' };
     case 'image': {
       const b = await ctx.built(from.key);
-      return { config: b.config, layers: b.layers, key: b.descriptor.digest, display: `FROM ${from.key}` };
+      // Keyed by the parent's input digest, not its manifest digest: RUN output is not bit-for-bit
+      // reproducible, and the planner must know the key without building the parent.
+      return { config: b.config, layers: b.layers, key: b.inputDigest, display: `FROM ${from.key}` };
     }
     case 'ref': {
       const found = await findRef(ctx, from.ref, platform, spec.key);
       return { config: found.config, layers: found.layers, key: found.descriptor.digest, display: `FROM ${from.ref}` };
     }
     case 'rootfs': {
-      const layer = await packRootfs(ctx, from.path, spec.key);
+      const key = await rootfsKey(from.path, platform, ctx.digests, spec.key);
+      const layer = await rootfsLayer(ctx, from.path, key, spec.key);
       const config = emptyConfig(platform);
       config.rootfs.diff_ids = [layer.diffId];
       config.history = [{ created: epochIso(ctx.sourceDateEpoch), created_by: `ROOTFS ${basename(from.path)}`, comment: 'Imported from rootfs' }];
-      return { config, layers: [layer.descriptor], key: sha256(canonicalJson({ base: 'rootfs', diffId: layer.diffId, platform })), display: `FROM rootfs ${basename(from.path)}` };
+      return { config, layers: [layer.descriptor], key, display: `FROM rootfs ${basename(from.path)}` };
     }
     case 'archive':
       throw new DimgError('ARCHIVE_BASE_UNSUPPORTED', `image ${spec.key}: building on an archive (${from.path}) needs it loaded first`, `run \`dimg image load -i ${from.path}\` and use the loaded image's name as \`from\``);
@@ -103,7 +115,22 @@ export function epochIso(seconds: number): string {
   return new Date(seconds * 1000).toISOString().replace(/\.000Z$/, 'Z');
 }
 
-async function packRootfs(ctx: BaseContext, path: string, imageKey: string) {
+/**
+ * The rootfs packed as one layer, cached under its key (the tree's content digest with the
+ * epoch), so an unchanged rootfs is not packed again on the next build.
+ */
+async function rootfsLayer(ctx: BaseContext, path: string, key: Digest, imageKey: string): Promise<StoredLayer> {
+  const cacheKey = sha256(canonicalJson({ rootfsLayer: key, epoch: ctx.sourceDateEpoch }));
+  const hit = await ctx.store.cache.get(cacheKey);
+  const layer = hit?.layer as Descriptor | undefined;
+  const diffId = hit?.diffId as Digest | undefined;
+  if (layer && diffId && (await ctx.store.blobs.stat(layer.digest)) === layer.size) return { descriptor: layer, diffId };
+  const packed = await packRootfs(ctx, path, imageKey);
+  await ctx.store.cache.put({ key: cacheKey, blobs: [packed.descriptor.digest], diffIds: [packed.diffId], created: new Date().toISOString(), layer: packed.descriptor, diffId: packed.diffId });
+  return packed;
+}
+
+async function packRootfs(ctx: BaseContext, path: string, imageKey: string): Promise<StoredLayer> {
   const st = await fs.stat(path).catch(() => undefined);
   if (!st) throw new DimgError('ROOTFS_NOT_FOUND', `image ${imageKey}: rootfs ${path} does not exist`, 'give a directory or a tarball');
   const layer = await import('../layer/index.js');

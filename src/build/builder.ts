@@ -24,7 +24,8 @@ import { canonicalStep } from '../spec/steps.js';
 import type { CopyStep, ImageSpec, RunStep, Step } from '../spec/model.js';
 import { applyConfigStep, applyImageLevel, DEFAULT_SHELL, setEnv } from './config-steps.js';
 import { describeStep } from './history.js';
-import { epochIso, findRef, platformOf, resolveBase, type BaseContext, type BuiltRef } from './base.js';
+import { epochIso, findRef, platformOf, resolveBase, type BaseContext, type BuiltRef, type BuiltSpecImage } from './base.js';
+import { computeImageKeys, CONFIG_ONLY_STEPS } from './keys.js';
 import { openLayer, storeLayerTar, type StoredLayer } from './layer-blobs.js';
 import { contextFilter, loadIgnore, parseChmod, resolveChown, resolveCopy, unpackArchive } from './copy-step.js';
 import { copyInputDigest, type CopySource } from './copy-inputs.js';
@@ -77,7 +78,6 @@ export function sourceDateEpochOf(opt?: number, env: NodeJS.ProcessEnv = process
   return 0;
 }
 
-const CONFIG_ONLY = new Set(['env', 'workdir', 'user', 'label', 'expose', 'volume', 'shell', 'stopsignal', 'healthcheck']);
 
 /** Builds `spec` into the store and tags it under `spec.localRefs`. */
 export async function buildImage(spec: ImageSpec, opts: BuildOptions): Promise<BuiltImage> {
@@ -126,7 +126,8 @@ class ImageBuild {
     const total = spec.steps.length + 1;
     this.emit({ type: 'image-start', image: spec.key, steps: total });
     const t0 = Date.now();
-    const base = await resolveBase(spec, { store: this.store, built: this.builtRef, pull: this.opts.pull, sourceDateEpoch: this.epoch });
+    const baseCtx = this.baseContext();
+    const base = await resolveBase(spec, baseCtx);
     this.emit({ type: 'step-done', image: spec.key, index: 1, total, display: base.display, cached: true, durationMs: Date.now() - t0 });
     let container: ContainerConfig = structuredClone(base.config.config ?? {});
     const layers: Descriptor[] = [...base.layers];
@@ -135,9 +136,17 @@ class ImageBuild {
     if (layers.length !== diffIds.length) {
       throw new DimgError('IMAGE_INVALID', `image ${spec.key}: its base has ${layers.length} layers but ${diffIds.length} diff_ids`, 'the base image is malformed; rebuild or re-pull it');
     }
-    let key = base.key;
+    // Every key is computed up front by the same function the planner uses.
+    const keys = await computeImageKeys(spec, {
+      base: { key: base.key, config: container },
+      fromIdentity: async (from) => {
+        const img = await this.fromImage(from);
+        return 'inputDigest' in img ? (img as BuiltSpecImage).inputDigest : img.descriptor.digest;
+      },
+      digests: this.digests,
+      project: this.opts.project,
+    });
     let allCached = true;
-    const matcher = spec.context ? await loadIgnore(spec.context) : undefined;
     for (let i = 0; i < spec.steps.length; i++) {
       const step = spec.steps[i]!;
       const index = i + 2;
@@ -146,28 +155,15 @@ class ImageBuild {
       const label = `[${spec.key} ${index}/${total}] ${display.length > 60 ? `${display.slice(0, 59)}…` : display}`;
       const ts = Date.now();
       this.checkCancel(label);
-      if (CONFIG_ONLY.has(step.kind)) {
-        key = stepKey(key, step, null);
+      const key = keys.stepKeys[i]!;
+      if (CONFIG_ONLY_STEPS.has(step.kind)) {
         container = applyConfigStep(container, step);
         history.push({ created: this.created, created_by: display, empty_layer: true });
         this.emit({ type: 'step-done', image: spec.key, index, total, display, cached: allCached, durationMs: Date.now() - ts });
         continue;
       }
       this.emit({ type: 'step-start', image: spec.key, index, total, display });
-      let copyPlan: { sources: CopySource[]; archives: Set<number>; root: string; filter?: ReturnType<typeof contextFilter> } | undefined;
-      let inputs: unknown = null;
-      if (step.kind === 'copy' || step.kind === 'add') {
-        if (step.from) {
-          inputs = { from: (await this.fromImage(step.from)).descriptor.digest };
-        } else {
-          if (!spec.context) throw new DimgError('CONTEXT_MISSING', `${label}: image ${spec.key} has no context to copy from`, 'set `context:` for the image');
-          const resolved = await resolveCopy(step, spec.context, container.WorkingDir, matcher, label);
-          const filter = contextFilter(spec.context, matcher);
-          copyPlan = { ...resolved, root: spec.context, filter };
-          inputs = { content: await copyInputDigest(resolved.sources, filter, this.digests) };
-        }
-      }
-      key = stepKey(key, step, inputs);
+      const copyPlan = keys.copyPlans[i];
       const hit = this.opts.noCache ? undefined : await this.cacheHit(key);
       let layer: StoredLayer;
       let entry: HistoryEntry;
@@ -214,9 +210,7 @@ class ImageBuild {
     const variant = base.config.variant ?? platform.variant;
     if (variant) config.variant = variant;
     if (base.config['os.version']) config['os.version'] = base.config['os.version'];
-    const inputDigest = sha256(
-      canonicalJson({ steps: key, entrypoint: spec.entrypoint ?? null, cmd: spec.cmd ?? null, labels: spec.labels, annotations: spec.annotations, project: this.opts.project }),
-    );
+    const inputDigest = keys.inputDigest;
     const annotations: Record<string, string> = { ...spec.annotations, [ANNOTATION_INPUT_DIGEST]: inputDigest, [ANNOTATION_PROJECT]: this.opts.project, [ANNOTATION_BASE_DIGEST]: base.key };
     const { descriptor } = await commitImage(this.store, { config, layers, annotations });
     for (const ref of spec.localRefs) await this.store.tag(ref, descriptor);
@@ -371,9 +365,13 @@ class ImageBuild {
     }
   }
 
+  private baseContext(): BaseContext {
+    return { store: this.store, built: this.builtRef, pull: this.opts.pull, sourceDateEpoch: this.epoch, digests: this.digests };
+  }
+
   private async fromImage(from: NonNullable<CopyStep['from']>): Promise<BuiltRef> {
     if (from.kind === 'image') return this.builtRef(from.key);
-    return findRef({ store: this.store, built: this.builtRef, pull: this.opts.pull, sourceDateEpoch: this.epoch }, from.ref, platformOf(this.spec), this.spec.key);
+    return findRef(this.baseContext(), from.ref, platformOf(this.spec), this.spec.key);
   }
 
   /** The flattened root of a `copy --from` image (unpacked once per build into the store's tmp dir). */
@@ -402,9 +400,3 @@ class ImageBuild {
     for (const t of this.temps) await fs.rm(t, { recursive: true, force: true }).catch(() => undefined);
   }
 }
-
-/** sha256 over the parent key, the canonical step and its input digests. */
-export function stepKey(parent: Digest, step: Step, inputs: unknown): Digest {
-  return sha256(canonicalJson({ v: 1, parent, step: canonicalStep(step), inputs }));
-}
-

@@ -22,8 +22,11 @@ export type CopyFilter = (relPath: string, isDir: boolean, source: CopySource) =
 
 const PARALLEL = 16;
 
-/** Digest of the sources' content as described above. */
-export async function copyInputDigest(sources: readonly CopySource[], filter: CopyFilter | undefined, digests: FileDigests): Promise<Digest> {
+/**
+ * Digest of the sources' content as described above. With `withOwners`, each path's uid:gid is part
+ * of it too (a rootfs keeps the ownership it has on disk, unlike a copy step).
+ */
+export async function copyInputDigest(sources: readonly CopySource[], filter: CopyFilter | undefined, digests: FileDigests, withOwners = false): Promise<Digest> {
   const lines: string[] = [];
   for (const source of sources) {
     const items: { rel: string; abs: string }[] = [];
@@ -32,7 +35,7 @@ export async function copyInputDigest(sources: readonly CopySource[], filter: Co
     if (st.isDirectory()) await list(source, '', filter, items);
     const described = await mapLimit(items, PARALLEL, async ({ rel, abs }) => {
       const s = await fs.lstat(abs);
-      const perm = (s.mode & 0o7777).toString(8);
+      const perm = (s.mode & 0o7777).toString(8) + (withOwners ? ` ${s.uid}:${s.gid}` : '');
       if (s.isFile()) return `f ${perm} ${await digests.digest(abs, s)}`;
       if (s.isDirectory()) return `d ${perm}`;
       if (s.isSymbolicLink()) return `l ${await fs.readlink(abs)}`;

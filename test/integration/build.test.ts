@@ -178,7 +178,8 @@ test('a failing RUN: exit code and last lines, no mount, no temp dir, no cache e
   assert.deepEqual(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(store.root)), []);
   assert.deepEqual(readdirSync(store.overlay.dir).filter((n) => n.startsWith('.tmp')), []);
   assert.deepEqual(readdirSync(store.tmpDir), []);
-  assert.equal((await store.cache.all()).length, 1, 'only the successful first RUN is cached');
+  const entries = await store.cache.all();
+  assert.deepEqual(entries.map((e) => e.step ?? 'rootfs layer').sort(), ['RUN /bin/sh -c echo ok > /ok', 'rootfs layer'].sort(), 'only the packed rootfs and the successful first RUN are cached');
 });
 
 test('a secret is readable in its RUN and in no layer or history; RUN has no network by default', async (t) => {
