@@ -63,7 +63,13 @@ export class RegistryAuth {
     const first = await this.transport.send({ ...req, url, headers: { ...req.headers, authorization: await this.authorization(req.scopes, req.subject, false) } });
     if (first.status !== 401) return first;
     const ch = pickChallenge(parseChallenges(first.headers['www-authenticate']));
-    if (!ch || req.body instanceof Readable) return first;
+    if (!ch) return first;
+    if (req.body instanceof Readable) {
+      // A streamed body cannot be resent: forget the token so the caller's fresh attempt gets a new one.
+      this.challenge = ch;
+      this.forget(req.scopes);
+      return first;
+    }
     first.discard();
     this.challenge = ch;
     const scopes = [...req.scopes];
@@ -90,6 +96,12 @@ export class RegistryAuth {
     }
     const err = registryError(r.status, body, subject);
     throw new DimgError(err.code, this.redact(err.message), err.hint);
+  }
+
+  /** Drops cached tokens whose scope set is `scopes` (any realm, service or credential). */
+  private forget(scopes: string[]): void {
+    const set = [...scopes].sort().join(' ');
+    for (const k of this.tokens.keys()) if (k.split('|')[2] === set) this.tokens.delete(k);
   }
 
   private ping(subject: ErrorSubject): Promise<void> {

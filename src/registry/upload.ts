@@ -49,15 +49,21 @@ export async function uploadBlob(repo: RemoteRepository, digest: Digest, size: n
     break;
   }
   const attempts = opts.attempts ?? 3;
+  let authRestarted = false;
   for (let attempt = 1; ; attempt++) {
+    let inSession = false;
     try {
       if (location === undefined) location = await startSession(repo, object);
       const loc = location;
       location = undefined;
+      inSession = true;
       await sendBlob(repo, loc, digest, size, await open(), opts);
       return 'uploaded';
     } catch (err) {
-      if (!isDimgError(err) || !RESTARTABLE.has(err.code) || attempt >= attempts) throw err;
+      // A token that expired during a long streamed upload: one fresh session with a fresh token.
+      const authExpired = inSession && !authRestarted && isDimgError(err, 'REGISTRY_UNAUTHORIZED');
+      if (authExpired) authRestarted = true;
+      if (!isDimgError(err) || !(RESTARTABLE.has(err.code) || authExpired) || attempt >= attempts) throw err;
       await sleep(Math.min(8000, 500 * 2 ** (attempt - 1)));
       // The failed attempt may have completed on the registry's side before the connection broke.
       if (await repo.blobExists(digest).catch(() => false)) return 'uploaded';

@@ -10,7 +10,8 @@ import { startRegistry } from '../support/registry.js';
 import { startTokenProxy } from '../support/token-server.js';
 import { installCredHelper } from '../support/cred-helper.js';
 import { tempDir } from '../support/tmp.js';
-import { assertNoSecrets, basicForm, makeImage, makeIndex, pushImage } from './registry-fixtures.js';
+import { Readable } from 'node:stream';
+import { assertNoSecrets, basicForm, makeImage, makeIndex, pushImage, randomBlob } from './registry-fixtures.js';
 
 const USER = 'dimguser';
 const PASS = 'S3cret-pa55word-for-tests';
@@ -100,6 +101,20 @@ test('Bearer token flow through the token proxy: scopes, mount scope, refresh af
   const challengesBefore = tp.challenges;
   assert.deepEqual(await repo.listTags(), ['v1']);
   assert.ok(tp.challenges > challengesBefore);
+
+  // A token that dies in the middle of a streamed (chunked) upload: the upload restarts with a new token.
+  const chunky = new RegistryClient({ credentials: { explicit: { [tp.host]: { username: USER, password: PASS } } }, monolithicMax: 1024, chunkSize: 4096, log: (l) => logs.push(l) });
+  t.after(() => chunky.close());
+  const blob = randomBlob(20_000);
+  let opens = 0;
+  const chunkRepo = chunky.repository({ domain: tp.host, path: 'tok/chunky' });
+  const outcome = await chunkRepo.uploadBlob(blob.desc.digest, blob.desc.size, () => {
+    if (opens++ === 0) tp.revokeAll();
+    return Readable.from([blob.bytes]);
+  });
+  assert.equal(outcome, 'uploaded');
+  assert.equal(opens, 2);
+  assert.equal(await chunkRepo.blobExists(blob.desc.digest), true);
 
   // A whole-index copy within the token registry (mounts across repositories under Bearer).
   const arm = makeImage({ arch: 'arm64' });
