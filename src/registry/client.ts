@@ -119,12 +119,13 @@ export class RegistryClient {
    * Copies image `src` (tag or digest) to `dst` registry→registry without the local store, keeping
    * digests. Blobs are mounted when both are on the same registry; an index is copied whole with
    * `allPlatforms`, else resolved to one platform. `dst` without tag or digest gets `src`'s tag.
+   * `onBytes` reports bytes sent per blob while uploads run (for a live progress display).
    */
-  async copyImage(src: Reference, dst: Reference, opts: TransferOptions = {}): Promise<TransferResult> {
+  async copyImage(src: Reference, dst: Reference, opts: TransferOptions & { onBytes?: (d: Descriptor, sent: number) => void } = {}): Promise<TransferResult> {
     const srcRef = src.digest ?? src.tag;
     if (!srcRef) throw new DimgError('REFERENCE_INVALID', `copy source ${src.domain}/${src.path} has neither tag nor digest`, 'name a tag or digest to copy');
     const dstRefs = dst.tag ? [dst.tag] : src.tag && !dst.digest ? [src.tag] : [];
-    const result = await transferImage(this.pullSource(src), registrySink(this.repository(dst)), srcRef, dstRefs, opts);
+    const result = await transferImage(this.pullSource(src), registrySink(this.repository(dst), opts.onBytes), srcRef, dstRefs, opts);
     if (dst.digest && dst.digest !== result.digest) {
       throw new DimgError('DIGEST_MISMATCH', `copy to ${dst.domain}/${dst.path}@${dst.digest}: the image copied has digest ${result.digest}`, 'name the destination by tag, or use the digest of the image being copied');
     }

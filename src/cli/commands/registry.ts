@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { DimgError, isDimgError } from '../../errors.js';
 import type { Digest } from '../../oci/digest.js';
+import type { Descriptor } from '../../oci/types.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { familiarString, parseReference, type Reference } from '../../oci/reference.js';
 import {
@@ -122,14 +123,39 @@ export async function logout(server: string | undefined): Promise<void> {
   else process.stdout.write(`Not logged in to ${credentialKey(domain)}\n`);
 }
 
-/** Reports transfer events: one line per blob/manifest when not a TTY; a status line on a TTY. */
-export function progressReporter(quiet: boolean, out: NodeJS.WriteStream = process.stderr): (e: TransferEvent) => void {
-  if (quiet) return () => {};
-  const short = (d: Digest) => d.slice(7, 19);
+/**
+ * Progress of a transfer. Not a TTY: one line per blob and manifest as each completes. A TTY: the same
+ * lines, plus a status line (rewritten at most 10 times a second) showing the bytes of blobs in flight.
+ * `quiet` prints nothing.
+ */
+export function progressReporter(quiet: boolean, out: NodeJS.WriteStream = process.stderr): { onEvent: (e: TransferEvent) => void; onBytes?: (d: Descriptor, sent: number) => void } {
+  if (quiet) return { onEvent: () => {} };
+  const short = (d: string) => (d.startsWith('sha256:') ? d.slice(7, 19) : d);
   const words: Record<string, string> = { exists: 'already exists', mounted: 'mounted', uploaded: 'copied' };
-  return (e) => {
-    const line = e.kind === 'blob' ? `blob ${short(e.digest)}: ${words[e.outcome]} (${humanBytes(e.size)})` : `manifest ${short(e.digest)}: written as ${e.ref.startsWith('sha256:') ? short(e.ref as Digest) : e.ref}`;
-    out.write(out.isTTY ? `\r\x1b[K${line}${e.kind === 'manifest' ? '\n' : ''}` : `${line}\n`);
+  const tty = Boolean(out.isTTY);
+  const inFlight = new Map<string, { sent: number; size: number }>();
+  let last = 0;
+  const status = () => {
+    const parts = [...inFlight].map(([d, p]) => `${short(d)} ${humanBytes(p.sent)}/${humanBytes(p.size)}`);
+    out.write(`\r\x1b[K${parts.join('  ')}`);
+  };
+  return {
+    onEvent: (e) => {
+      const line = e.kind === 'blob' ? `blob ${short(e.digest)}: ${words[e.outcome]} (${humanBytes(e.size)})` : `manifest ${short(e.digest)}: written as ${short(e.ref)}`;
+      if (e.kind === 'blob') inFlight.delete(e.digest);
+      out.write(tty ? `\r\x1b[K${line}\n` : `${line}\n`);
+      if (tty && inFlight.size > 0) status();
+    },
+    onBytes: tty
+      ? (d, sent) => {
+          inFlight.set(d.digest, { sent, size: d.size });
+          const now = Date.now();
+          if (now - last >= 100) {
+            last = now;
+            status();
+          }
+        }
+      : undefined,
   };
 }
 
@@ -148,7 +174,7 @@ export async function copy(src: string, dst: string, flags: CopyFlags): Promise<
     const r = await client.copyImage(s, d, {
       allPlatforms: flags.allPlatforms,
       platform: flags.platform ? parsePlatform(flags.platform) : undefined,
-      onEvent: progressReporter(Boolean(flags.quiet)),
+      ...progressReporter(Boolean(flags.quiet)),
     });
     const shown = familiarString({ ...d, tag: d.tag ?? s.tag, digest: undefined });
     process.stdout.write(`${shown}: digest: ${r.digest} size: ${r.size}\n`);
