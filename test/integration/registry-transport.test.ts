@@ -131,3 +131,44 @@ test('redaction: registered secrets, their base64 Basic form, and header/query/J
   assert.match(out, /not abc/);
   assert.match(out, /scope=a/);
 });
+
+test('tag listing follows Link pagination (a paginating front over the real registry answer)', async (t) => {
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const up = new URL(reg.url);
+  const pages: string[] = [];
+  // Splits the registry's full tag list into pages of `n`, as registries after 2.8 do, with a relative Link.
+  const front = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (!url.pathname.endsWith('/tags/list')) return forward(up, req, res);
+    pages.push(url.search);
+    http.get({ host: up.hostname, port: up.port, path: url.pathname, headers: { host: req.headers.host } }, async (pr) => {
+      const all = (JSON.parse((await readAllStream(pr)).toString()) as { name: string; tags: string[] });
+      const n = Number(url.searchParams.get('n') ?? 1000);
+      const last = url.searchParams.get('last');
+      const rest = all.tags.sort().filter((x) => last === null || x > last);
+      const page = rest.slice(0, n);
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (rest.length > n) headers.link = `<${url.pathname}?n=${n}&last=${page[page.length - 1]}>; rel="next"`;
+      res.writeHead(200, headers);
+      res.end(JSON.stringify({ name: all.name, tags: page }));
+    });
+  });
+  const host = await listen(front);
+  t.after(() => {
+    front.closeAllConnections();
+    front.close();
+  });
+  const client = new RegistryClient();
+  t.after(() => client.close());
+  const repo = client.repository({ domain: host, path: 'paged/app' });
+  const img = makeImage();
+  await pushImage(repo, img, 't0');
+  const want = ['t0'];
+  for (let i = 1; i <= 6; i++) {
+    await repo.putManifest(`t${i}`, img.manifest, img.mediaType);
+    want.push(`t${i}`);
+  }
+  assert.deepEqual(await repo.listTags(3), want);
+  assert.deepEqual(pages, ['?n=3', '?n=3&last=t2', '?n=3&last=t5']);
+});
