@@ -12,7 +12,8 @@ import { RegistryAuth } from './auth.js';
 import { lookupCredential, type Credential, type CredentialOptions } from './credentials.js';
 import { normaliseRegistry, registryBaseUrl } from './hosts.js';
 import type { ManifestBytes } from './manifest.js';
-import { RemoteRepository, type RepositoryTuning } from './repository.js';
+import { RemoteRepository, nextLink, type RepositoryTuning } from './repository.js';
+import { registryError } from './errors.js';
 import { transferImage, type ImageSink, type ImageSource, type TransferOptions, type TransferResult } from './transfer.js';
 import { Transport, type TransportOptions } from './transport.js';
 
@@ -80,6 +81,30 @@ export class RegistryClient {
     const domain = normaliseRegistry(server);
     const auth = new RegistryAuth(this.transport, domain, registryBaseUrl(domain, this.insecure, this.tls), async () => credential);
     await auth.verify();
+  }
+
+  /**
+   * Every repository name of registry `domain` (GET /v2/_catalog, token scope `registry:catalog:*`),
+   * following `Link: <…>; rel="next"` pages while present. `pageSize` asks for `n` per page. Registries
+   * that do not offer the catalog answer REGISTRY_UNSUPPORTED / REGISTRY_NOT_FOUND / REGISTRY_DENIED.
+   */
+  async catalog(domain: string, pageSize?: number): Promise<string[]> {
+    const auth = this.authFor(domain);
+    const subject = { registry: domain, object: 'catalog' };
+    const names: string[] = [];
+    let next: string | undefined = `/v2/_catalog${pageSize ? `?n=${pageSize}` : ''}`;
+    for (let page = 0; next !== undefined; page++) {
+      if (page > 100_000) throw new DimgError('REGISTRY_PAGINATION_LOOP', `registry ${domain}: catalog pagination does not end`, 'the registry keeps sending Link headers');
+      const r = await auth.send({ method: 'GET', url: next, subject, scopes: ['registry:catalog:*'], bufferBody: 64 << 20 });
+      if (r.status !== 200) {
+        const err = registryError(r.status, r.data?.toString('utf8') ?? '', subject);
+        throw new DimgError(err.code, auth.redact(err.message), err.hint);
+      }
+      const v = JSON.parse(r.data!.toString('utf8')) as { repositories?: string[] | null };
+      names.push(...(v.repositories ?? []));
+      next = nextLink(r.header('link'), r.url);
+    }
+    return names;
   }
 
   /** The repositories to read `ref` from for a pull: its mirrors in order, then the origin. */

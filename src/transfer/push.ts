@@ -1,0 +1,143 @@
+/**
+ * `dimg image push` and the planner's push step: a local single-platform image into a registry.
+ *
+ * The image is presented as an ImageSource whose manifest is the PUSH MANIFEST: the local manifest
+ * with each uncompressed tar layer replaced by its registry form (chosen once per layer and remembered
+ * in the store, see layer-form.ts), every other layer, the config and all annotations as they are.
+ * When nothing needs replacing the local manifest bytes are pushed unchanged (a pulled image keeps its
+ * digest). The push manifest is a pure function of the local image, so the same image always gets the
+ * same pushed digest, in any store.
+ *
+ * Cost of pushing what the registry already has: a HEAD of the tag; when it already points at the push
+ * manifest's digest nothing else is sent. Otherwise each blob costs one HEAD when present; blobs the
+ * store knows in another repository of the same registry are mounted; the rest is streamed from the
+ * store (chunked uploads: memory does not grow with the layer size).
+ */
+import type { Readable } from 'node:stream';
+import { DimgError } from '../errors.js';
+import { canonicalBytes } from '../oci/canonical-json.js';
+import { sha256, type Digest } from '../oci/digest.js';
+import { MediaType, isImageManifestType, isIndexType, layerCompression } from '../oci/media-types.js';
+import { formatReference, parseReference } from '../oci/reference.js';
+import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js';
+import { transferImage, type ImageSink, type ImageSource, type ManifestBytes, type RegistryClient, type TransferEvent } from '../registry/index.js';
+import type { Store } from '../store/store.js';
+import { layerForm, type LayerFormEvent } from './layer-form.js';
+import { PushState } from './push-state.js';
+import { abortError, abortable } from './abort.js';
+
+/** Progress of a push: blob/manifest events (a mount names the repository it came from), layer compression, and the up-to-date case. */
+export type PushEvent = (TransferEvent & { from?: string }) | LayerFormEvent | { kind: 'up-to-date'; digest: Digest; ref: string };
+
+/** Options of pushImage. */
+export interface PushOptions {
+  onEvent?: (e: PushEvent) => void;
+  /** Bytes sent so far per blob while uploads run (for live progress). */
+  onBytes?: (d: Descriptor, sent: number) => void;
+  /** Cancels the push: pending work stops and the promise rejects with PUSH_CANCELLED. */
+  signal?: AbortSignal;
+  /** Parallel blob uploads (default 4). */
+  concurrency?: number;
+}
+
+/**
+ * Pushes the store image `localDescriptor` (a single-platform image manifest) to `target`
+ * (`host/repo:tag`) and returns the pushed manifest's digest, media type and size. Errors are
+ * DimgErrors naming the registry, repository and object (REGISTRY_DENIED, REGISTRY_UNAUTHORIZED, …);
+ * PUSH_CANCELLED when `signal` fires.
+ */
+export async function pushImage(store: Store, client: RegistryClient, localDescriptor: Descriptor, target: string, opts: PushOptions = {}): Promise<{ digest: Digest; mediaType: string; size: number }> {
+  const ref = parseReference(target);
+  if (!ref.tag || ref.digest) {
+    throw new DimgError('PUSH_TARGET_INVALID', `push target ${target} must be a name with a tag and without a digest`, 'push to NAME:TAG, e.g. 127.0.0.1:5000/shop/web:1.0');
+  }
+  const what = formatReference(ref);
+  const signal = opts.signal;
+  const check = () => {
+    if (signal?.aborted) throw abortError(`push of ${what}`);
+  };
+  check();
+  const pm = await pushManifest(store, localDescriptor, { onEvent: opts.onEvent, signal });
+  check();
+  const repo = client.repository(ref);
+  const head = await repo.headManifest(ref.tag);
+  if (head && head.digest === pm.digest) {
+    opts.onEvent?.({ kind: 'up-to-date', digest: pm.digest, ref: ref.tag });
+    return { digest: pm.digest, mediaType: pm.mediaType, size: pm.bytes.length };
+  }
+  const state = new PushState(store);
+  const mountedFrom = new Map<Digest, string>();
+  const source: ImageSource = {
+    name: 'local store',
+    manifest: async (r: string): Promise<ManifestBytes> => {
+      if (r === ref.tag || r === pm.digest) return pm;
+      throw new DimgError('INTERNAL', `push of ${what}: unexpected manifest request ${r}`, 'this is a bug in dimg');
+    },
+    blob: async (d: Descriptor): Promise<Readable> => {
+      check();
+      return abortable(store.blobs.open(d.digest, d.size), signal, `push of ${what}`);
+    },
+  };
+  const sink: ImageSink = {
+    name: repo.name,
+    putBlob: async (desc, open) => {
+      check();
+      const holders = (await state.holders(desc.digest, repo.domain)).filter((p) => p !== repo.path);
+      const outcome = await repo.uploadBlob(desc.digest, desc.size, open, {
+        mountFrom: holders.length > 0 ? holders : undefined,
+        onProgress: opts.onBytes ? (n) => opts.onBytes!(desc, n) : undefined,
+      });
+      if (outcome === 'mounted') mountedFrom.set(desc.digest, holders[0]!);
+      await state.addHolder(desc.digest, repo.domain, repo.path);
+      return outcome;
+    },
+    putManifest: async (r, m) => {
+      check();
+      await repo.putManifest(r, m.bytes, m.mediaType);
+    },
+    hasManifest: async (digest) => (await repo.headManifest(digest)) !== undefined,
+  };
+  const result = await transferImage(source, sink, ref.tag, [ref.tag], {
+    concurrency: opts.concurrency,
+    onEvent: opts.onEvent ? (e) => opts.onEvent!(e.kind === 'blob' && mountedFrom.has(e.digest) ? { ...e, from: mountedFrom.get(e.digest) } : e) : undefined,
+  });
+  return result;
+}
+
+/**
+ * The push manifest of a store image (see the module comment), as exact bytes. Compresses layers
+ * that have no registry form yet (into the store, recorded). Exported for the planner, which can learn
+ * the digest a push will produce without pushing.
+ */
+export async function pushManifest(store: Store, desc: Descriptor, opts: { onEvent?: (e: LayerFormEvent) => void; signal?: AbortSignal } = {}): Promise<ManifestBytes> {
+  if (isIndexType(desc.mediaType) || !isImageManifestType(desc.mediaType)) {
+    throw new DimgError('PUSH_NOT_AN_IMAGE', `local ${desc.digest} is ${desc.mediaType}, not a single-platform image manifest`, 'push one platform\'s image (pick it with --platform)');
+  }
+  const bytes = await store.blobs.read(desc.digest);
+  const manifest = JSON.parse(bytes.toString('utf8')) as ImageManifest;
+  const config = await store.blobs.readJson<ImageConfig>(manifest.config.digest);
+  const diffIds = config.rootfs?.diff_ids ?? [];
+  const docker = desc.mediaType === MediaType.dockerManifest;
+  let changed = false;
+  const layers: Descriptor[] = [];
+  for (const [i, l] of manifest.layers.entries()) {
+    if (layerCompression(l.mediaType) !== 'none' || (l.urls && l.urls.length > 0)) {
+      layers.push(l);
+      continue;
+    }
+    if (diffIds[i] !== undefined && diffIds[i] !== l.digest) {
+      throw new DimgError('IMAGE_INVALID', `layer ${i + 1} of local image ${desc.digest} is an uncompressed tar ${l.digest} but the config says diff_id ${diffIds[i]}`, 'the image is inconsistent; rebuild it');
+    }
+    const form = await layerForm(store, l.digest, l.size, { onEvent: opts.onEvent, signal: opts.signal });
+    if (form.digest === l.digest) {
+      layers.push(l);
+      continue;
+    }
+    changed = true;
+    const mediaType = docker ? MediaType.dockerLayerGzip : form.mediaType;
+    layers.push({ ...l, mediaType, digest: form.digest, size: form.size });
+  }
+  if (!changed) return { bytes, mediaType: desc.mediaType, digest: desc.digest };
+  const out = canonicalBytes({ ...manifest, layers });
+  return { bytes: out, mediaType: desc.mediaType, digest: sha256(out) };
+}
