@@ -31,7 +31,9 @@ import { contextFilter, loadIgnore, parseChmod, resolveChown, resolveCopy, unpac
 import { copyInputDigest, type CopySource } from './copy-inputs.js';
 import { FileDigests } from './file-digests.js';
 import { LayerView } from './layer-view.js';
-import { runInSandbox, type RunDriver, type SecretMount } from './sandbox.js';
+import { detectRunDriver, runInSandbox, type RunDriver, type SecretMount } from './sandbox.js';
+import { adoptLayerDir, settleRunDiff } from './layer-dirs.js';
+import type { LayerMirror } from '../layer/mirror.js';
 import type { BuildListener } from './events.js';
 
 /** Options of one build. */
@@ -52,7 +54,7 @@ export interface BuildOptions {
   /** Force a RUN driver instead of detecting one. */
   runDriver?: RunDriver;
   /** Images of the same spec already built in this run, by key (bases and `copy --from`). */
-  built?: (key: string) => Promise<BuiltImage>;
+  built?: (key: string) => Promise<BuiltSpecImage>;
   /** File-digest memo shared by the images of one run (saved by the caller). */
   digests?: FileDigests;
 }
@@ -68,6 +70,12 @@ export interface BuiltImage extends BuiltRef {
   tags: string[];
   /** True when every step came from the cache. */
   cached: boolean;
+}
+
+/** The chain ID of the last layer of `diffIds`. */
+function lastChainId(diffIds: Digest[]): Digest {
+  const chain = chainIds(diffIds);
+  return chain[chain.length - 1]!;
 }
 
 /** The SOURCE_DATE_EPOCH to use: the option, else the environment variable, else 0. */
@@ -116,7 +124,7 @@ class ImageBuild {
     }
   };
 
-  private builtRef = async (key: string): Promise<BuiltImage> => {
+  private builtRef = async (key: string): Promise<BuiltSpecImage> => {
     if (!this.opts.built) throw new DimgError('IMAGE_NOT_FOUND', `image ${this.spec.key}: image ${key} of the spec has not been built`, 'build the images it depends on first (dimg build builds them in order)');
     return this.opts.built(key);
   };
@@ -176,7 +184,7 @@ class ImageBuild {
         layer =
           step.kind === 'run'
             ? await this.runStep(step, container, layers, diffIds, label, index)
-            : await this.copyStep(step as CopyStep, container, layers, diffIds, label, copyPlan);
+            : await this.copyStep(step as CopyStep, container, layers, diffIds, label, copyPlan, await this.runFollows(i));
         const chain = chainIds([...diffIds, layer.diffId]);
         await this.store.cache.put({
           key,
@@ -264,7 +272,17 @@ class ImageBuild {
           this.emit({ type: 'notice', image: this.spec.key, message: 'overlay mounts are unavailable here: RUN uses the copy-based driver (slower)' });
         }
         const { packDirectory } = await import('../layer/index.js');
-        return storeLayerTar(this.store, packDirectory(diffDir, { overlay: true, sourceDateEpoch: this.epoch }));
+        const layer = await storeLayerTar(this.store, packDirectory(diffDir, { overlay: true, sourceDateEpoch: this.epoch }));
+        if (driver === 'overlay') {
+          // The upperdir is the new layer in lowerdir form: keep it instead of unpacking the tar later.
+          try {
+            settleRunDiff(diffDir, this.epoch);
+            await adoptLayerDir(this.store, lastChainId([...diffIds, layer.diffId]), diffDir);
+          } catch {
+            /* the layer is unpacked from its tar when a later step needs it */
+          }
+        }
+        return layer;
       },
     );
   }
@@ -295,6 +313,7 @@ class ImageBuild {
     diffIds: Digest[],
     label: string,
     plan: { sources: CopySource[]; archives: Set<number>; root: string; filter?: ReturnType<typeof contextFilter> } | undefined,
+    lowerdirSoon: boolean,
   ): Promise<StoredLayer> {
     if (!plan) {
       const root = await this.fromRoot(step.from!);
@@ -332,7 +351,11 @@ class ImageBuild {
     }
     const { packSources } = await import('../layer/index.js');
     const filter = plan.filter;
+    // A later RUN needs this layer as a lowerdir: write it there while packing (from the same bytes)
+    // rather than unpacking the tar afterwards.
+    const mirror = lowerdirSoon ? { dir: await this.store.overlay.stagingDir('copy') } as LayerMirror : undefined;
     const tar = packSources(sources, {
+      mirror,
       sourceDateEpoch: this.epoch,
       owner,
       mode,
@@ -340,7 +363,21 @@ class ImageBuild {
       filter: filter ? (rel, isDir, src) => (src.from.startsWith(plan!.root) ? filter(rel, isDir, src) : true) : undefined,
       parentAttrs: (p) => attrs.get(p.replace(/^\/+|\/+$/g, '')),
     });
-    return storeLayerTar(this.store, tar);
+    if (!mirror) return storeLayerTar(this.store, tar);
+    try {
+      const layer = await storeLayerTar(this.store, tar);
+      if (mirror.complete) await adoptLayerDir(this.store, lastChainId([...diffIds, layer.diffId]), mirror.dir);
+      return layer;
+    } finally {
+      await fs.rm(mirror.dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  /** True when a RUN step after step `i` will mount the layers as overlay lowerdirs. */
+  private async runFollows(i: number): Promise<boolean> {
+    if (!this.spec.steps.slice(i + 1).some((s) => s.kind === 'run')) return false;
+    const driver = this.opts.runDriver ?? (await detectRunDriver(this.store)).driver;
+    return driver === 'overlay';
   }
 
   /**

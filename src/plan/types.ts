@@ -98,6 +98,8 @@ export interface Plan {
   /** The spec file the plan was made from (absolute path). */
   specFile: string;
   createdAt: string;
+  /** The options the plan was made with (a saved plan is re-checked with the same ones). */
+  options: { prune: boolean; targets: string[] };
   actions: Action[];
   warnings: PlanWarning[];
 }

@@ -7,12 +7,11 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DimgError } from '../../errors.js';
-import { buildSpec, buildImage, stepLine, FileDigests, type BuildEvent, type BuiltImage } from '../../build/index.js';
-import { OutputTail } from '../../build/output-tail.js';
+import { buildSpec, buildImage, FileDigests, type BuiltImage } from '../../build/index.js';
 import { DEFAULT_SPEC_FILE, loadSpec, dockerfileImageSpecs } from '../../spec/index.js';
 import { nodeSpecPorts } from '../../spec/node-ports.js';
 import { familiarString, parseReference } from '../../oci/reference.js';
-import { humanDuration } from '../format.js';
+import { buildRenderer as renderer, positiveInt, withCancellation } from '../build-output.js';
 import { imageCommand } from './image-group.js';
 import { openStoreFor, stdoutIsTty } from '../context.js';
 
@@ -107,11 +106,6 @@ function looksLikeSpecFile(arg: string): boolean {
   }
 }
 
-function positiveInt(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new DimgError('FLAG_INVALID', `${flag} must be a positive integer, got "${v}"`, `e.g. ${flag} 4`);
-  return n;
-}
 
 /** `K=V` pairs of --build-arg; a bare `K` takes the value from the environment, as docker does. */
 function parseArgs(list: string[]): Record<string, string> {
@@ -137,64 +131,6 @@ function parseSecrets(list: string[]): Record<string, string> {
     out[id] = resolve(src);
   }
   return out;
-}
-
-/** Runs `fn` with an AbortSignal fired by SIGINT/SIGTERM; the builder then cleans up and fails. */
-async function withCancellation(fn: (signal: AbortSignal) => Promise<void>): Promise<void> {
-  const ac = new AbortController();
-  const onSignal = () => ac.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    await fn(ac.signal);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-}
-
-/**
- * Renders build events: a line per step (`[web 3/7] RUN … CACHED` / `0.4s`). On a TTY the step's
- * output streams live under its start line; otherwise only its last few lines are shown when it ends.
- */
-function renderer(tty: boolean): (e: BuildEvent) => void {
-  const tails = new Map<string, OutputTail>();
-  const width = Math.max(60, (process.stdout.columns ?? 100) - 12);
-  const out = (s: string) => process.stdout.write(s);
-  return (e) => {
-    switch (e.type) {
-      case 'step-start':
-        if (tty) out(`${stepLine(e.image, e.index, e.total, e.display, width)}\n`);
-        break;
-      case 'step-output': {
-        if (tty) {
-          out(e.chunk.toString('utf8'));
-          break;
-        }
-        const k = `${e.image}/${e.index}`;
-        let tail = tails.get(k);
-        if (!tail) tails.set(k, (tail = new OutputTail(4096)));
-        tail.push(e.chunk);
-        break;
-      }
-      case 'step-done': {
-        out(`${stepLine(e.image, e.index, e.total, e.display, width)}  ${e.cached ? 'CACHED' : humanDuration(e.durationMs)}\n`);
-        const tail = tails.get(`${e.image}/${e.index}`);
-        if (tail) {
-          for (const l of tail.lines(5)) out(`  | ${l}\n`);
-          tails.delete(`${e.image}/${e.index}`);
-        }
-        break;
-      }
-      case 'notice':
-        out(`[${e.image}] note: ${e.message}\n`);
-        break;
-      case 'image-done':
-        break;
-      default:
-        break;
-    }
-  };
 }
 
 function summary(built: BuiltImage[]): void {

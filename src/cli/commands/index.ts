@@ -11,10 +11,10 @@ import { register as registerStore } from './store.js';
 import { register as registerRegistry } from './registry.js';
 import { register as registerSpec } from './spec.js';
 import { register as registerBuild } from './build.js';
+import { register as registerPlan } from './plan.js';
 
 /** Adds all dimg commands to `program`. */
 export function registerCommands(program: Command): void {
-  void program;
   registerImageLocal(program);
   registerImageArchive(program);
   registerInfo(program);
@@ -22,4 +22,5 @@ export function registerCommands(program: Command): void {
   registerRegistry(program);
   registerSpec(program);
   registerBuild(program);
+  registerPlan(program);
 }

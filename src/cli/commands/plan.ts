@@ -1,0 +1,162 @@
+/**
+ * `dimg plan`, `dimg apply` and `dimg lock`: the main job. plan shows what apply would do (text or
+ * JSON, saved with -o); apply makes the plan and executes it, or executes a saved plan after checking
+ * it is not stale; lock pins registry bases into images.lock.
+ */
+import { promises as fs } from 'node:fs';
+import type { Command } from 'commander';
+import { DimgError } from '../../errors.js';
+import { DEFAULT_SPEC_FILE } from '../../spec/load.js';
+import { renderPlanText } from '../../plan/render/text.js';
+import { parsePlanJson, renderPlanJson } from '../../plan/render/json.js';
+import { hasChanges, type Plan } from '../../plan/types.js';
+import { planSpec, type PlanSession } from '../../exec/plan-session.js';
+import { applyPlan } from '../../exec/apply.js';
+import { lockPathFor, renderLock, type LockFile } from '../../resolve/lock.js';
+import { writeFileAtomic } from '../../store/fsutil.js';
+import { openStoreFor } from '../context.js';
+import { positiveInt, withCancellation } from '../build-output.js';
+import { applyReporter, progressMode } from '../apply-output.js';
+import { dirname, resolve } from 'node:path';
+
+interface PlanFlags {
+  prune?: boolean;
+  target: string[];
+  frozenLock?: boolean;
+  showUnchanged?: boolean;
+}
+
+/** Registers plan, apply and lock. */
+export function register(program: Command): void {
+  program
+    .command('plan')
+    .description('show what apply would build, push, retag and delete (nothing is changed)')
+    .argument('[file]', `spec file (default ${DEFAULT_SPEC_FILE})`)
+    .option('--json', 'print the plan as JSON (versioned format)')
+    .option('-o, --out <plan.json>', 'also save the plan for `dimg apply plan.json`')
+    .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are, 1 on error')
+    .option('--target <image>', 'limit to this image and what it depends on (repeatable)', collect, [])
+    .option('--prune', 'also delete tags this project owns that the spec no longer declares')
+    .option('--frozen-lock', 'fail if images.lock is missing or would change')
+    .option('--show-unchanged', 'also list tags that are up to date')
+    .action(async (file: string | undefined, o: PlanFlags & { json?: boolean; out?: string; detailedExitcode?: boolean }, cmd: Command) => {
+      const session = await openSession(file, o, cmd);
+      try {
+        const plan = session.plan;
+        if (o.out) await fs.writeFile(o.out, renderPlanJson(plan));
+        process.stdout.write(o.json ? renderPlanJson(plan) : renderPlanText(plan, { showUnchanged: o.showUnchanged, color: colorOn() }));
+        if (o.detailedExitcode && hasChanges(plan)) process.exitCode = 2;
+      } finally {
+        await session.close();
+      }
+    });
+
+  program
+    .command('apply')
+    .description('converge registries and the local store to the spec: build, push, retag, prune')
+    .argument('[file]', `spec file (default ${DEFAULT_SPEC_FILE}) or a plan saved with \`dimg plan -o\``)
+    .option('--target <image>', 'limit to this image and what it depends on (repeatable)', collect, [])
+    .option('--prune', 'also delete tags this project owns that the spec no longer declares')
+    .option('--frozen-lock', 'fail if images.lock is missing or would change')
+    .option('--parallelism <n>', 'actions run at once', '4')
+    .option('--progress <mode>', 'auto, tty, plain or json (NDJSON events)', 'auto')
+    .action(async (file: string | undefined, o: PlanFlags & { parallelism: string; progress: string }, cmd: Command) => {
+      const mode = progressMode(o.progress);
+      const reporter = applyReporter(mode);
+      const saved = file && file.endsWith('.json') ? parsePlanJson(await readPlanFile(file), file) : undefined;
+      const session = await openSession(saved ? saved.specFile : file, saved ? { ...o, prune: saved.options.prune, target: saved.options.targets } : o, cmd, reporter.warn);
+      try {
+        const plan = saved ? checkSaved(saved, session) : session.plan;
+        if (mode !== 'json') process.stdout.write(renderPlanText(plan, { color: mode === 'tty' && colorOn() }));
+        if (!hasChanges(plan)) return;
+        if (mode !== 'json') process.stdout.write('\n');
+        await withCancellation(async (signal) => {
+          const result = await applyPlan(session, plan, {
+            parallelism: positiveInt(o.parallelism, '--parallelism'),
+            signal,
+            onEvent: reporter.exec,
+            onBuildEvent: reporter.build,
+            warn: reporter.warn,
+          });
+          reporter.finish(result);
+          if (result.failed.length > 0) {
+            const first = result.failed[0]!;
+            throw first.error instanceof DimgError
+              ? first.error
+              : new DimgError('APPLY_FAILED', `${first.action.id}: ${(first.error as Error)?.message ?? String(first.error)}`, 'fix the cause and run apply again; what succeeded stays done');
+          }
+        });
+      } finally {
+        await session.close();
+      }
+    });
+
+  program
+    .command('lock')
+    .description('pin registry base images to digests in images.lock (read by plan and apply)')
+    .argument('[file]', `spec file (default ${DEFAULT_SPEC_FILE})`)
+    .action(async (file: string | undefined, _o: unknown, cmd: Command) => {
+      const store = await openStoreFor(cmd);
+      const specFile = file ?? DEFAULT_SPEC_FILE;
+      // Resolve afresh, ignoring the current lock: that is what updating it means.
+      const lockPath = lockPathFor(resolve(specFile));
+      const previous = await fs.readFile(lockPath, 'utf8').catch(() => undefined);
+      if (previous !== undefined) await fs.rm(lockPath);
+      let session: PlanSession | undefined;
+      try {
+        session = await planSpec({ specFile, store, warn: (m) => process.stderr.write(`Warning: ${m}\n`) });
+      } catch (e) {
+        if (previous !== undefined) await fs.writeFile(lockPath, previous);
+        throw e;
+      }
+      try {
+        const lock: LockFile = { version: 1, bases: {} };
+        for (const [key, digest] of session.resolved.pins) lock.bases[key] = { digest };
+        const text = renderLock(lock);
+        await writeFileAtomic(lockPath, text, dirname(lockPath));
+        const n = Object.keys(lock.bases).length;
+        process.stdout.write(`${lockPath}: ${n} base image${n === 1 ? '' : 's'} pinned${previous === text ? ' (unchanged)' : ''}\n`);
+      } finally {
+        await session.close();
+      }
+    });
+}
+
+async function openSession(file: string | undefined, o: PlanFlags, cmd: Command, warn?: (m: string) => void): Promise<PlanSession> {
+  const store = await openStoreFor(cmd);
+  return planSpec({
+    specFile: file ?? DEFAULT_SPEC_FILE,
+    store,
+    prune: o.prune,
+    targets: o.target,
+    frozenLock: o.frozenLock,
+    warn: warn ?? ((m) => process.stderr.write(`Warning: ${m}\n`)),
+  });
+}
+
+/** A saved plan may run only if the spec and the observed state are what it was made from. */
+function checkSaved(saved: Plan, session: PlanSession): Plan {
+  if (saved.specDigest !== session.plan.specDigest) {
+    throw new DimgError('PLAN_STALE', `the saved plan was made from a different ${saved.specFile} (the spec or its inputs changed)`, 'make a new plan with `dimg plan -o plan.json`');
+  }
+  if (saved.observedFingerprint !== session.plan.observedFingerprint) {
+    throw new DimgError('PLAN_STALE', 'the saved plan is stale: the registries or the local store changed since it was made', 'make a new plan with `dimg plan -o plan.json`');
+  }
+  return saved;
+}
+
+async function readPlanFile(file: string): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (e) {
+    throw new DimgError('PLAN_NOT_FOUND', `cannot read plan ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'make one with `dimg plan -o plan.json`');
+  }
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+function colorOn(): boolean {
+  return Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+}

@@ -1,0 +1,182 @@
+/**
+ * Applying a plan: the executor's ports wired to the real builder, the push/pull transfer and the
+ * registry client. Builds reuse what planning computed (pinned bases, file digests); every tag written
+ * is read back to check it now holds the expected manifest; webhooks are told about pushed tags.
+ */
+import { DimgError, isDimgError } from '../errors.js';
+import type { Digest } from '../oci/digest.js';
+import { parseReference, repositoryName } from '../oci/reference.js';
+import type { Descriptor, ImageManifest } from '../oci/types.js';
+import { loadImage } from '../image/local-image.js';
+import type { BaseSpec, CopyStep, ImageSpec, Step } from '../spec/model.js';
+import { buildImage, type BuiltImage } from '../build/builder.js';
+import type { BuildListener } from '../build/events.js';
+import type { BuiltSpecImage } from '../build/base.js';
+import { formatPlatform } from '../oci/platform.js';
+import { lockKey } from '../resolve/lock.js';
+import { platformOf } from '../resolve/desired.js';
+import { pullImage } from '../transfer/pull.js';
+import { pushImage } from '../transfer/push.js';
+import type { PushAction, RetagAction, DeleteAction, BuildAction, Plan } from '../plan/types.js';
+import { executePlan, type ExecEvent, type ExecResult, type ExecutorPorts } from './execute.js';
+import type { PlanSession } from './plan-session.js';
+import { notifyPushed } from './notify.js';
+
+/** Options of an apply. */
+export interface ApplyOptions {
+  parallelism?: number;
+  signal?: AbortSignal;
+  onEvent?: (e: ExecEvent) => void;
+  onBuildEvent?: BuildListener;
+  /** Receives non-fatal problems (webhook failures…). */
+  warn?: (message: string) => void;
+  /** SOURCE_DATE_EPOCH override for builds. */
+  sourceDateEpoch?: number;
+}
+
+/** Executes `plan` (normally `session.plan`) against the session's store and registries. */
+export async function applyPlan(session: PlanSession, plan: Plan, opts: ApplyOptions = {}): Promise<ExecResult> {
+  const ports = new ApplyPorts(session, opts);
+  const result = await executePlan(plan, ports, { parallelism: opts.parallelism, signal: opts.signal, onEvent: opts.onEvent });
+  await session.digests.save();
+  return result;
+}
+
+class ApplyPorts implements ExecutorPorts {
+  private readonly builds = new Map<string, Promise<BuiltImage>>();
+  private readonly byInput = new Map<Digest, Descriptor>();
+
+  constructor(
+    private readonly session: PlanSession,
+    private readonly opts: ApplyOptions,
+  ) {
+    for (const [input, digest] of session.actual.local.byInputDigest) this.byInput.set(input, { digest, mediaType: '', size: 0 });
+  }
+
+  async build(action: BuildAction, signal: AbortSignal): Promise<void> {
+    const built = await this.buildOnce(action.image, signal);
+    if (built.inputDigest !== action.inputDigest) {
+      throw new DimgError('PLAN_MISMATCH', `image ${action.image}: built with input digest ${built.inputDigest}, planned ${action.inputDigest}`, 'the inputs changed while applying; run the plan again');
+    }
+  }
+
+  async push(action: PushAction, signal: AbortSignal): Promise<void> {
+    const descriptor = await this.localImage(action.image, action.inputDigest, signal);
+    const result = await pushImage(this.session.store, this.session.client, descriptor, action.target.ref, { signal });
+    await this.verifyTag(action.target.ref, result.digest);
+    await this.notify(action.image, action.target.ref, result.digest);
+  }
+
+  async retag(action: RetagAction): Promise<void> {
+    const ref = parseReference(action.target.ref);
+    const repo = this.session.client.repository(ref);
+    const m = await repo.getManifest(action.digest);
+    await repo.putManifest(ref.tag!, m.bytes, m.mediaType);
+    await this.verifyTag(action.target.ref, action.digest);
+    await this.notify(action.image, action.target.ref, action.digest);
+  }
+
+  async delete(action: DeleteAction): Promise<void> {
+    const ref = parseReference(action.target.ref);
+    try {
+      await this.session.client.repository(ref).deleteManifest(action.digest);
+    } catch (e) {
+      // Already gone (another deletion took the same manifest, or someone else did): converged.
+      if (!(isDimgError(e) && /MANIFEST_UNKNOWN|NOT_FOUND/.test(e.code))) throw e;
+    }
+  }
+
+  /** Builds `key` once per apply (dependants and pushes share the result). */
+  private buildOnce(key: string, signal: AbortSignal): Promise<BuiltImage> {
+    let p = this.builds.get(key);
+    if (!p) {
+      const img = this.imageSpec(key);
+      p = buildImage(pinBases(img, this.session.resolved.pins), {
+        store: this.session.store,
+        project: this.session.spec.project,
+        digests: this.session.digests,
+        signal,
+        onEvent: this.opts.onBuildEvent,
+        sourceDateEpoch: this.opts.sourceDateEpoch,
+        pull: async (ref, platform) => {
+          await pullImage(this.session.store, this.session.client, ref, { platform });
+        },
+        built: (dep) => this.dependency(dep, signal),
+      });
+      p.then((b) => this.byInput.set(b.inputDigest, b.descriptor), () => undefined);
+      this.builds.set(key, p);
+    }
+    return p;
+  }
+
+  /** A spec image a build stands on: built in this apply, else found in the store by input digest, else built now. */
+  private async dependency(key: string, signal: AbortSignal): Promise<BuiltSpecImage> {
+    const planned = this.builds.get(key);
+    if (planned) return planned;
+    const input = this.session.resolved.keys.get(key)?.inputDigest;
+    const local = input ? this.byInput.get(input) : undefined;
+    if (input && local) {
+      const loaded = await this.loadLocal(local.digest).catch(() => undefined);
+      if (loaded) return { ...loaded, inputDigest: input };
+    }
+    return this.buildOnce(key, signal);
+  }
+
+  /** The store descriptor of the image with `input` (built in this apply or already local). */
+  private async localImage(key: string, input: Digest, signal: AbortSignal): Promise<Descriptor> {
+    const built = this.builds.get(key);
+    if (built) return (await built).descriptor;
+    const local = this.byInput.get(input);
+    if (local) return (await this.loadLocal(local.digest)).descriptor;
+    return (await this.buildOnce(key, signal)).descriptor;
+  }
+
+  private async loadLocal(digest: Digest): Promise<{ descriptor: Descriptor; config: BuiltSpecImage['config']; layers: Descriptor[] }> {
+    const store = this.session.store;
+    const m = await store.blobs.readJson<ImageManifest>(digest);
+    const size = (await store.blobs.stat(digest)) ?? 0;
+    const img = await loadImage(store, { mediaType: m.mediaType ?? 'application/vnd.oci.image.manifest.v1+json', digest, size });
+    return { descriptor: img.descriptor, config: img.config, layers: img.manifest.layers };
+  }
+
+  private imageSpec(key: string): ImageSpec {
+    const img = this.session.spec.images.find((i) => i.key === key);
+    if (!img) throw new DimgError('IMAGE_NOT_IN_SPEC', `image ${key} is not in ${this.session.spec.file}`, 'make the plan again');
+    return img;
+  }
+
+  /** Reads the tag back: it must now hold `digest` (registries can drop writes; CI must know). */
+  private async verifyTag(target: string, digest: Digest): Promise<void> {
+    const ref = parseReference(target);
+    const head = await this.session.client.repository(ref).headManifest(ref.tag!);
+    if (head?.digest !== digest) {
+      throw new DimgError('TAG_NOT_CONVERGED', `${target} holds ${head?.digest ?? 'nothing'} after writing ${digest}`, 'another writer may be changing this tag; run apply again');
+    }
+  }
+
+  private async notify(image: string, ref: string, digest: Digest): Promise<void> {
+    const urls = this.session.spec.notify;
+    if (urls.length === 0) return;
+    const failures = await notifyPushed(urls, { event: 'push', project: this.session.spec.project, image, ref, repository: repositoryName(parseReference(ref)), digest });
+    for (const f of failures) this.opts.warn?.(`webhook ${f.url}: ${f.message}`);
+  }
+}
+
+/**
+ * The image spec with its registry bases (and `copy --from` references) pinned to the digests the
+ * plan resolved, so the build uses exactly what was planned even if a tag moves meanwhile.
+ */
+function pinBases(img: ImageSpec, pins: Map<string, Digest>): ImageSpec {
+  const platform = formatPlatform(platformOf(img));
+  const pin = (ref: string): string => {
+    const d = pins.get(lockKey(ref, platform));
+    return d && !ref.includes('@') ? `${repositoryName(parseReference(ref))}@${d}` : ref;
+  };
+  const from: BaseSpec = img.from.kind === 'ref' ? { kind: 'ref', ref: pin(img.from.ref) } : img.from;
+  const steps: Step[] = img.steps.map((s) =>
+    (s.kind === 'copy' || s.kind === 'add') && s.from?.kind === 'ref' ? ({ ...s, from: { kind: 'ref', ref: pin(s.from.ref) } } as CopyStep) : s,
+  );
+  return { ...img, from, steps };
+}
+
+

@@ -1,0 +1,123 @@
+/**
+ * Making a plan for a spec file: load the spec, resolve bases (lock, registry, store), compute the
+ * desired state, observe the store and registries, diff. The session keeps everything it learnt so
+ * `apply` reuses it instead of hashing or asking again.
+ */
+import { promises as fs } from 'node:fs';
+import { resolve } from 'node:path';
+import { DimgError } from '../errors.js';
+import { canonicalJson } from '../oci/canonical-json.js';
+import { sha256, type Digest } from '../oci/digest.js';
+import { loadSpec } from '../spec/load.js';
+import { nodeSpecPorts } from '../spec/node-ports.js';
+import type { Spec } from '../spec/model.js';
+import { RegistryClient } from '../registry/client.js';
+import type { Store } from '../store/store.js';
+import { FileDigests } from '../build/file-digests.js';
+import { diff } from '../plan/diff.js';
+import { PLAN_FORMAT_VERSION, type Plan } from '../plan/types.js';
+import type { ActualState } from '../plan/state.js';
+import { BaseResolver } from '../resolve/bases.js';
+import { resolveSpec, type ResolvedSpec } from '../resolve/desired.js';
+import { lockPathFor, readLock, type LockFile } from '../resolve/lock.js';
+import { parsePlatform } from '../oci/platform.js';
+import { observe } from '../resolve/observe.js';
+import { clientOptionsForSpec } from './spec-client.js';
+
+/** How to make a plan. */
+export interface PlanOptions {
+  specFile: string;
+  /** The local store (optional: plan works without one, as on a fresh CI runner). */
+  store: Store;
+  /** Delete owned tags the spec no longer declares (also on when the spec says `prune: true`). */
+  prune?: boolean;
+  /** Limit to these images and their dependencies. */
+  targets?: string[];
+  /** Fail when the lock is missing a base or the registry moved a pinned tag. */
+  frozenLock?: boolean;
+  env?: NodeJS.ProcessEnv;
+  warn?: (message: string) => void;
+}
+
+/** Everything a plan was made from. Close it with `close()`. */
+export interface PlanSession {
+  spec: Spec;
+  store: Store;
+  client: RegistryClient;
+  resolved: ResolvedSpec;
+  actual: ActualState;
+  digests: FileDigests;
+  plan: Plan;
+  close(): Promise<void>;
+}
+
+/** Loads the spec and makes its plan. */
+export async function planSpec(opts: PlanOptions): Promise<PlanSession> {
+  const specFile = resolve(opts.specFile);
+  const env = opts.env ?? process.env;
+  const spec = await loadSpec(specFile, nodeSpecPorts({ env }));
+  const client = new RegistryClient(clientOptionsForSpec(spec, env, opts.warn));
+  const digests = await FileDigests.load(opts.store.root, opts.store.tmpDir);
+  try {
+    const lock = await readLock(lockPathFor(spec.file));
+    if (opts.frozenLock && !lock) {
+      throw new DimgError('LOCK_MISSING', `--frozen-lock: there is no ${lockPathFor(spec.file)}`, 'create it with `dimg lock` and commit it');
+    }
+    const bases = new BaseResolver({ store: opts.store, client, lock, warn: opts.warn });
+    const resolved = await resolveSpec(spec, { bases, digests, prune: Boolean(opts.prune || spec.prune) });
+    if (opts.frozenLock) await checkFrozen(resolved, lock!, spec.file, new BaseResolver({ store: opts.store, client, warn: opts.warn }));
+    const actual = await observe(resolved.desired, { store: opts.store, client });
+    const { actions, warnings } = diff(resolved.desired, actual, { targetImages: opts.targets });
+    const plan: Plan = {
+      formatVersion: PLAN_FORMAT_VERSION,
+      specDigest: await specDigestOf(spec, resolved),
+      observedFingerprint: fingerprint(actual),
+      specFile: spec.file,
+      createdAt: new Date().toISOString(),
+      options: { prune: Boolean(opts.prune || spec.prune), targets: opts.targets ?? [] },
+      actions,
+      warnings,
+    };
+    await digests.save();
+    return { spec, store: opts.store, client, resolved, actual, digests, plan, close: async () => client.close() };
+  } catch (e) {
+    client.close();
+    throw e;
+  }
+}
+
+/**
+ * What a plan was made for: the spec file's bytes and every image's desired identity and targets.
+ * A saved plan is refused when this changes.
+ */
+async function specDigestOf(spec: Spec, resolved: ResolvedSpec): Promise<Digest> {
+  const bytes = await fs.readFile(spec.file);
+  return sha256(canonicalJson({ file: sha256(bytes), images: resolved.desired.images }));
+}
+
+/** A digest of everything observed that the plan's actions depend on (stale-plan detection). */
+export function fingerprint(actual: ActualState): Digest {
+  const remote = [...actual.remote.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([ref, t]) => [ref, t?.digest ?? null, t?.inputDigest ?? null]);
+  const inventory = actual.inventory.map((t) => [t.ref, t.digest]).sort();
+  const local = [...actual.local.byInputDigest.keys()].sort();
+  return sha256(canonicalJson({ remote, inventory, local }));
+}
+
+/**
+ * `--frozen-lock`: every registry base must be in the lock, and resolving it afresh (as `dimg lock`
+ * would) must give the pinned digest; otherwise the lock would change, which CI must not do silently.
+ */
+async function checkFrozen(resolved: ResolvedSpec, lock: LockFile, specFile: string, fresh: BaseResolver): Promise<void> {
+  for (const [key, pinned] of resolved.pins) {
+    const [ref, platform] = key.split('|') as [string, string];
+    const entry = lock.bases[key];
+    const now = await fresh.resolve(ref, parsePlatform(platform));
+    if (!entry || entry.digest !== now.digest || pinned !== now.digest) {
+      throw new DimgError(
+        'LOCK_STALE',
+        `--frozen-lock: base ${ref} (${platform}) resolves to ${now.digest}, but ${lockPathFor(specFile)} ${entry ? `pins ${entry.digest}` : 'does not list it'}`,
+        'run `dimg lock` and commit the updated images.lock',
+      );
+    }
+  }
+}

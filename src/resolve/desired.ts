@@ -1,0 +1,101 @@
+/**
+ * The desired state of a spec: for every image, its input digest (computed without building, by the
+ * same key function the builder uses), the base it stands on, its local names and its registry
+ * targets. Registry bases are resolved through a BaseResolver (lock pin, registry, store).
+ */
+import type { Digest } from '../oci/digest.js';
+import { formatPlatform, parsePlatform, hostPlatform } from '../oci/platform.js';
+import { lockKey } from './lock.js';
+import type { ContainerConfig, Platform } from '../oci/types.js';
+import { DimgError } from '../errors.js';
+import type { ImageSpec, Spec } from '../spec/model.js';
+import { computeImageKeys, rootfsKey, scratchKey, type ImageKeys } from '../build/keys.js';
+import { dependenciesOf } from '../build/graph.js';
+import type { FileDigests } from '../build/file-digests.js';
+import type { DesiredImage, DesiredState } from '../plan/state.js';
+import type { BaseResolver } from './bases.js';
+
+/** The desired state plus what computing it learnt (reused by apply so nothing is hashed twice). */
+export interface ResolvedSpec {
+  desired: DesiredState;
+  keys: Map<string, ImageKeys>;
+  /** Registry base references pinned to manifest digests (`REF|PLATFORM` → digest, see lock.ts), for the builder and `dimg lock`. */
+  pins: Map<string, Digest>;
+}
+
+/** What desired-state computation needs. */
+export interface DesiredContext {
+  bases: BaseResolver;
+  digests: FileDigests;
+  /** Prune on (flag or spec). */
+  prune: boolean;
+}
+
+/** Computes the desired state of every image of `spec`, in dependency order. */
+export async function resolveSpec(spec: Spec, ctx: DesiredContext): Promise<ResolvedSpec> {
+  const keys = new Map<string, ImageKeys>();
+  const pins = new Map<string, Digest>();
+  const images: DesiredImage[] = [];
+  const pinRef = async (ref: string, platform: Platform): Promise<{ digest: Digest; config: ContainerConfig }> => {
+    const r = await ctx.bases.resolve(ref, platform);
+    pins.set(lockKey(ref, formatPlatform(platform)), r.digest);
+    return r;
+  };
+  for (const img of spec.images) {
+    const platform = platformOf(img);
+    const base = await baseOf(img, platform, keys, ctx.digests, pinRef);
+    const k = await computeImageKeys(img, {
+      base,
+      fromIdentity: async (from) => (from.kind === 'image' ? requireKeys(keys, from.key, img.key).inputDigest : (await pinRef(from.ref, platform)).digest),
+      digests: ctx.digests,
+      project: spec.project,
+    });
+    keys.set(img.key, k);
+    images.push({
+      key: img.key,
+      inputDigest: k.inputDigest,
+      baseDigest: base.key,
+      dependsOn: dependenciesOf(img),
+      localRefs: [...img.localRefs],
+      targets: img.targets.map((t) => ({ registry: t.registry, ref: t.ref })),
+    });
+  }
+  return { desired: { project: spec.project, images, prune: ctx.prune }, keys, pins };
+}
+
+/** The platform an image is built for. */
+export function platformOf(img: ImageSpec): Platform {
+  return img.platform ? parsePlatform(img.platform) : hostPlatform();
+}
+
+async function baseOf(
+  img: ImageSpec,
+  platform: Platform,
+  keys: Map<string, ImageKeys>,
+  digests: FileDigests,
+  pinRef: (ref: string, platform: Platform) => Promise<{ digest: Digest; config: ContainerConfig }>,
+): Promise<{ key: Digest; config: ContainerConfig }> {
+  const from = img.from;
+  switch (from.kind) {
+    case 'scratch':
+      return { key: scratchKey(platform), config: {} };
+    case 'image': {
+      const parent = requireKeys(keys, from.key, img.key);
+      return { key: parent.inputDigest, config: parent.config };
+    }
+    case 'ref': {
+      const r = await pinRef(from.ref, platform);
+      return { key: r.digest, config: r.config };
+    }
+    case 'rootfs':
+      return { key: await rootfsKey(from.path, platform, digests, img.key), config: {} };
+    case 'archive':
+      throw new DimgError('ARCHIVE_BASE_UNSUPPORTED', `image ${img.key}: building on an archive (${from.path}) needs it loaded first`, `run \`dimg image load -i ${from.path}\` and use the loaded image's name as \`from\``);
+  }
+}
+
+function requireKeys(keys: Map<string, ImageKeys>, key: string, user: string): ImageKeys {
+  const k = keys.get(key);
+  if (!k) throw new DimgError('SPEC_ORDER', `image ${user} depends on ${key}, which is not computed before it`, 'this is a bug in the spec graph order');
+  return k;
+}

@@ -1,0 +1,59 @@
+/**
+ * `images.lock`: base images pinned to digests, written by `dimg lock` beside the spec and read by
+ * plan/apply when present, so a moving base tag cannot change what gets built until the lock is
+ * updated on purpose. JSON, keys sorted, one entry per base reference and platform.
+ */
+import { promises as fs } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { DimgError } from '../errors.js';
+import { isDigest, type Digest } from '../oci/digest.js';
+
+/** One pinned base. */
+export interface LockEntry {
+  digest: Digest;
+}
+
+/** The lock file's content. */
+export interface LockFile {
+  version: 1;
+  /** `REF|PLATFORM` → pin. */
+  bases: Record<string, LockEntry>;
+}
+
+/** The lock file path for a spec file. */
+export function lockPathFor(specFile: string): string {
+  return join(dirname(specFile), 'images.lock');
+}
+
+/** The key of a base in the lock. */
+export function lockKey(ref: string, platform: string): string {
+  return `${ref}|${platform}`;
+}
+
+/** Reads the lock, or undefined when there is none; malformed files are LOCK_INVALID. */
+export async function readLock(path: string): Promise<LockFile | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  let data: LockFile;
+  try {
+    data = JSON.parse(text) as LockFile;
+  } catch {
+    throw new DimgError('LOCK_INVALID', `${path} is not valid JSON`, 'regenerate it with `dimg lock`');
+  }
+  if (data.version !== 1 || typeof data.bases !== 'object' || data.bases === null || Object.values(data.bases).some((e) => !isDigest(e?.digest ?? ''))) {
+    throw new DimgError('LOCK_INVALID', `${path} is not a dimg lock file (version 1)`, 'regenerate it with `dimg lock`');
+  }
+  return data;
+}
+
+/** Renders a lock deterministically (sorted keys, trailing newline). */
+export function renderLock(lock: LockFile): string {
+  const bases: Record<string, LockEntry> = {};
+  for (const k of Object.keys(lock.bases).sort()) bases[k] = { digest: lock.bases[k]!.digest };
+  return `${JSON.stringify({ version: 1, bases }, null, 2)}\n`;
+}

@@ -1,0 +1,156 @@
+/**
+ * plan/apply end to end against the real registry, with skopeo as the witness: converge from empty,
+ * idempotence (no write requests), an empty store, one changed file, drift, prune safety, stale plans.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { dimg, type CliOptions } from '../support/cli.js';
+import { startRegistry, type TestRegistry } from '../support/registry.js';
+import { makeBusyboxRootfs } from '../support/busybox.js';
+import { tempDir } from '../support/tmp.js';
+import { requireRoot, requireTool, run } from '../support/tools.js';
+
+function writeSpec(dir: string, host: string, extra = ''): string {
+  const file = join(dir, 'images.yaml');
+  writeFileSync(
+    file,
+    `version: 1
+project: e2e
+registries:
+  local: { url: ${host}, insecure: true }
+images:
+  base:
+    from: { rootfs: ./rootfs }
+    tags: ["1"]
+  web:
+    from: base
+    context: ./web
+    steps:
+      - copy: index.html
+        to: /srv/
+      - run: echo built > /srv/built
+    cmd: ["httpd", "-f"]
+    repository: e2e/web
+    tags: ["1.0", "latest"]
+    push: [local]
+  api:
+    from: base
+    context: ./api
+    steps:
+      - copy: app.sh
+        to: /app/
+    repository: e2e/api
+    tags: ["1"]
+    push: [local]
+${extra}`,
+  );
+  return file;
+}
+
+function project(t: Parameters<typeof tempDir>[0], host: string) {
+  const dir = tempDir(t);
+  makeBusyboxRootfs(join(dir, 'rootfs'));
+  mkdirSync(join(dir, 'web'));
+  mkdirSync(join(dir, 'api'));
+  writeFileSync(join(dir, 'web', 'index.html'), '<h1>hello</h1>\n');
+  writeFileSync(join(dir, 'api', 'app.sh'), '#!/bin/sh\necho api\n');
+  const file = writeSpec(dir, host);
+  return { dir, file, root: join(dir, 'store') };
+}
+
+function remoteDigest(ref: string): string {
+  return JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])).Digest as string;
+}
+
+function writes(reg: TestRegistry): number {
+  return reg.log.filter((l) => /"(PUT|POST|PATCH|DELETE) \/v2\//.test(l)).length;
+}
+
+async function ok(args: string[], opts: CliOptions) {
+  const r = await dimg(args, { timeoutMs: 300_000, ...opts });
+  assert.equal(r.code, 0, `dimg ${args.join(' ')} exited ${r.code}:\n${r.stderr}\n${r.stdout}`);
+  return r;
+}
+
+test('apply converges, is idempotent, survives an empty store, rebuilds only what changed, and restores drift', async (t) => {
+  requireRoot('apply with RUN steps');
+  requireTool('skopeo', 'skopeo');
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const p = project(t, reg.host);
+  const opts = { root: p.root, cwd: p.dir };
+
+  const first = await ok(['apply'], opts);
+  assert.match(first.stdout, /Plan: 3 to build, 3 to push, 0 to retag, 0 to delete\./);
+  const digests = Object.fromEntries(['e2e/web:1.0', 'e2e/web:latest', 'e2e/api:1'].map((r) => [r, remoteDigest(`${reg.host}/${r}`)]));
+  assert.equal(digests['e2e/web:1.0'], digests['e2e/web:latest']);
+  const planJson = JSON.parse((await ok(['plan', '--json', '--show-unchanged'], opts)).stdout);
+  for (const a of planJson.actions) {
+    assert.equal(a.kind, 'unchanged');
+    assert.equal(a.digest, digests[a.target.ref.slice(reg.host.length + 1)], `skopeo and dimg agree on ${a.target.ref}`);
+  }
+
+  const before = writes(reg);
+  const second = await ok(['apply'], opts);
+  assert.match(second.stdout, /No changes\. Registries match images\.yaml\./);
+  assert.equal(writes(reg), before, 'a second apply makes no write request');
+
+  rmSync(p.root, { recursive: true, force: true });
+  const fresh = await ok(['plan', '--detailed-exitcode'], opts);
+  assert.match(fresh.stdout, /No changes\./);
+  assert.doesNotMatch(fresh.stdout, /build/);
+
+  writeFileSync(join(p.dir, 'api', 'app.sh'), '#!/bin/sh\necho api v2\n');
+  const plan = await dimg(['plan', '--detailed-exitcode'], opts);
+  assert.equal(plan.code, 2, plan.stderr);
+  assert.match(plan.stdout, /build\s+api\s+\(input changed\)/);
+  assert.doesNotMatch(plan.stdout, /build\s+web/);
+  await ok(['apply'], opts);
+  assert.notEqual(remoteDigest(`${reg.host}/e2e/api:1`), digests['e2e/api:1']);
+  assert.equal(remoteDigest(`${reg.host}/e2e/web:1.0`), digests['e2e/web:1.0'], 'other tags untouched');
+
+  // Out of band: move web:latest to the api image with skopeo.
+  run('skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg.host}/e2e/api:1`, `docker://${reg.host}/e2e/web:latest`]);
+  const drift = await dimg(['plan', '--detailed-exitcode'], opts);
+  assert.equal(drift.code, 2, drift.stderr);
+  assert.match(drift.stdout, /retag\s+\S+e2e\/web:latest.*drift/);
+  await ok(['apply'], opts);
+  assert.equal(remoteDigest(`${reg.host}/e2e/web:latest`), digests['e2e/web:1.0']);
+});
+
+test('prune deletes the tags of a removed image, never a tag another tool pushed; a stale saved plan is refused', async (t) => {
+  requireRoot('apply with RUN steps');
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const p = project(t, reg.host);
+  const opts = { root: p.root, cwd: p.dir };
+  writeSpec(p.dir, reg.host, `  old:\n    from: base\n    repository: e2e/old\n    tags: ["1"]\n    push: [local]\n`);
+  await ok(['apply'], opts);
+  run('skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg.host}/e2e/web:1.0`, `docker://${reg.host}/e2e/web:foreign`]);
+  // skopeo copies the manifest as is: the copy carries our annotations but is not declared; and it
+  // shares the digest of web:1.0, so prune must leave it alone anyway. A truly foreign image:
+  const foreign = join(tempDir(t), 'foreign');
+  makeBusyboxRootfs(foreign);
+  await ok(['image', 'import', foreign, `${reg.host}/e2e/api:foreign`], opts);
+  await ok(['image', 'push', `${reg.host}/e2e/api:foreign`], opts);
+
+  writeSpec(p.dir, reg.host);
+  const plan = await ok(['plan', '--prune', '-o', join(p.dir, 'plan.json')], opts);
+  assert.match(plan.stdout, /delete\s+\S+e2e\/old:1/);
+  assert.doesNotMatch(plan.stdout, /delete\s+\S+:foreign/);
+  assert.match(plan.stdout, /web:foreign.*not deleted/);
+
+  // The state moves: the saved plan is stale.
+  run('skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg.host}/e2e/web:1.0`, `docker://${reg.host}/e2e/api:1`]);
+  const stale = await dimg(['apply', join(p.dir, 'plan.json')], opts);
+  assert.equal(stale.code, 1);
+  assert.match(stale.stderr, /stale/);
+
+  await ok(['apply', '--prune'], opts);
+  const tags = (repo: string) => JSON.parse(run('skopeo', ['list-tags', '--tls-verify=false', `docker://${reg.host}/${repo}`])).Tags as string[];
+  assert.deepEqual(tags('e2e/old'), []);
+  assert.deepEqual(tags('e2e/web').sort(), ['1.0', 'foreign', 'latest']);
+  assert.deepEqual(tags('e2e/api').sort(), ['1', 'foreign']);
+});
