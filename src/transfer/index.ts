@@ -9,3 +9,5 @@ export { storeSink, storeSource, recordLayers, isComplete, type StoreSinkOptions
 export { layerForm, KEEP_GZIP_BELOW, type LayerFormEvent } from './layer-form.js';
 export { adaptiveGzip, compressBlock, BLOCK_SIZE } from './adaptive-gzip.js';
 export { PushState, type LayerChoice } from './push-state.js';
+export { ociLayoutSource, ociLayoutSink } from './oci-layout.js';
+export { copyBetween, parseEndpoint, type Endpoint, type CopyOptions, type CopyResult } from './copy.js';

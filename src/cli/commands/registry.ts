@@ -1,6 +1,7 @@
 /**
- * Registry commands that need no local store: `dimg login`, `dimg logout`, `dimg image tags`
- * (also what `dimg image ls --remote` calls) and `dimg image copy` (registry → registry).
+ * Registry commands: `dimg login`, `dimg logout`, `dimg image tags` and `dimg image ls --remote`,
+ * `dimg image copy` (registries, `oci:DIR[:TAG]`, `docker-archive:FILE[:NAME:TAG]`), and
+ * `dimg image pull` / `dimg image push` (aliases `dimg pull` / `dimg push`) with the local store.
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -20,6 +21,9 @@ import {
 } from '../../registry/index.js';
 import { humanBytes } from '../format.js';
 import { imageCommand } from './image-group.js';
+import { openStoreFor } from '../context.js';
+import { findImage } from '../../image/find.js';
+import { copyBetween, parseEndpoint, pullImage, pushImage, type PushEvent } from '../../transfer/index.js';
 
 /** Flags every registry-talking command accepts. */
 export interface RegistryFlags {
@@ -167,6 +171,27 @@ interface CopyFlags extends RegistryFlags {
 
 /** `dimg image copy SRC DST` between registries, keeping digests; prints the digest written. */
 export async function copy(src: string, dst: string, flags: CopyFlags): Promise<Digest> {
+  const se = parseEndpoint(src, 'source');
+  const de = parseEndpoint(dst, 'destination');
+  if (se.kind !== 'registry' || de.kind !== 'registry') {
+    const domains = [se, de].flatMap((e) => (e.kind === 'registry' ? [e.ref.domain] : []));
+    const client = new RegistryClient(clientOptions(flags, domains));
+    try {
+      const rep = progressReporter(Boolean(flags.quiet));
+      const r = await copyBetween(client, se, de, {
+        allPlatforms: flags.allPlatforms,
+        platform: flags.platform ? parsePlatform(flags.platform) : undefined,
+        onEvent: (e) => {
+          if (e.kind === 'blob' || e.kind === 'manifest') rep.onEvent(e);
+        },
+        onBytes: rep.onBytes,
+      });
+      process.stdout.write(r.id ? `${r.shown}: id: ${r.id}\n` : `${r.shown}: digest: ${r.digest} size: ${r.size}\n`);
+      return r.digest;
+    } finally {
+      client.close();
+    }
+  }
   const s = parseRemoteReference(src);
   const d = parseRemoteReference(dst, { defaultTag: false });
   const client = new RegistryClient(clientOptions(flags, [s.domain, d.domain]));
@@ -182,6 +207,157 @@ export async function copy(src: string, dst: string, flags: CopyFlags): Promise<
   } finally {
     client.close();
   }
+}
+
+const short = (d: string): string => (d.startsWith('sha256:') ? d.slice(7, 19) : d);
+
+/**
+ * Docker-style progress of a pull or push. Not a TTY: one line per blob as it completes
+ * (`abcd1234ef56: Pushed`, `Layer already exists`, `Mounted from shop/web`, `Pull complete`,
+ * `Already exists`). A TTY: the same lines, plus a status line (at most 10 updates a second) with the
+ * bytes of blobs in flight. `quiet` prints nothing.
+ */
+export function blobReporter(kind: 'push' | 'pull', quiet: boolean, out: NodeJS.WriteStream = process.stderr): { onEvent: (e: PushEvent) => void; onBytes?: (d: Descriptor, sent: number) => void } {
+  if (quiet) return { onEvent: () => {} };
+  const tty = Boolean(out.isTTY);
+  const inFlight = new Map<string, { sent: number; size: number }>();
+  let last = 0;
+  const status = () => out.write(`\r\x1b[K${[...inFlight].map(([d, p]) => `${short(d)}: ${kind === 'push' ? 'Pushing' : 'Downloading'} ${humanBytes(p.sent)}/${humanBytes(p.size)}`).join('  ')}`);
+  const line = (l: string) => {
+    out.write(tty ? `\r\x1b[K${l}\n` : `${l}\n`);
+    if (tty && inFlight.size > 0) status();
+  };
+  return {
+    onEvent: (e) => {
+      if (e.kind === 'layer-form') {
+        if (e.compressed) line(`${short(e.diffId)}: Compressed ${humanBytes(e.rawSize)} to ${humanBytes(e.size)}${e.digest === e.diffId ? ' (kept uncompressed: gzip does not pay)' : ''} in ${e.seconds.toFixed(2)}s`);
+        return;
+      }
+      if (e.kind === 'up-to-date') {
+        line(`${e.ref}: already up to date in the registry`);
+        return;
+      }
+      if (e.kind !== 'blob') return;
+      inFlight.delete(e.digest);
+      const what =
+        kind === 'pull'
+          ? e.outcome === 'exists' ? 'Already exists' : 'Pull complete'
+          : e.outcome === 'exists' ? 'Layer already exists' : e.outcome === 'mounted' ? `Mounted from ${'from' in e && e.from ? e.from : 'another repository'}` : 'Pushed';
+      line(`${short(e.digest)}: ${what}`);
+    },
+    onBytes: tty
+      ? (d, sent) => {
+          inFlight.set(d.digest, { sent, size: d.size });
+          const now = Date.now();
+          if (now - last >= 100) {
+            last = now;
+            status();
+          }
+        }
+      : undefined,
+  };
+}
+
+interface PullFlags extends RegistryFlags {
+  platform?: string;
+  allTags?: boolean;
+  quiet?: boolean;
+}
+
+/** `dimg image pull REF`: into the store named by `--root`/$DIMG_ROOT; prints Docker's summary lines. */
+export async function pull(refArg: string, flags: PullFlags, cmd: Command): Promise<void> {
+  const ref = parseRemoteReference(refArg, { defaultTag: !flags.allTags });
+  const store = await openStoreFor(cmd);
+  const client = new RegistryClient(clientOptions(flags, [ref.domain]));
+  try {
+    const out = process.stdout;
+    if (!flags.quiet && !flags.allTags && ref.tag === 'latest' && !/:[\w][\w.-]*$/.test(refArg.split('/').pop() ?? '')) out.write('Using default tag: latest\n');
+    if (!flags.quiet) out.write(`${flags.allTags ? 'Pulling all tags of' : `${ref.tag ?? ref.digest}: Pulling from`} ${familiarString({ domain: ref.domain, path: ref.path })}\n`);
+    const reporter = blobReporter('pull', Boolean(flags.quiet), process.stdout);
+    let fetched = 0;
+    const r = await pullImage(store, client, formatFull(ref), {
+      platform: flags.platform ? parsePlatform(flags.platform) : undefined,
+      allTags: flags.allTags,
+      onEvent: (e) => {
+        if (e.kind === 'blob' && e.outcome !== 'exists') fetched++;
+        reporter.onEvent(e);
+      },
+    });
+    if (flags.quiet) {
+      for (const p of r.pulled) out.write(`${p.name}\n`);
+      return;
+    }
+    for (const p of r.pulled) out.write(`Digest: ${p.descriptor.digest}\n`);
+    const shown = flags.allTags ? familiarString({ domain: ref.domain, path: ref.path }) : familiarString(ref);
+    out.write(fetched > 0 ? `Status: Downloaded newer image for ${shown}\n` : `Status: Image is up to date for ${shown}\n`);
+    for (const p of r.pulled) out.write(`${p.name}\n`);
+  } finally {
+    client.close();
+  }
+}
+
+function formatFull(ref: Reference): string {
+  return `${ref.domain}/${ref.path}${ref.tag !== undefined ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`;
+}
+
+interface PushFlags extends RegistryFlags {
+  platform?: string;
+  quiet?: boolean;
+}
+
+/**
+ * `dimg image push NAME[:TAG] [DEST]`: the local image NAME to its own name, or to DEST (a tag in DEST
+ * defaults to NAME's). Prints Docker's lines and the final `TAG: digest: sha256:… size: N`.
+ */
+export async function push(name: string, dest: string | undefined, flags: PushFlags, cmd: Command): Promise<Digest> {
+  const store = await openStoreFor(cmd);
+  const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
+  const found = await findImage(store, name, platform);
+  let target: Reference;
+  if (dest) {
+    const d = parseRemoteReference(dest, { defaultTag: false });
+    if (d.digest) throw new DimgError('PUSH_TARGET_INVALID', `push destination ${dest} names a digest`, 'push to NAME[:TAG]; the digest is decided by the image');
+    const srcTag = found.entry.name ? parseReference(found.entry.name).tag : undefined;
+    target = { domain: d.domain, path: d.path, tag: d.tag ?? srcTag ?? 'latest' };
+  } else {
+    let n: Reference;
+    try {
+      n = parseReference(name);
+    } catch {
+      throw new DimgError('PUSH_TARGET_INVALID', `push of ${name}: an image ID has no registry name`, 'give a destination: dimg image push IMAGE HOST/REPO:TAG');
+    }
+    if (n.digest || found.entry.name === undefined) throw new DimgError('PUSH_TARGET_INVALID', `push of ${name}: the image has no tag to push to`, 'give a destination: dimg image push IMAGE HOST/REPO:TAG');
+    target = n;
+  }
+  const client = new RegistryClient(clientOptions(flags, [target.domain]));
+  try {
+    if (!flags.quiet) process.stdout.write(`The push refers to repository [${familiarString({ domain: target.domain, path: target.path })}]\n`);
+    const r = await pushImage(store, client, found.image.descriptor, formatFull(target), blobReporter('push', Boolean(flags.quiet), process.stdout));
+    process.stdout.write(`${target.tag}: digest: ${r.digest} size: ${r.size}\n`);
+    return r.digest;
+  } finally {
+    client.close();
+  }
+}
+
+/** Adds `--remote REPO` to `dimg image ls` / `dimg images` (registered by the local image commands): lists the registry's tags instead. */
+function addRemoteListing(cmd: Command | undefined): void {
+  if (!cmd) return;
+  addRegistryFlags(cmd.option('--remote <repository>', 'list the tags of a repository in a registry instead of local images'));
+  cmd.hook('preAction', async (_self, action) => {
+    const flags = action.opts() as RegistryFlags & { remote?: string; quiet?: boolean };
+    if (!flags.remote) return;
+    const tags = await listRemoteTags(flags.remote, flags);
+    const ref = parseRemoteReference(flags.remote, { defaultTag: false });
+    const repo = familiarString({ domain: ref.domain, path: ref.path });
+    if (flags.quiet) process.stdout.write(tags.map((t) => `${t}\n`).join(''));
+    else {
+      const w = Math.max('REPOSITORY'.length, repo.length) + 3;
+      process.stdout.write(`${'REPOSITORY'.padEnd(w)}TAG\n${tags.map((t) => `${repo.padEnd(w)}${t}\n`).join('')}`);
+    }
+    // The local listing must not run: replace this invocation's action.
+    action.action(() => {});
+  });
 }
 
 /** Registers login, logout, image tags and image copy. */
@@ -215,4 +391,29 @@ export function register(program: Command): void {
   ).action(async (src: string, dst: string, flags: CopyFlags) => {
     await copy(src, dst, flags);
   });
+
+  for (const c of [image.command('pull'), program.command('pull')]) {
+    addRegistryFlags(
+      c
+        .argument('<reference>', 'NAME[:TAG|@DIGEST], e.g. busybox, 127.0.0.1:5000/shop/web:1.4')
+        .description('pull an image from a registry (through configured mirrors) into the local store')
+        .option('--platform <os/arch[/variant]>', 'the platform to pull from a multi-platform image (default: this host\'s)')
+        .option('-a, --all-tags', 'pull every tag of the repository')
+        .option('-q, --quiet', 'print only the pulled image names'),
+    ).action((ref: string, flags: PullFlags, cmd: Command) => pull(ref, flags, cmd));
+  }
+  for (const c of [image.command('push'), program.command('push')]) {
+    addRegistryFlags(
+      c
+        .argument('<name>', 'local image NAME[:TAG] (or ID, with a destination)')
+        .argument('[destination]', 'push to this HOST/REPO[:TAG] instead of the image\'s own name')
+        .description('push a local image to a registry (layers compressed once, remembered)')
+        .option('--platform <os/arch[/variant]>', 'which platform of a multi-platform local image to push')
+        .option('-q, --quiet', 'print only the final digest line'),
+    ).action(async (name: string, dest: string | undefined, flags: PushFlags, cmd: Command) => {
+      await push(name, dest, flags, cmd);
+    });
+  }
+  addRemoteListing(image.commands.find((c) => c.name() === 'ls'));
+  addRemoteListing(program.commands.find((c) => c.name() === 'images'));
 }
