@@ -14,7 +14,7 @@ import type { Spec } from '../spec/model.js';
 import { RegistryClient } from '../registry/client.js';
 import type { Store } from '../store/store.js';
 import { FileDigests } from '../build/file-digests.js';
-import { diff } from '../plan/diff.js';
+import { diff, repositoryOf } from '../plan/diff.js';
 import { PLAN_FORMAT_VERSION, type Plan } from '../plan/types.js';
 import type { ActualState } from '../plan/state.js';
 import { BaseResolver } from '../resolve/bases.js';
@@ -66,7 +66,8 @@ export async function planSpec(opts: PlanOptions): Promise<PlanSession> {
     const bases = new BaseResolver({ store: opts.store, client, lock, warn: opts.warn });
     const resolved = await resolveSpec(spec, { bases, digests, prune: Boolean(opts.prune || spec.prune) });
     if (opts.frozenLock) await checkFrozen(resolved, lock!, spec.file, new BaseResolver({ store: opts.store, client, warn: opts.warn }));
-    const actual = await observe(resolved.desired, { store: opts.store, client });
+    const pruneRepositories = resolved.desired.prune ? await repositoriesToPrune(spec, client, resolved, opts.warn) : undefined;
+    const actual = await observe(resolved.desired, { store: opts.store, client, pruneRepositories });
     const { actions, warnings } = diff(resolved.desired, actual, { targetImages: opts.targets });
     const plan: Plan = {
       formatVersion: PLAN_FORMAT_VERSION,
@@ -101,6 +102,30 @@ export function fingerprint(actual: ActualState): Digest {
   const inventory = actual.inventory.map((t) => [t.ref, t.digest]).sort();
   const local = [...actual.local.byInputDigest.keys()].sort();
   return sha256(canonicalJson({ remote, inventory, local }));
+}
+
+/**
+ * The repositories prune looks at, per registry of the spec: every repository under the registry's
+ * path prefix (from the catalog), so tags of images removed from the spec are found too. A registry
+ * without a catalog falls back to the repositories the spec still declares, with a warning.
+ */
+async function repositoriesToPrune(spec: Spec, client: RegistryClient, resolved: ResolvedSpec, warn?: (m: string) => void): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  const used = new Set(resolved.desired.images.flatMap((i) => i.targets.map((t) => t.registry)));
+  for (const r of Object.values(spec.registries)) {
+    if (!used.has(r.name)) continue;
+    const declared = resolved.desired.images.flatMap((i) => i.targets.filter((t) => t.registry === r.name).map((t) => repositoryOf(t.ref)));
+    let repos: string[];
+    try {
+      const prefix = r.prefix ? `${r.prefix.replace(/\/+$/, '')}/` : '';
+      repos = (await client.catalog(r.host)).filter((name) => name.startsWith(prefix)).map((name) => `${r.host}/${name}`);
+    } catch (e) {
+      warn?.(`registry ${r.name}: cannot list its repositories (${(e as Error).message}); prune looks only at repositories the spec declares`);
+      repos = [];
+    }
+    out.set(r.name, [...new Set([...declared, ...repos])].sort());
+  }
+  return out;
 }
 
 /**

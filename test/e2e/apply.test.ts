@@ -154,3 +154,50 @@ test('prune deletes the tags of a removed image, never a tag another tool pushed
   assert.deepEqual(tags('e2e/web').sort(), ['1.0', 'foreign', 'latest']);
   assert.deepEqual(tags('e2e/api').sort(), ['1', 'foreign']);
 });
+
+test('webhooks: each tag written is POSTed to the notify URLs; a failing hook is only a warning', async (t) => {
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const { createServer } = await import('node:http');
+  const received: { ref: string; digest: string; project: string; event: string }[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      received.push(JSON.parse(body));
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const port = (server.address() as { port: number }).port;
+  const dir = tempDir(t);
+  mkdirSync(join(dir, 'site'));
+  writeFileSync(join(dir, 'site', 'index.html'), 'hi\n');
+  writeFileSync(
+    join(dir, 'images.yaml'),
+    `version: 1
+project: hooks
+notify: ["http://127.0.0.1:${port}/hook", "http://127.0.0.1:1/unreachable"]
+registries:
+  local: { url: ${reg.host}, insecure: true }
+images:
+  site:
+    from: scratch
+    context: ./site
+    steps:
+      - copy: index.html
+        to: /www/
+    tags: ["a", "b"]
+    push: [local]
+`,
+  );
+  const r = await ok(['apply', '--progress=plain'], { root: join(dir, 'store'), cwd: dir });
+  assert.match(r.stdout, /Warning: webhook http:\/\/127\.0\.0\.1:1\/unreachable/);
+  assert.deepEqual(received.map((x) => x.ref).sort(), [`${reg.host}/site:a`, `${reg.host}/site:b`]);
+  for (const x of received) {
+    assert.equal(x.event, 'push');
+    assert.equal(x.project, 'hooks');
+    assert.equal(x.digest, remoteDigest(x.ref));
+  }
+});
