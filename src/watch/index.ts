@@ -1,0 +1,7 @@
+/** `dimg watch`: the development loop (see loop.ts). */
+export { WatchLoop, type WatchOptions } from './loop.js';
+export { Debouncer, type ChangeBatch, type DebounceOptions } from './debounce.js';
+export { FileWatcher, type FileWatcherOptions } from './watcher.js';
+export { watchSetOf, isRelevant, imagesAffectedBy, type WatchSet, type TreeRoot } from './watch-set.js';
+export { restrictTargets, resolveDesired, desiredFingerprint, planCycle, type WatchPlanContext } from './plan.js';
+export { watchReporter, type WatchReporter } from './report.js';
