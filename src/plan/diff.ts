@@ -31,8 +31,17 @@ export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptio
       build.dependsOn = img.dependsOn.filter((d) => builds.has(d)).map((d) => `build:${d}`);
       actions.push(build);
     }
+    // Pushes of one image into one repository run one after another: the first uploads the blobs,
+    // the next find them present and only write their manifest (concurrent uploads of the same blob
+    // into one repository race inside registry 2.8 and fail).
+    const lastPush = new Map<string, string>();
     for (const a of tagActions.get(img.key)!) {
-      if (a.kind === 'push' && build) a.dependsOn = [build.id];
+      if (a.kind === 'push') {
+        const repo = repositoryOf(a.target.ref);
+        const previous = lastPush.get(repo);
+        a.dependsOn = [...(build ? [build.id] : []), ...(previous ? [previous] : [])];
+        lastPush.set(repo, a.id);
+      }
       actions.push(a);
     }
   }

@@ -38,6 +38,7 @@ test('a clean registry and empty store: build everything, push every tag', () =>
   assert.deepEqual(r.actions.map((a) => a.id), ['build:base', 'build:web', `push:web:local:${R}/web:1`, `push:web:local:${R}/web:latest`]);
   assert.deepEqual(r.actions[1]!.dependsOn, ['build:base']);
   assert.deepEqual(r.actions[2]!.dependsOn, ['build:web']);
+  assert.deepEqual(r.actions[3]!.dependsOn, ['build:web', r.actions[2]!.id], 'pushes into one repository are serialised');
   assert.match(renderPlanText(r), /Plan: 2 to build, 2 to push, 0 to retag, 0 to delete\./);
 });
 
