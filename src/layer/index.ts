@@ -3,6 +3,7 @@
  * layer conversion (whiteouts), hashing while streaming, compression, and safe extraction.
  */
 export { packDirectory, packSources, type PackOptions } from './tar-writer.js';
+export type { LayerMirror } from './mirror.js';
 export type { LayerSource, ExplicitEntry, EntryAttrs } from './walk.js';
 export { hashTar, writeLayer, type TarDigest, type WrittenLayer } from './hash.js';
 export { detectCompression, decompress, gzip, peek, MAGIC_BYTES, type Compression } from './compression.js';

@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import { DimgError, messageOf } from '../errors.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, compareBytes } from './paths.js';
 import { END_OF_ARCHIVE, contentPadding, encodeHeader, type TarHeader } from './tar-header.js';
+import { MirrorWriter, type LayerMirror } from './mirror.js';
 import { addExplicit, addFromDisk, newTree, type EntryAttrs, type LayerSource, type NodeEntry, type TreeNode, type WalkOptions } from './walk.js';
 
 /** Options of packDirectory / packSources. */
@@ -48,6 +49,13 @@ export interface PackOptions {
    * since the layer's entry replaces the attributes of the existing directory.
    */
   parentAttrs?: (archivePath: string) => EntryAttrs | undefined;
+  /**
+   * Also materialise every entry into `mirror.dir` (an empty directory) in overlay-lowerdir form, from
+   * the same bytes that go into the tar, exactly as extractLayer would unpack it. `mirror.complete` is
+   * set to true once the archive ended and every entry could be written; otherwise the directory is
+   * partial and must be discarded (see mirror.ts). Meant for layers without whiteouts or xattrs.
+   */
+  mirror?: LayerMirror;
 }
 
 const SMALL_FILE = 1 << 20;
@@ -92,47 +100,63 @@ export function packSources(sources: LayerSource[], opts: PackOptions = {}): Rea
 async function* generateTar(sources: LayerSource[], opts: PackOptions): AsyncGenerator<Buffer> {
   const root = newTree();
   const walkOpts: WalkOptions = { owner: opts.owner, mode: opts.mode, dirMode: opts.dirMode, filter: opts.filter, overlay: opts.overlay, overlayXattrPrefix: opts.overlayXattrPrefix };
-  for (const source of sources) {
-    if ('entry' in source) addExplicit(root, source.entry);
-    else await addFromDisk(root, source, walkOpts);
-  }
-  const plan = planEntries(root, opts);
-  let pending: Buffer[] = [];
-  let pendingLen = 0;
-  for (const p of plan) {
-    pending.push(encodeHeader(p.header));
-    pendingLen += pending[pending.length - 1]!.length;
-    let content: Buffer | undefined = p.data;
-    if (p.src && p.header.size <= SMALL_FILE) {
-      // Synchronous on purpose: measured 10x faster than the thread pool for small files
-      // (docs/benchmarks.md), and each read blocks for microseconds only.
-      content = readSmall(p.src, p.header.size);
-    } else if (p.src) {
-      if (pendingLen > 0) {
-        yield pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+  const mirror = opts.mirror ? new MirrorWriter(opts.mirror) : undefined;
+  let finished = false;
+  try {
+    for (const source of sources) {
+      if ('entry' in source) addExplicit(root, source.entry);
+      else await addFromDisk(root, source, walkOpts);
+    }
+    const plan = planEntries(root, opts);
+    let pending: Buffer[] = [];
+    let pendingLen = 0;
+    for (const p of plan) {
+      pending.push(encodeHeader(p.header));
+      pendingLen += pending[pending.length - 1]!.length;
+      let content: Buffer | undefined = p.data;
+      if (p.src && p.header.size <= SMALL_FILE) {
+        // Synchronous on purpose: measured 10x faster than the thread pool for small files
+        // (docs/benchmarks.md), and each read blocks for microseconds only.
+        content = readSmall(p.src, p.header.size);
+      } else if (p.src) {
+        if (pendingLen > 0) {
+          yield pending.length === 1 ? pending[0]! : Buffer.concat(pending);
+          pending = [];
+          pendingLen = 0;
+        }
+        mirror?.entry(p.header, undefined);
+        for await (const chunk of readLarge(p.src, p.header.size)) {
+          mirror?.write(chunk);
+          yield chunk;
+        }
+        mirror?.endFile();
+      }
+      if (mirror && !(p.src && p.header.size > SMALL_FILE)) mirror.entry(p.header, content ?? (p.header.type === 'file' ? EMPTY : undefined));
+      if (content && content.length > 0) {
+        pending.push(content);
+        pendingLen += content.length;
+      }
+      const pad = contentPadding(p.header.size);
+      if (pad > 0) {
+        pending.push(Buffer.alloc(pad));
+        pendingLen += pad;
+      }
+      if (pendingLen >= COALESCE) {
+        yield Buffer.concat(pending);
         pending = [];
         pendingLen = 0;
       }
-      yield* readLarge(p.src, p.header.size);
     }
-    if (content && content.length > 0) {
-      pending.push(content);
-      pendingLen += content.length;
-    }
-    const pad = contentPadding(p.header.size);
-    if (pad > 0) {
-      pending.push(Buffer.alloc(pad));
-      pendingLen += pad;
-    }
-    if (pendingLen >= COALESCE) {
-      yield Buffer.concat(pending);
-      pending = [];
-      pendingLen = 0;
-    }
+    pending.push(END_OF_ARCHIVE);
+    mirror?.finish();
+    finished = true;
+    yield Buffer.concat(pending);
+  } finally {
+    if (!finished) mirror?.abort();
   }
-  pending.push(END_OF_ARCHIVE);
-  yield Buffer.concat(pending);
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function changed(path: string, detail: string): DimgError {
   return new DimgError('LAYER_SOURCE_CHANGED', `layer source ${path}: ${detail}`, 'a file changed while the layer was being packed; retry once nothing writes to it');

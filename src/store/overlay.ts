@@ -79,6 +79,55 @@ export class OverlayDirs {
     return made;
   }
 
+  /**
+   * A fresh directory inside `overlay/` (same file system, so `adopt` can rename it into place) for a
+   * caller that materialises a layer itself. Named like a staging dir, so a crash leaves nothing that
+   * `cleanStaging` would not remove.
+   */
+  async stagingDir(label: string): Promise<string> {
+    const dir = join(this.dir, `.tmp-${process.pid}-${label}-${randomBytes(6).toString('hex')}`);
+    await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+    return dir;
+  }
+
+  /**
+   * Makes the directory `tree` (already in overlay-lowerdir form, on the store's file system) the
+   * layer dir of `chainId` by renaming it, instead of unpacking the layer's tar again: a RUN step's
+   * upperdir, or a COPY layer written while it was packed. The caller guarantees that `tree` holds
+   * exactly what unpacking the layer would give. When the layer dir already exists, the existing one
+   * is kept and `tree` is left where it is for the caller to remove. Crash-safe like `ensure`.
+   */
+  async adopt(chainId: Digest, tree: string): Promise<LayerDir> {
+    const found = await this.get(chainId);
+    if (found) return found;
+    await fs.mkdir(this.linkDir, { recursive: true });
+    const staging = join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const short = randomBytes(13).toString('hex').toUpperCase().slice(0, 26);
+    let moved = false;
+    try {
+      await fs.mkdir(staging, { mode: 0o755 });
+      await fs.rename(tree, join(staging, 'diff'));
+      moved = true;
+      await fs.writeFile(join(staging, 'link'), short);
+      await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, short));
+      try {
+        await fs.rename(staging, join(this.dir, digestHex(chainId)));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+        await fs.rm(join(this.linkDir, short), { force: true });
+      }
+      await fsyncDir(this.dir);
+    } finally {
+      // Give an unused tree back to the caller; drop the staging dir either way.
+      if (moved) await fs.rename(join(staging, 'diff'), tree).catch(() => undefined);
+      await fs.rm(staging, { recursive: true, force: true });
+    }
+    const made = await this.get(chainId);
+    if (!made) throw new Error(`overlay layer dir for ${chainId} vanished after adopting ${tree}`);
+    return made;
+  }
+
   /** Chain IDs of every unpacked layer dir. */
   async list(): Promise<Digest[]> {
     const names = await fs.readdir(this.dir).catch(() => [] as string[]);

@@ -1,0 +1,164 @@
+/**
+ * Materialising a layer while it is packed: the tar writer hands every planned entry (header and the
+ * very bytes it writes into the tar) to a LayerMirror, which creates the same entry in a directory in
+ * overlay-lowerdir form, with exactly the attributes extractLayer would apply when unpacking that tar
+ * (mode, uid/gid when root, clamped mtimes, directory times last). A builder that needs the new layer
+ * as a lowerdir right away (a later RUN step) then renames the directory into the store instead of
+ * unpacking a tar it has just written, and the content is read from the sources only once.
+ *
+ * The mirror is an optimisation, never a reason to fail a pack: an entry it cannot reproduce exactly
+ * (device nodes, FIFOs, whiteouts, xattrs) or a file-system error marks it incomplete and it stops
+ * writing; the caller then discards the directory and unpacks the tar later as before.
+ * Every call is synchronous: thousands of small files cost far less inline than through the thread pool.
+ */
+import { closeSync, constants as C, fchmodSync, fchownSync, futimesSync, linkSync, lchownSync, lutimesSync, mkdirSync, chmodSync, openSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { WHITEOUT_PREFIX } from './paths.js';
+import type { TarHeader } from './tar-header.js';
+
+/** Where to materialise a pack, and (set by the writer when the archive ends) whether it is complete. */
+export interface LayerMirror {
+  /** An existing, empty directory. */
+  dir: string;
+  /** Apply uid/gid (default: when running as root, as extractLayer does). */
+  chown?: boolean;
+  /** Set once the tar ended: true only when every entry was materialised exactly. */
+  complete?: boolean;
+}
+
+const FILE_FLAGS = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+
+/** Writes entries into a LayerMirror's directory; used by the tar writer only. */
+export class MirrorWriter {
+  private ok = true;
+  private readonly chown: boolean;
+  private readonly dirTimes: Array<[string, number]> = [];
+  private fd: number | undefined;
+  private pending: { abs: string; h: TarHeader } | undefined;
+
+  constructor(private readonly target: LayerMirror) {
+    this.chown = target.chown ?? process.getuid?.() === 0;
+    target.complete = false;
+  }
+
+  private fail(): void {
+    this.ok = false;
+    if (this.fd !== undefined) {
+      try {
+        closeSync(this.fd);
+      } catch {
+        /* already failing */
+      }
+      this.fd = undefined;
+    }
+  }
+
+  private guard(fn: () => void): void {
+    if (!this.ok) return;
+    try {
+      fn();
+    } catch {
+      this.fail();
+    }
+  }
+
+  /**
+   * Creates the entry of `h`. For a regular file, `content` is its whole content, or undefined when
+   * the content follows through `write` calls and `endFile`.
+   */
+  entry(h: TarHeader, content: Buffer | undefined): void {
+    this.guard(() => {
+      const rel = h.name.replace(/\/+$/, '');
+      const base = rel.slice(rel.lastIndexOf('/') + 1);
+      if (h.xattrs?.size || base.startsWith(WHITEOUT_PREFIX) || rel === '' || rel.split('/').includes('..')) {
+        this.fail();
+        return;
+      }
+      const abs = join(this.target.dir, rel);
+      const mode = h.mode & 0o7777;
+      switch (h.type) {
+        case 'directory':
+          mkdirSync(abs, { mode: 0o700 });
+          if (this.chown) lchownSync(abs, h.uid, h.gid);
+          chmodSync(abs, mode);
+          this.dirTimes.push([abs, h.mtime]);
+          return;
+        case 'file': {
+          const fd = openSync(abs, FILE_FLAGS, 0o600);
+          if (content === undefined) {
+            this.fd = fd;
+            this.pending = { abs, h };
+            return;
+          }
+          try {
+            writeAll(fd, content);
+            finishFile(fd, h, this.chown);
+          } finally {
+            closeSync(fd);
+          }
+          return;
+        }
+        case 'symlink':
+          symlinkSync(h.linkname ?? '', abs);
+          if (this.chown) lchownSync(abs, h.uid, h.gid);
+          lutimesSync(abs, h.mtime, h.mtime);
+          return;
+        case 'link':
+          linkSync(join(this.target.dir, h.linkname ?? ''), abs);
+          return;
+        default:
+          // Devices and FIFOs need mknod, which Node lacks: unpack the tar instead.
+          this.fail();
+      }
+    });
+  }
+
+  /** Appends a chunk of the file opened by the last `entry` call without content. */
+  write(chunk: Buffer): void {
+    this.guard(() => {
+      if (this.fd === undefined) throw new Error('no file open');
+      writeAll(this.fd, chunk);
+    });
+  }
+
+  /** Finishes the file opened by the last `entry` call without content. */
+  endFile(): void {
+    this.guard(() => {
+      const fd = this.fd!;
+      this.fd = undefined;
+      try {
+        finishFile(fd, this.pending!.h, this.chown);
+      } finally {
+        closeSync(fd);
+      }
+    });
+  }
+
+  /** Called after the last entry: directory times, then the verdict. */
+  finish(): void {
+    this.guard(() => {
+      for (let i = this.dirTimes.length - 1; i >= 0; i--) {
+        const [abs, t] = this.dirTimes[i]!;
+        utimesSync(abs, t, t);
+      }
+    });
+    this.target.complete = this.ok;
+  }
+
+  /** Stops mirroring (the pack failed). */
+  abort(): void {
+    this.fail();
+  }
+}
+
+function writeAll(fd: number, buf: Buffer): void {
+  let off = 0;
+  while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+}
+
+function finishFile(fd: number, h: TarHeader, chown: boolean): void {
+  // chown before chmod: chown clears setuid/setgid bits.
+  if (chown) fchownSync(fd, h.uid, h.gid);
+  fchmodSync(fd, h.mode & 0o7777);
+  futimesSync(fd, h.mtime, h.mtime);
+}

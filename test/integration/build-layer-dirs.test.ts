@@ -1,0 +1,146 @@
+/**
+ * Layer dirs the builder keeps instead of unpacking: a RUN step's upperdir and a COPY layer written
+ * while it was packed must be exactly what unpacking the layer's tar gives (types, modes, owners,
+ * mtimes, contents, symlink targets, hard links, whiteouts, opaque dirs), or later RUN steps would
+ * see a different root than a machine that unpacks the same layers.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync, linkSync, symlinkSync, chmodSync, utimesSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Store } from '../../src/store/store.js';
+import { storeOptions } from '../../src/store/defaults.js';
+import { buildImage } from '../../src/build/index.js';
+import { chainIds } from '../../src/store/overlay.js';
+import { extractLayer, packSources, hashTar } from '../../src/layer/index.js';
+import type { LayerMirror } from '../../src/layer/index.js';
+import type { ImageSpec, Step } from '../../src/spec/model.js';
+import { makeBusyboxRootfs } from '../support/busybox.js';
+import { requireRoot } from '../support/tools.js';
+import { tempDir } from '../support/tmp.js';
+import { createWriteStream } from 'node:fs';
+
+const run_ = (cmd: string): Step => ({ kind: 'run', form: 'shell', command: [cmd], env: {}, network: 'none', secrets: [] });
+
+function spec(rootfs: string, context: string, steps: Step[]): ImageSpec {
+  return {
+    key: 'dirs',
+    from: { kind: 'rootfs', path: rootfs },
+    context,
+    steps,
+    labels: {},
+    annotations: {},
+    repository: 'dirs',
+    tags: ['1'],
+    targets: [],
+    localRefs: ['docker.io/library/dirs:1'],
+    push: [],
+    intermediate: false,
+    location: { file: 'images.yaml', line: 1, col: 1 },
+  };
+}
+
+/** One line per entry: path, type, mode, owner, mtime (not for whiteouts), size/content digest or link target, xattrs. */
+function describeTree(root: string): string[] {
+  const out: string[] = [];
+  const inodes = new Map<number, string>();
+  const visit = (dir: string, rel: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      const r = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(p);
+      const kind = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : st.isCharacterDevice() ? `chr ${st.rdev}` : 'other';
+      let extra = '';
+      if (st.isFile()) {
+        extra = `${st.size} ${readFileSync(p).toString('base64').slice(0, 40)}`;
+        const first = inodes.get(st.ino);
+        if (st.nlink > 1) {
+          if (first) extra += ` link-of ${first}`;
+          else inodes.set(st.ino, r);
+        }
+      }
+      if (st.isSymbolicLink()) extra = `-> ${readlinkSync(p)}`;
+      const whiteout = st.isCharacterDevice() && st.rdev === 0;
+      const xattrs = spawnSync('getfattr', ['-h', '-d', '-m', '^trusted\\.overlay\\.opaque$|^security\\.', '--absolute-names', p], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l && !l.startsWith('#')).join(',');
+      // A whiteout's mode and times are never seen through the mount (overlayfs makes them 0000).
+      if (whiteout) out.push(`${r} whiteout ${st.uid}:${st.gid}`);
+      else out.push(`${r} ${kind} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid} ${Math.floor(st.mtimeMs / 1000)} ${extra} ${xattrs}`);
+      if (st.isDirectory()) visit(p, r);
+    }
+  };
+  visit(root, '');
+  return out;
+}
+
+test('layer dirs kept from RUN upperdirs and from packing COPY layers equal their unpacked tars', async (t) => {
+  requireRoot('RUN steps and overlay layer dirs');
+  const work = tempDir(t);
+  const rootfs = makeBusyboxRootfs(join(work, 'rootfs'));
+  mkdirSync(join(rootfs, 'var', 'lib', 'old'), { recursive: true });
+  writeFileSync(join(rootfs, 'var', 'lib', 'old', 'a'), 'a\n');
+  writeFileSync(join(rootfs, 'etc', 'motd'), 'hello\n');
+  const ctx = join(work, 'ctx');
+  mkdirSync(join(ctx, 'sub', 'deep'), { recursive: true });
+  writeFileSync(join(ctx, 'a.txt'), 'alpha\n');
+  writeFileSync(join(ctx, 'sub', 'deep', 'b.sh'), '#!/bin/sh\necho b\n');
+  chmodSync(join(ctx, 'sub', 'deep', 'b.sh'), 0o4755);
+  linkSync(join(ctx, 'a.txt'), join(ctx, 'sub', 'a-hard.txt'));
+  symlinkSync('../a.txt', join(ctx, 'sub', 'a-link'));
+  writeFileSync(join(ctx, 'big.bin'), Buffer.alloc(3 << 20, 7));
+  utimesSync(join(ctx, 'a.txt'), 5, 5);
+  let unpacked = 0;
+  const real = storeOptions().unpack!;
+  const store = await Store.open(join(work, 'store'), { unpack: (tar, dir) => (unpacked++, real(tar, dir)) });
+  const s = spec(rootfs, work, [
+    { kind: 'workdir', path: '/app' },
+    run_('mkdir -p gen && echo one > gen/1 && ln gen/1 gen/1.hard && ln -s gen/1 one.link && rm /etc/motd && rm -rf /var/lib/old && mkdir /var/lib/old && echo new > /var/lib/old/b && chown 65534:65534 gen/1'),
+    { kind: 'copy', src: ['ctx/'], to: '/app/src/', chown: '1000:1000' },
+    run_('find /app/src -type f | wc -l > /app/count'),
+  ]);
+  const built = await buildImage(s, { store, project: 'p', sourceDateEpoch: 1000 });
+  const diffIds = built.config.rootfs.diff_ids;
+  const chains = chainIds(diffIds);
+  // Layers 1..3 (RUN, COPY, RUN) were kept rather than unpacked; each must equal its tar unpacked.
+  for (let i = 1; i < diffIds.length; i++) {
+    const kept = await store.overlay.get(chains[i]!);
+    assert.ok(kept, `layer ${i} has a layer dir without unpacking`);
+    const fresh = join(work, `unpacked-${i}`);
+    await extractLayer(store.blobs.open(diffIds[i]!), fresh, { mode: 'overlay' });
+    assert.deepEqual(describeTree(kept.diffDir), describeTree(fresh), `layer ${i}: kept dir and unpacked tar differ`);
+  }
+  const run1 = describeTree((await store.overlay.get(chains[1]!))!.diffDir).join('\n');
+  assert.match(run1, /^etc\/motd whiteout /m, 'the deleted base file is a whiteout');
+  assert.match(run1, /^var\/lib\/old dir .*trusted\.overlay\.opaque="y"/m, 'the replaced dir is opaque');
+  assert.match(run1, /gen\/1\.hard file .* link-of app\/gen\/1|app\/gen\/1\.hard file .* link-of app\/gen\/1/);
+  assert.match(readFileSync(join((await store.overlay.get(chains[3]!))!.diffDir, 'app', 'count'), 'utf8'), /^4\n$/);
+  assert.equal(unpacked, 1, 'only the base layer was unpacked from its tar');
+});
+
+test('a pack with a mirror writes the tree extractLayer would unpack, and refuses what it cannot reproduce', async (t) => {
+  const work = tempDir(t);
+  const src = join(work, 'src');
+  mkdirSync(join(src, 'd', 'e'), { recursive: true });
+  writeFileSync(join(src, 'd', 'small'), 'x'.repeat(1000));
+  writeFileSync(join(src, 'big'), Buffer.alloc((1 << 20) + 17, 3));
+  linkSync(join(src, 'd', 'small'), join(src, 'd', 'e', 'hard'));
+  symlinkSync('/nowhere', join(src, 'dangling'));
+  chmodSync(join(src, 'd'), 0o750);
+  const mirror: LayerMirror = { dir: join(work, 'mirror') };
+  mkdirSync(mirror.dir);
+  const tarPath = join(work, 'layer.tar');
+  await hashTar(packSources([{ from: src, to: 'opt/x' }, { entry: { path: 'etc/explicit', type: 'file', data: Buffer.from('e'), mode: 0o600, uid: 7, gid: 8, mtime: 99 } }], { sourceDateEpoch: 50, parentAttrs: () => ({ mode: 0o711, uid: 0, gid: 0, mtime: 3 }) }), createWriteStream(join(work, 'plain.tar')));
+  await hashTar(packSources([{ from: src, to: 'opt/x' }, { entry: { path: 'etc/explicit', type: 'file', data: Buffer.from('e'), mode: 0o600, uid: 7, gid: 8, mtime: 99 } }], { sourceDateEpoch: 50, parentAttrs: () => ({ mode: 0o711, uid: 0, gid: 0, mtime: 3 }), mirror }), createWriteStream(tarPath));
+  assert.equal(mirror.complete, true);
+  assert.deepEqual(readFileSync(tarPath), readFileSync(join(work, 'plain.tar')), 'mirroring does not change the tar');
+  const fresh = join(work, 'fresh');
+  await extractLayer((await import('node:fs')).createReadStream(tarPath), fresh, { mode: 'overlay' });
+  assert.deepEqual(describeTree(mirror.dir), describeTree(fresh));
+
+  // A FIFO cannot be created without mknod: the mirror says it is incomplete, the tar is still right.
+  spawnSync('mkfifo', [join(src, 'fifo')]);
+  const m2: LayerMirror = { dir: join(work, 'mirror2') };
+  mkdirSync(m2.dir);
+  await hashTar(packSources([{ from: src, to: '' }], { mirror: m2 }), createWriteStream(join(work, 'fifo.tar')));
+  assert.equal(m2.complete, false);
+});
