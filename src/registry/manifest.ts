@@ -3,7 +3,7 @@
  * registry states, with the media type decided from Content-Type and, when that is generic, the body.
  */
 import { DimgError } from '../errors.js';
-import { sha256, type Digest } from '../oci/digest.js';
+import { parseDigest, sha256, type Digest } from '../oci/digest.js';
 import { MediaType, isImageManifestType, isIndexType } from '../oci/media-types.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/types.js';
 
@@ -28,6 +28,9 @@ export function manifestMediaType(contentType: string | undefined, bytes: Buffer
     body = JSON.parse(bytes.toString('utf8')) as typeof body;
   } catch {
     throw new DimgError('MANIFEST_INVALID', `${subject}: the manifest is not valid JSON`, 'the registry returned something that is not a manifest');
+  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) {
+    throw new DimgError('MANIFEST_INVALID', `${subject}: the manifest is not a JSON object`, 'the registry returned something that is not a manifest');
   }
   if (body.schemaVersion === 1) throw schema1(subject);
   if (typeof body.mediaType === 'string' && (isImageManifestType(body.mediaType) || isIndexType(body.mediaType))) return body.mediaType;
@@ -55,14 +58,50 @@ export function verifyManifest(bytes: Buffer, expected: Digest | undefined, stat
   return actual;
 }
 
-/** Parses an image manifest's JSON. */
-export function parseImageManifest(m: ManifestBytes): ImageManifest {
-  return JSON.parse(m.bytes.toString('utf8')) as ImageManifest;
+/**
+ * Parses an image manifest's JSON and checks its shape: `config` and every entry of `layers` are
+ * descriptors (string media type, sha256 digest, non-negative integer size). Anything else is
+ * MANIFEST_INVALID (DIGEST_UNSUPPORTED for another digest algorithm) naming the manifest, so callers
+ * never walk a malformed tree or turn a hostile digest into a path.
+ */
+export function parseImageManifest(m: ManifestBytes, subject = `manifest ${m.digest}`): ImageManifest {
+  const v = parseJsonObject(m, subject);
+  checkDescriptor(v.config, `${subject}: config`);
+  if (!Array.isArray(v.layers)) throw invalid(subject, 'has no layers list');
+  v.layers.forEach((l, i) => checkDescriptor(l, `${subject}: layer ${i}`));
+  return v as unknown as ImageManifest;
 }
 
-/** Parses an index's JSON. */
-export function parseIndex(m: ManifestBytes): ImageIndex {
-  return JSON.parse(m.bytes.toString('utf8')) as ImageIndex;
+/** Parses an index's JSON and checks that `manifests` is a list of descriptors (see parseImageManifest). */
+export function parseIndex(m: ManifestBytes, subject = `index ${m.digest}`): ImageIndex {
+  const v = parseJsonObject(m, subject);
+  if (!Array.isArray(v.manifests)) throw invalid(subject, 'has no manifests list');
+  v.manifests.forEach((d, i) => checkDescriptor(d, `${subject}: manifest ${i}`));
+  return v as unknown as ImageIndex;
+}
+
+function parseJsonObject(m: ManifestBytes, subject: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(m.bytes.toString('utf8'));
+  } catch {
+    throw invalid(subject, 'is not valid JSON');
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw invalid(subject, 'is not a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function checkDescriptor(d: unknown, what: string): void {
+  if (!d || typeof d !== 'object' || Array.isArray(d)) throw invalid(what, 'is not a descriptor');
+  const x = d as Record<string, unknown>;
+  if (typeof x.mediaType !== 'string') throw invalid(what, 'has no media type');
+  if (typeof x.digest !== 'string') throw invalid(what, 'has no digest');
+  parseDigest(x.digest, what);
+  if (typeof x.size !== 'number' || !Number.isSafeInteger(x.size) || x.size < 0) throw invalid(what, `has an invalid size ${JSON.stringify(x.size)}`);
+}
+
+function invalid(subject: string, why: string): DimgError {
+  return new DimgError('MANIFEST_INVALID', `${subject} ${why}`, 'the registry returned a malformed manifest; the image cannot be used as is');
 }
 
 /** The descriptor of fetched manifest bytes. */

@@ -81,7 +81,15 @@ export function parseYaml(display: string, text: string): ParsedYaml {
     problems.push(source.problem(e.pos, yamlMessage(e.code, e.message, doc, e.pos)));
   }
   let value: unknown;
-  if (doc.errors.length === 0) value = doc.toJS({ maxAliasCount: 1000 });
+  if (doc.errors.length === 0) {
+    try {
+      value = doc.toJS({ maxAliasCount: 1000 });
+    } catch (e) {
+      // yaml throws (not reports) when aliases expand past maxAliasCount (a "billion laughs" bomb)
+      // or an alias cannot be resolved: a problem of the file, not a crash.
+      problems.push(source.problem([0, 1], `the YAML cannot be expanded: ${(e as Error).message}`));
+    }
+  }
   return { source, doc, value, problems };
 }
 
