@@ -10,7 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { DimgError, messageOf } from '../errors.js';
+import { DimgError, isDimgError, messageOf } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { loadSpec } from '../spec/load.js';
 import { nodeSpecPorts } from '../spec/node-ports.js';
@@ -244,6 +244,17 @@ export class WatchLoop {
     });
     if (run.ac.signal.aborted) {
       r.info(this.stopping ? 'cycle cancelled (stopping)' : 'cycle cancelled');
+      return false;
+    }
+    if (result.failed.length > 0 && !throwFailures && result.failed.some((f) => isDimgError(f.error, 'PLAN_MISMATCH'))) {
+      // A file changed between planning and building: the builder saw the newer content. Start
+      // over with the new state (the burst that made the change is evaluated after this anyway).
+      r.info('inputs changed during the build: starting over');
+      this.converged = undefined;
+      if (this.running === run) this.running = undefined;
+      this.pendingPaths = [...run.paths, ...this.pendingPaths];
+      this.pendingSince = Math.min(run.since, this.pendingSince ?? run.since);
+      this.enqueue({ paths: [], firstAt: run.since });
       return false;
     }
     if (result.failed.length > 0) {

@@ -94,11 +94,15 @@ export class FileWatcher {
       ignored: (path: string, stats?: Stats) => !isRelevant(this.set, path, stats),
     });
     this.watcher = w;
+    // chokidar reports symlinks found by the initial scan as `add` despite ignoreInitial; nothing
+    // before `ready` is a change.
+    let ready = false;
     w.on('all', (_event, path) => {
-      if (!this.closed && this.watcher === w) this.opts.onChange(path);
+      if (ready && !this.closed && this.watcher === w) this.opts.onChange(path);
     });
     w.on('error', (err) => this.onError(w, err as NodeJS.ErrnoException));
     await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+    ready = true;
   }
 
   private addAndWait(w: FSWatcher, paths: string[]): Promise<void> {
