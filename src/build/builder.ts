@@ -221,7 +221,9 @@ class ImageBuild {
     const inputDigest = keys.inputDigest;
     const annotations: Record<string, string> = { ...spec.annotations, [ANNOTATION_INPUT_DIGEST]: inputDigest, [ANNOTATION_PROJECT]: this.opts.project, [ANNOTATION_BASE_DIGEST]: base.key };
     const { descriptor } = await commitImage(this.store, { config, layers, annotations });
-    for (const ref of spec.localRefs) await this.store.tag(ref, descriptor);
+    // index.json is rewritten (lock, temp file, two fsyncs) only for names that do not point here yet.
+    const named = new Map((await this.store.entries()).map((e) => [e.name, e.descriptor.digest]));
+    for (const ref of spec.localRefs) if (named.get(ref) !== descriptor.digest) await this.store.tag(ref, descriptor);
     const id = sha256(canonicalJson(config)) as Digest;
     this.emit({ type: 'image-done', image: spec.key, digest: descriptor.digest, id, tags: [...spec.localRefs], durationMs: Date.now() - this.started });
     return { key: spec.key, descriptor, config, layers, inputDigest, id, tags: [...spec.localRefs], cached: allCached };

@@ -38,9 +38,15 @@ export class FileDigests {
     return new FileDigests(undefined, undefined, new Map());
   }
 
+  /** The memoised sha256 of `path` when its lstat `st` is unchanged since it was hashed, else undefined (no I/O). */
+  known(path: string, st: Stats): Digest | undefined {
+    const hit = this.memo.get(path);
+    return hit && hit.k === statKey(st) ? hit.d : undefined;
+  }
+
   /** The sha256 of the regular file at `path` whose lstat is `st`. */
   async digest(path: string, st: Stats): Promise<Digest> {
-    const k = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    const k = statKey(st);
     const hit = this.memo.get(path);
     if (hit && hit.k === k) return hit.d;
     const d = await hashFile(path, st.size);
@@ -60,6 +66,11 @@ export class FileDigests {
       /* see above */
     }
   }
+}
+
+/** What must be unchanged for a memoised digest to hold: inode, size, mtime and ctime. */
+function statKey(st: Stats): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
 async function hashFile(path: string, size: number): Promise<Digest> {
