@@ -15,7 +15,8 @@ export interface ChangeBatch {
 export interface DebounceOptions {
   /** Quiet window after the last event (default 100 ms). */
   quietMs?: number;
-  /** Longest a batch waits after its first event (default 1000 ms). */
+  /** Longest a batch waits after its first event (default 2000 ms: a checkout of a few hundred files
+   * on a busy machine takes chokidar over a second to report, and must still be one batch). */
   maxMs?: number;
   /** Clock in milliseconds (default `performance.now()`). */
   now?: () => number;
@@ -37,7 +38,7 @@ export class Debouncer {
     opts: DebounceOptions = {},
   ) {
     this.quietMs = opts.quietMs ?? 100;
-    this.maxMs = Math.max(opts.maxMs ?? 1000, this.quietMs);
+    this.maxMs = Math.max(opts.maxMs ?? 2000, this.quietMs);
     this.now = opts.now ?? (() => performance.now());
   }
 

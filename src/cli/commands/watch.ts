@@ -51,7 +51,7 @@ export function register(program: Command): void {
         parallelism: positiveInt(o.parallelism, '--parallelism'),
         poll: o.poll,
         quietMs,
-        maxMs: Math.max(1000, quietMs),
+        maxMs: Math.max(2000, quietMs * 10),
       });
       await untilSignal(loop, async (stopped) => {
         if (o.once) {
