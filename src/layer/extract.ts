@@ -164,7 +164,9 @@ class Extraction {
         break;
       case 'symlink':
         await drain(body);
-        await fs.symlink(h.linkname ?? '', abs);
+        // symlink(2) refuses an empty target (ENOENT): the archive's fault, not the file system's.
+        if (!h.linkname) throw new DimgError('LAYER_INVALID', `layer entry ${JSON.stringify(name)}: symlink without a target`, 'the layer archive is damaged; rebuild or fetch it again');
+        await fs.symlink(h.linkname, abs);
         this.root.planted.add(rel);
         if (this.chown) await fs.lchown(abs, uid, gid);
         await fs.lutimes(abs, mtime, mtime);
@@ -280,7 +282,11 @@ class Extraction {
   /** Batched work that ran after the last entry: whiteout devices, xattrs, then directory mtimes. */
   async finish(): Promise<void> {
     const devs = [];
+    const seen = new Set<string>();
     for (const w of this.whiteoutDevs) {
+      // The same whiteout listed twice must not be mknod'ed twice (EEXIST).
+      if (seen.has(w.rel)) continue;
+      seen.add(w.rel);
       await this.root.verifyDir(w.parent, w.entry);
       // A later entry of the same archive recreated the path: the later entry wins.
       if (await lstatOrUndefined(this.root.abs(w.rel))) continue;
