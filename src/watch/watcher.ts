@@ -27,6 +27,7 @@ export class FileWatcher {
   private polling: boolean;
   private closed = false;
   private switching: Promise<void> | undefined;
+  private releaseReady: (() => void) | undefined;
 
   private constructor(
     private set: WatchSet,
@@ -39,6 +40,8 @@ export class FileWatcher {
   static async start(set: WatchSet, opts: FileWatcherOptions): Promise<FileWatcher> {
     const w = new FileWatcher(set, opts);
     await w.open();
+    // Hit an inotify limit during the initial scan: ready once the polling watcher is.
+    await w.switching;
     return w;
   }
 
@@ -101,7 +104,10 @@ export class FileWatcher {
       if (ready && !this.closed && this.watcher === w) this.opts.onChange(path);
     });
     w.on('error', (err) => this.onError(w, err as NodeJS.ErrnoException));
-    await new Promise<void>((resolve) => w.once('ready', () => resolve()));
+    await new Promise<void>((resolve) => {
+      this.releaseReady = resolve;
+      w.once('ready', () => resolve());
+    });
     ready = true;
   }
 
@@ -120,6 +126,8 @@ export class FileWatcher {
           ? 'the inotify watch limit is reached (fs.inotify.max_user_watches); falling back to polling. Raise it with `sysctl fs.inotify.max_user_watches=524288`, or pass --poll'
           : 'too many inotify instances (fs.inotify.max_user_instances); falling back to polling. Raise the limit, or pass --poll',
       );
+      // The abandoned watcher will never be ready; whoever waits for it waits for the new one.
+      this.releaseReady?.();
       this.switching = (async () => {
         this.watcher = undefined;
         await w.close().catch(() => undefined);

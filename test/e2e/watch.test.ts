@@ -74,8 +74,10 @@ class Watch {
   err = '';
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
 
-  constructor(args: string[], cwd: string, root: string) {
-    this.child = spawn(process.execPath, [DIMG_BIN, 'watch', ...args], { cwd, env: { ...process.env, DIMG_ROOT: root, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `dimg watch ARGS`, or with `wrap`, `WRAP... node dimg watch ARGS` (e.g. under unshare). */
+  constructor(args: string[], cwd: string, root: string, wrap: string[] = []) {
+    const argv = [...wrap, process.execPath, DIMG_BIN, 'watch', ...args];
+    this.child = spawn(argv[0]!, argv.slice(1), { cwd, env: { ...process.env, DIMG_ROOT: root, CI: 'true' }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (b: Buffer) => (this.out += b.toString('utf8')));
     this.child.stderr!.on('data', (b: Buffer) => (this.err += b.toString('utf8')));
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal, at: Date.now() })));
@@ -247,4 +249,38 @@ test('watch --once: one cycle then exit; an invalid spec exits 1 with line:col',
   const unknown = await dimg(['watch', '--once', '--push', 'stage'], { root: p.root, cwd: p.dir });
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /--push stage: this registry is not declared/);
+});
+
+test('watch: hitting the inotify watch limit falls back to polling with a message, and still sees edits', async (t) => {
+  requireRoot('watch builds into a root-owned store');
+  requireTool('unshare', 'util-linux');
+  // No registry is contacted without --push; the host only has to parse.
+  const p = project(t, '127.0.0.1:9');
+  // A user namespace of our own with room for only 3 inotify watches (the limit is per namespace).
+  const wrap = ['unshare', '--user', '--map-root-user', 'sh', '-c', 'echo 3 > /proc/sys/user/max_inotify_watches && exec "$@"', 'sh'];
+  const w = new Watch([], p.dir, p.root, wrap);
+  t.after(() => w.kill());
+  let text = await w.waitFor(/ready in \d+\.\d\ds/);
+  assert.match(text, /inotify watch limit is reached \(fs\.inotify\.max_user_watches\); falling back to polling/);
+  assert.match(text, /\(polling\); pushing to the local store only/);
+  const m = w.mark();
+  writeFileSync(join(p.dir, 'web', 'index.html'), '<h1>polled</h1>\n');
+  text = await w.waitFor(/ready in \d+\.\d\ds/, m);
+  assert.match(text, /rebuild web: input changed: index\.html changed/);
+  await stopsCleanly(w, p.root);
+});
+
+test('watch --poll: polling from the start', async (t) => {
+  requireRoot('watch builds into a root-owned store');
+  const p = project(t, '127.0.0.1:9');
+  const w = new Watch(['--poll'], p.dir, p.root);
+  t.after(() => w.kill());
+  let text = await w.waitFor(/ready in \d+\.\d\ds/);
+  assert.match(text, /\(polling\)/);
+  assert.doesNotMatch(text, /falling back/);
+  const m = w.mark();
+  writeFileSync(join(p.dir, 'web', 'index.html'), '<h1>polled</h1>\n');
+  text = await w.waitFor(/ready in \d+\.\d\ds/, m);
+  assert.match(text, /rebuild web: input changed/);
+  await stopsCleanly(w, p.root);
 });
