@@ -30,9 +30,10 @@ import { openLayer, storeLayerTar, type StoredLayer } from './layer-blobs.js';
 import { contextFilter, loadIgnore, parseChmod, resolveChown, resolveCopy, unpackArchive } from './copy-step.js';
 import { copyInputDigest, type CopySource } from './copy-inputs.js';
 import { FileDigests } from './file-digests.js';
-import { LayerView } from './layer-view.js';
-import { detectRunDriver, runInSandbox, type RunDriver, type SecretMount } from './sandbox.js';
-import { adoptLayerDir, settleRunDiff } from './layer-dirs.js';
+import type { LayerView } from './layer-view.js';
+// The sandbox, layer-dir and layer-view modules are loaded when a step actually runs, so a fully
+// cached build does not pay for loading them.
+import type { RunDriver, SecretMount } from './sandbox.js';
 import type { LayerMirror } from '../layer/mirror.js';
 import type { BuildListener } from './events.js';
 
@@ -253,6 +254,8 @@ class ImageBuild {
     for (const [k, v] of Object.entries(step.env)) env = setEnv(env, k, v);
     const secrets = await this.secretFiles(step, label);
     let driverNoted = false;
+    const { runInSandbox } = await import('./sandbox.js');
+    const { adoptLayerDir, settleRunDiff } = await import('./layer-dirs.js');
     return runInSandbox(
       {
         store: this.store,
@@ -366,6 +369,7 @@ class ImageBuild {
       parentAttrs: (p) => attrs.get(p.replace(/^\/+|\/+$/g, '')),
     });
     if (!mirror) return storeLayerTar(this.store, tar);
+    const { adoptLayerDir } = await import('./layer-dirs.js');
     try {
       const layer = await storeLayerTar(this.store, tar);
       if (mirror.complete) await adoptLayerDir(this.store, lastChainId([...diffIds, layer.diffId]), mirror.dir);
@@ -378,6 +382,7 @@ class ImageBuild {
   /** True when a RUN step after step `i` will mount the layers as overlay lowerdirs. */
   private async runFollows(i: number): Promise<boolean> {
     if (!this.spec.steps.slice(i + 1).some((s) => s.kind === 'run')) return false;
+    const { detectRunDriver } = await import('./sandbox.js');
     const driver = this.opts.runDriver ?? (await detectRunDriver(this.store)).driver;
     return driver === 'overlay';
   }
@@ -396,6 +401,7 @@ class ImageBuild {
         const d = await this.store.overlay.ensure(chains[j]!, () => openLayer(this.store, layers[j]!, diffIds[j]!));
         dirs.unshift(d.diffDir);
       }
+      const { LayerView } = await import('./layer-view.js');
       return new LayerView(dirs);
     } catch (e) {
       if (isDimgError(e, 'BUILD_CANCELLED')) throw e;

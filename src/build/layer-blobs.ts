@@ -4,7 +4,6 @@
  */
 import { createWriteStream, promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { hashTar } from '../layer/hash.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/types.js';
@@ -22,6 +21,8 @@ export interface StoredLayer {
  * and records it in the layer index. Nothing is visible under the final name unless complete.
  */
 export async function storeLayerTar(store: Store, tar: Readable): Promise<StoredLayer> {
+  // Loaded on first use: a fully cached build never packs a layer.
+  const { hashTar } = await import('../layer/hash.js');
   const tmp = tempPath(store.tmpDir, 'layer');
   try {
     const { diffId, size } = await hashTar(tar, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
