@@ -59,8 +59,9 @@ function project(t: Parameters<typeof tempDir>[0], host: string, opts: { slow?: 
   mkdirSync(join(dir, 'slow'));
   writeFileSync(join(dir, 'slow', 'data.txt'), 'one\n');
   writeFileSync(join(dir, 'images.yaml'), specText(host, opts));
-  // The store inside the project, as many users have it: it must never be watched.
-  return { dir, root: join(dir, '.dimg-store') };
+  mkdirSync(join(dir, 'web', '.git'));
+  // The store inside a context: it must never be watched (builds write to it: that would loop).
+  return { dir, root: join(dir, 'web', '.dimg-store') };
 }
 
 function remoteDigest(ref: string): string {
@@ -160,6 +161,9 @@ test('watch: edit rebuilds and pushes, a touch or an ignored file does nothing, 
   const second = remoteDigest(ref);
   assert.notEqual(second, first, 'the tag in the registry holds the new image');
   assert.match(text, new RegExp(`${ref.replace(/[.:/]/g, '\\$&')} -> ${second}`), 'the new pushed digest is printed');
+  m = w.mark();
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(w.since(m), '', 'the build writing into the store (inside the context) triggers nothing');
 
   // Touch without a content change: the event arrives, nothing is rebuilt.
   m = w.mark();
@@ -173,13 +177,14 @@ test('watch: edit rebuilds and pushes, a touch or an ignored file does nothing, 
   // A file excluded by .dockerignore is not even an event; a burst of 500 files is one cycle.
   m = w.mark();
   writeFileSync(join(p.dir, 'web', 'ignored.log'), 'noise\n');
+  writeFileSync(join(p.dir, 'web', '.git', 'HEAD'), 'ref: refs/heads/main\n');
   for (let i = 0; i < 500; i++) writeFileSync(join(p.dir, 'web', 'junk', `f${i}.txt`), `${i}\n`);
   text = await w.waitFor(/no input changed; nothing to rebuild/, m);
   await new Promise((r) => setTimeout(r, 1500));
   text = w.since(m);
   assert.equal(count(text, /changed: /), 1, `one cycle for the burst:\n${text}`);
   assert.match(text, /\[500 files\]/);
-  assert.doesNotMatch(text, /ignored\.log/);
+  assert.doesNotMatch(text, /ignored\.log|\.git/);
 
   // Invalid YAML: the problem with line:col on stderr, the process stays up.
   m = w.mark();
