@@ -145,9 +145,11 @@ class LoadContext {
 
   /** Stores a manifest or index from `blobs/sha256/` and everything it needs; returns the image ID. */
   private async storeTree(d: Descriptor): Promise<Digest> {
+    if (typeof d.digest !== 'string' || !isDigest(d.digest)) throw this.invalid(`an index lists an invalid digest ${JSON.stringify(d.digest)}`);
     const path = `blobs/sha256/${d.digest.slice(7)}`;
     if (isIndexType(d.mediaType)) {
       const bytes = await this.bytes(this.need(path, `index ${d.digest}`));
+      this.checkSize(d, bytes.length);
       const index = this.parse<ImageIndex>(bytes, path);
       let first: Digest | undefined;
       for (const m of index.manifests ?? []) {
@@ -162,10 +164,15 @@ class LoadContext {
     }
     if (!isImageManifestType(d.mediaType)) throw this.invalid(`${d.digest} has media type ${d.mediaType}, which is not an image`);
     const bytes = await this.bytes(this.need(path, `manifest ${d.digest}`));
+    this.checkSize(d, bytes.length);
     const manifest = this.parse<ImageManifest>(bytes, path);
-    if (!manifest.config || !Array.isArray(manifest.layers)) throw this.invalid(`manifest ${d.digest} is not an image manifest`);
+    if (!manifest || !manifest.config || !Array.isArray(manifest.layers)) throw this.invalid(`manifest ${d.digest} is not an image manifest`);
+    for (const x of [manifest.config, ...manifest.layers]) {
+      if (!x || typeof x.digest !== 'string' || !isDigest(x.digest)) throw this.invalid(`manifest ${d.digest} lists an invalid digest ${JSON.stringify(x?.digest)}`);
+    }
     const cpath = `blobs/sha256/${manifest.config.digest.slice(7)}`;
     const configBytes = await this.bytes(this.need(cpath, `the config of manifest ${d.digest}`));
+    this.checkSize(manifest.config, configBytes.length);
     const config = this.parse<ImageConfig>(configBytes, cpath);
     const diffIds = config.rootfs?.diff_ids ?? [];
     const what = `manifest ${d.digest}`;
@@ -173,10 +180,16 @@ class LoadContext {
     for (const [j, l] of manifest.layers.entries()) {
       const stored = await this.storeLayer(this.need(`blobs/sha256/${l.digest.slice(7)}`, `layer ${j + 1} of ${what}`), diffIds[j]!, what, l.mediaType);
       if (stored.digest !== l.digest) throw this.invalid(`layer ${j + 1} of ${what} was stored under ${stored.digest}, not ${l.digest}`);
+      this.checkSize(l, stored.size);
     }
     await this.store.blobs.writeBytes(configBytes, manifest.config.digest);
     await this.store.blobs.writeBytes(bytes, d.digest);
     return manifest.config.digest;
+  }
+
+  /** A descriptor must state its content's true size (readers such as skopeo trust it). */
+  private checkSize(d: Descriptor, actual: number): void {
+    if (d.size !== actual) throw this.invalid(`the descriptor of ${d.digest} says ${JSON.stringify(d.size)} bytes, the content has ${actual}`);
   }
 
   /**

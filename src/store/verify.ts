@@ -152,6 +152,8 @@ async function hashFile(path: string): Promise<Digest> {
 /** Why the content behind `d` is incomplete, or undefined when it is whole. */
 async function closureProblem(store: Store, d: Descriptor, present: (d: Digest) => Promise<boolean>): Promise<string | undefined> {
   if (!(await present(d.digest))) return `manifest ${d.digest} is missing or corrupt`;
+  const wrongSize = await sizeProblem(store, d);
+  if (wrongSize) return wrongSize;
   if (isIndexType(d.mediaType)) {
     const index = await store.blobs.readJson<ImageIndex>(d.digest).catch(() => undefined);
     if (!index || !Array.isArray(index.manifests)) return `index ${d.digest} is not a valid image index`;
@@ -173,7 +175,17 @@ async function closureProblem(store: Store, d: Descriptor, present: (d: Digest) 
   const config = await store.blobs.readJson<ImageConfig>(manifest.config.digest).catch(() => undefined);
   if (!config) return `config ${manifest.config.digest} is not valid JSON`;
   for (const l of manifest.layers) if (!(await present(l.digest))) return `layer ${l.digest} is missing or corrupt`;
+  for (const x of [manifest.config, ...manifest.layers]) {
+    const why = await sizeProblem(store, x);
+    if (why) return why;
+  }
   return undefined;
+}
+
+/** A descriptor whose size is not its blob's: readers that trust sizes (skopeo, registries) would fail on it. */
+async function sizeProblem(store: Store, d: Descriptor): Promise<string | undefined> {
+  const size = await store.blobs.stat(d.digest);
+  return size !== undefined && size !== d.size ? `descriptor of ${d.digest} says ${String(d.size)} bytes, the blob has ${size}` : undefined;
 }
 
 async function layerDirProblem(store: Store, base: string): Promise<string | undefined> {
