@@ -4,7 +4,7 @@
  * O_EXCL|O_NOFOLLOW), so nothing is ever written outside the target, whatever the archive says.
  */
 import { spawn } from 'node:child_process';
-import { constants as C, promises as fs } from 'node:fs';
+import { chmodSync, closeSync, constants as C, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, readdirSync, symlinkSync, utimesSync, writeSync, promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
 import { DimgError, messageOf } from '../errors.js';
@@ -138,12 +138,12 @@ class Extraction {
   }
 
   private async place(name: string, parts: string[], h: Header, body: Body): Promise<void> {
-    const parent = await this.root.resolveDir(parts.slice(0, -1), name, true);
+    const parent = this.root.resolveDir(parts.slice(0, -1), name, true);
     const rel = parent ? `${parent}/${parts[parts.length - 1]}` : parts[parts.length - 1]!;
     const abs = this.root.abs(rel);
-    const existing = await lstatOrUndefined(abs);
+    const existing = lstatOrUndefined(abs);
     const isDir = h.type === 'directory';
-    if (existing && !(isDir && existing.isDirectory())) await this.root.remove(rel);
+    if (existing && !(isDir && existing.isDirectory())) this.root.remove(rel);
     this.created.add(rel);
     const mode = (h.mode ?? 0o644) & 0o7777;
     const uid = h.uid ?? 0;
@@ -151,10 +151,10 @@ class Extraction {
     const mtime = h.mtime ? h.mtime.getTime() / 1000 : 0;
     switch (h.type) {
       case 'directory':
-        if (!existing?.isDirectory()) await fs.mkdir(abs, { mode: 0o700 });
+        if (!existing?.isDirectory()) mkdirSync(abs, { mode: 0o700 });
         this.root.markDir(rel);
-        if (this.chown) await fs.lchown(abs, uid, gid);
-        await fs.chmod(abs, mode);
+        if (this.chown) lchownSync(abs, uid, gid);
+        chmodSync(abs, mode);
         this.dirTimes.set(rel, mtime);
         await drain(body);
         break;
@@ -166,10 +166,10 @@ class Extraction {
         await drain(body);
         // symlink(2) refuses an empty target (ENOENT): the archive's fault, not the file system's.
         if (!h.linkname) throw new DimgError('LAYER_INVALID', `layer entry ${JSON.stringify(name)}: symlink without a target`, 'the layer archive is damaged; rebuild or fetch it again');
-        await fs.symlink(h.linkname, abs);
+        symlinkSync(h.linkname, abs);
         this.root.planted.add(rel);
-        if (this.chown) await fs.lchown(abs, uid, gid);
-        await fs.lutimes(abs, mtime, mtime);
+        if (this.chown) lchownSync(abs, uid, gid);
+        lutimesSync(abs, mtime, mtime);
         break;
       case 'link':
         await drain(body);
@@ -183,9 +183,9 @@ class Extraction {
           throw unsafeEntry(name, `is a ${h.type.replace('-', ' ')} (${h.devmajor ?? 0}:${h.devminor ?? 0}); device nodes are refused`, 'pass allowDevices only for a trusted layer');
         }
         await mknod(abs, h.type === 'fifo' ? ['p'] : [h.type === 'character-device' ? 'c' : 'b', String(h.devmajor ?? 0), String(h.devminor ?? 0)], name);
-        if (this.chown) await fs.lchown(abs, uid, gid);
-        await fs.chmod(abs, mode);
-        await fs.utimes(abs, mtime, mtime);
+        if (this.chown) lchownSync(abs, uid, gid);
+        chmodSync(abs, mode);
+        utimesSync(abs, mtime, mtime);
         break;
       default:
         throw new DimgError('LAYER_INVALID', `layer entry ${JSON.stringify(name)}: unsupported entry type ${String(h.type ?? 'unknown')}`, 'layers may hold files, directories, links, devices and FIFOs only');
@@ -194,7 +194,9 @@ class Extraction {
   }
 
   private async writeFile(name: string, abs: string, body: Body, a: { mode: number; uid: number; gid: number; mtime: number }): Promise<void> {
-    const fh = await fs.open(abs, FILE_FLAGS, 0o600);
+    // Synchronous writes: a layer's many small files cost far less inline than through the thread
+    // pool, and a big file arrives in tar-stream's chunks anyway.
+    const fd = openSync(abs, FILE_FLAGS, 0o600);
     try {
       for await (const chunk of body) {
         this.result.bytes += chunk.length;
@@ -202,14 +204,14 @@ class Extraction {
           throw new DimgError('LAYER_LIMIT', `layer entry ${JSON.stringify(name)}: the archive holds more than ${this.limits.maxBytes} bytes`, 'raise the byte limit only if you trust this layer');
         }
         let off = 0;
-        while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
       }
       // chown before chmod: chown clears setuid/setgid bits.
-      if (this.chown) await fh.chown(a.uid, a.gid);
-      await fh.chmod(a.mode);
-      await fh.utimes(a.mtime, a.mtime);
+      if (this.chown) fchownSync(fd, a.uid, a.gid);
+      fchmodSync(fd, a.mode);
+      futimesSync(fd, a.mtime, a.mtime);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 
@@ -224,24 +226,24 @@ class Extraction {
       throw unsafeEntry(name, `its hard link target ${JSON.stringify(linkname)} escapes the target directory`);
     }
     if (parts.length === 0) throw unsafeEntry(name, 'is a hard link to the root directory');
-    const parent = await this.root.resolveDir(parts.slice(0, -1), name, false);
+    const parent = this.root.resolveDir(parts.slice(0, -1), name, false);
     const rel = parent === undefined ? undefined : parent ? `${parent}/${parts[parts.length - 1]}` : parts[parts.length - 1]!;
-    const st = rel === undefined ? undefined : await lstatOrUndefined(this.root.abs(rel));
+    const st = rel === undefined ? undefined : lstatOrUndefined(this.root.abs(rel));
     if (!st || rel === undefined) throw new DimgError('LAYER_INVALID', `layer entry ${JSON.stringify(name)}: hard link target ${JSON.stringify(linkname)} does not exist`, 'a hard link must follow the entry it points to');
     if (st.isDirectory()) throw unsafeEntry(name, `is a hard link to a directory (${JSON.stringify(linkname)})`);
     // link(2) does not follow a symlink target: the link names the same inode as `rel` itself.
-    await fs.link(this.root.abs(rel), abs);
+    linkSync(this.root.abs(rel), abs);
   }
 
   private async whiteout(name: string, parentParts: string[], base: string, h: Header): Promise<void> {
     if (base === OPAQUE_MARKER) {
       this.result.whiteouts++;
       if (this.opts.mode === 'overlay') {
-        const dir = await this.root.resolveDir(parentParts, name, true);
+        const dir = this.root.resolveDir(parentParts, name, true);
         this.opaqueDirs.set(dir!, name);
       } else {
-        const dir = await this.root.resolveDir(parentParts, name, false);
-        if (dir !== undefined) await this.clearLowerChildren(dir);
+        const dir = this.root.resolveDir(parentParts, name, false);
+        if (dir !== undefined) this.clearLowerChildren(dir);
       }
       return;
     }
@@ -250,20 +252,20 @@ class Extraction {
     if (victim === '' || victim === '.' || victim === '..') throw unsafeEntry(name, 'is an invalid whiteout (it names no file)');
     this.result.whiteouts++;
     if (this.opts.mode === 'overlay') {
-      const dir = (await this.root.resolveDir(parentParts, name, true))!;
+      const dir = this.root.resolveDir(parentParts, name, true)!;
       this.whiteoutDevs.push({ rel: dir ? `${dir}/${victim}` : victim, parent: dir, entry: name, uid: h.uid ?? 0, gid: h.gid ?? 0 });
       return;
     }
-    const dir = await this.root.resolveDir(parentParts, name, false);
+    const dir = this.root.resolveDir(parentParts, name, false);
     if (dir === undefined) return; // the parent does not exist below: nothing to delete
-    await this.root.remove(dir ? `${dir}/${victim}` : victim);
+    this.root.remove(dir ? `${dir}/${victim}` : victim);
   }
 
   /** Flatten mode's opaque marker: delete the children of `dir` that this layer did not create. */
-  private async clearLowerChildren(dir: string): Promise<void> {
-    for (const child of await fs.readdir(this.root.abs(dir))) {
+  private clearLowerChildren(dir: string): void {
+    for (const child of readdirSync(this.root.abs(dir))) {
       const rel = dir ? `${dir}/${child}` : child;
-      if (!this.created.has(rel) && !this.root.made.has(rel)) await this.root.remove(rel);
+      if (!this.created.has(rel) && !this.root.made.has(rel)) this.root.remove(rel);
     }
   }
 
@@ -287,25 +289,25 @@ class Extraction {
       // The same whiteout listed twice must not be mknod'ed twice (EEXIST).
       if (seen.has(w.rel)) continue;
       seen.add(w.rel);
-      await this.root.verifyDir(w.parent, w.entry);
+      this.root.verifyDir(w.parent, w.entry);
       // A later entry of the same archive recreated the path: the later entry wins.
-      if (await lstatOrUndefined(this.root.abs(w.rel))) continue;
+      if (lstatOrUndefined(this.root.abs(w.rel))) continue;
       devs.push(w);
     }
     await mknodWhiteouts(devs.map((d) => this.root.abs(d.rel)));
-    if (this.chown) for (const d of devs) if (d.uid !== 0 || d.gid !== 0) await fs.lchown(this.root.abs(d.rel), d.uid, d.gid);
+    if (this.chown) for (const d of devs) if (d.uid !== 0 || d.gid !== 0) lchownSync(this.root.abs(d.rel), d.uid, d.gid);
     const prefix = this.opts.overlayXattrPrefix ?? 'trusted';
     const opaque: XattrWrite[] = [];
     for (const [dir, entry] of this.opaqueDirs) {
-      await this.root.verifyDir(dir, entry);
+      this.root.verifyDir(dir, entry);
       opaque.push({ path: this.root.abs(dir), name: `${prefix}.overlay.opaque`, value: Buffer.from('y') });
     }
     await setXattrs(opaque, false);
-    for (const x of this.xattrs) await this.root.verifyDir(x.rel.split('/').slice(0, -1).join('/'), x.entry);
+    for (const x of this.xattrs) this.root.verifyDir(x.rel.split('/').slice(0, -1).join('/'), x.entry);
     await setXattrs(this.xattrs, true);
     for (const [rel, t] of this.dirTimes) {
-      const st = await lstatOrUndefined(this.root.abs(rel));
-      if (st?.isDirectory()) await fs.utimes(this.root.abs(rel), t, t);
+      const st = lstatOrUndefined(this.root.abs(rel));
+      if (st?.isDirectory()) utimesSync(this.root.abs(rel), t, t);
     }
   }
 }

@@ -4,7 +4,7 @@
  * traversed, and pre-existing symlinks (lower layers when flattening) are resolved lexically inside
  * the root, as a chroot would, so no path can leave it.
  */
-import { promises as fs } from 'node:fs';
+import { lstatSync, mkdirSync, readlinkSync, rmSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { DimgError } from '../errors.js';
 import { unsafeEntry } from './paths.js';
@@ -15,10 +15,14 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
-/** lstat that returns undefined for a missing path. */
-export async function lstatOrUndefined(abs: string): Promise<import('node:fs').Stats | undefined> {
+/**
+ * lstat that returns undefined for a missing path. Synchronous, like every file-system call of the
+ * extractor: thousands of tiny calls through the thread pool cost far more than inline (the event
+ * loop blocks for microseconds per call).
+ */
+export function lstatOrUndefined(abs: string): Stats | undefined {
   try {
-    return await fs.lstat(abs);
+    return lstatSync(abs);
   } catch (err) {
     if (errno(err) === 'ENOENT') return undefined;
     throw err;
@@ -46,7 +50,7 @@ export class SafeRoot {
    * (LAYER_UNSAFE, naming `entry`) to pass through a symlink planted by this archive; a non-directory
    * component is LAYER_INVALID.
    */
-  async resolveDir(parts: readonly string[], entry: string, create: boolean): Promise<string | undefined> {
+  resolveDir(parts: readonly string[], entry: string, create: boolean): string | undefined {
     const out: string[] = [];
     const queue = [...parts];
     let hops = 0;
@@ -61,10 +65,10 @@ export class SafeRoot {
       const rel = out.join('/');
       if (this.dirs.has(rel)) continue;
       const abs = this.abs(rel);
-      const st = await lstatOrUndefined(abs);
+      const st = lstatOrUndefined(abs);
       if (!st) {
         if (!create) return undefined;
-        await fs.mkdir(abs, { mode: 0o755 });
+        mkdirSync(abs, { mode: 0o755 });
         this.dirs.add(rel);
         this.made.add(rel);
         continue;
@@ -78,7 +82,7 @@ export class SafeRoot {
           throw unsafeEntry(entry, `its parent "${rel}" is a symlink created earlier in this archive; writing through it is refused`);
         }
         if (++hops > MAX_SYMLINK_HOPS) throw unsafeEntry(entry, 'too many levels of symbolic links in its parent path');
-        const target = await fs.readlink(abs);
+        const target = readlinkSync(abs);
         out.pop();
         if (target.startsWith('/')) out.length = 0;
         queue.unshift(...target.split('/'));
@@ -93,18 +97,18 @@ export class SafeRoot {
    * Checks, without creating or following anything, that every component of the directory `rel` is
    * a real directory right now. Used before batched operations run by other processes.
    */
-  async verifyDir(rel: string, entry: string): Promise<void> {
+  verifyDir(rel: string, entry: string): void {
     if (rel === '') return;
     const parts = rel.split('/');
     for (let i = 1; i <= parts.length; i++) {
-      const st = await lstatOrUndefined(this.abs(parts.slice(0, i).join('/')));
+      const st = lstatOrUndefined(this.abs(parts.slice(0, i).join('/')));
       if (!st || !st.isDirectory()) throw unsafeEntry(entry, `its parent "${parts.slice(0, i).join('/')}" changed into a non-directory later in the archive`);
     }
   }
 
   /** Removes whatever is at `rel` (recursively, never following symlinks) and forgets cached state below it. */
-  async remove(rel: string): Promise<void> {
-    await fs.rm(this.abs(rel), { recursive: true, force: true });
+  remove(rel: string): void {
+    rmSync(this.abs(rel), { recursive: true, force: true });
     this.forget(rel);
   }
 
