@@ -27,6 +27,20 @@ export interface LayerMirror {
 }
 
 const FILE_FLAGS = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+/** The process umask (it applies to the mode given to open(2)); read on first use. */
+let umask: number | undefined;
+
+function currentUmask(): number {
+  if (umask === undefined) {
+    try {
+      // Reading is the only thing process.umask() can do without changing anything.
+      umask = process.umask();
+    } catch {
+      umask = 0o7777; // unknown: always chmod explicitly
+    }
+  }
+  return umask;
+}
 
 /** Writes entries into a LayerMirror's directory; used by the tar writer only. */
 export class MirrorWriter {
@@ -34,7 +48,9 @@ export class MirrorWriter {
   private readonly chown: boolean;
   private readonly dirTimes: Array<[string, number]> = [];
   private fd: number | undefined;
-  private pending: { abs: string; h: TarHeader } | undefined;
+  private pending: { abs: string; h: TarHeader; how: { chown: boolean; chmod: boolean } } | undefined;
+  /** Directories (relative) created with the setgid bit: their new files take the directory's group. */
+  private readonly setgidDirs = new Set<string>();
 
   constructor(private readonly target: LayerMirror) {
     this.chown = target.chown ?? process.getuid?.() === 0;
@@ -81,18 +97,26 @@ export class MirrorWriter {
           mkdirSync(abs, { mode: 0o700 });
           if (this.chown) lchownSync(abs, h.uid, h.gid);
           chmodSync(abs, mode);
+          if (mode & 0o2000) this.setgidDirs.add(rel);
           this.dirTimes.push([abs, h.mtime]);
           return;
         case 'file': {
-          const fd = openSync(abs, FILE_FLAGS, 0o600);
+          // Every inode change is a journal transaction: set at creation what creation can set. A
+          // new file is already root:root unless its directory is setgid, and gets `mode` as asked
+          // when the umask takes nothing from it and it has no special bits.
+          const parent = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+          const chown = this.chown && (h.uid !== 0 || h.gid !== 0 || this.setgidDirs.has(parent));
+          const chmod = (mode & 0o7000) !== 0 || (mode & currentUmask()) !== 0 || chown;
+          const fd = openSync(abs, FILE_FLAGS, chmod ? 0o600 : mode);
+          const how = { chown, chmod };
           if (content === undefined) {
             this.fd = fd;
-            this.pending = { abs, h };
+            this.pending = { abs, h, how };
             return;
           }
           try {
             writeAll(fd, content);
-            finishFile(fd, h, this.chown);
+            finishFile(fd, h, how);
           } finally {
             closeSync(fd);
           }
@@ -127,7 +151,7 @@ export class MirrorWriter {
       const fd = this.fd!;
       this.fd = undefined;
       try {
-        finishFile(fd, this.pending!.h, this.chown);
+        finishFile(fd, this.pending!.h, this.pending!.how);
       } finally {
         closeSync(fd);
       }
@@ -156,9 +180,9 @@ function writeAll(fd: number, buf: Buffer): void {
   while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
 }
 
-function finishFile(fd: number, h: TarHeader, chown: boolean): void {
+function finishFile(fd: number, h: TarHeader, how: { chown: boolean; chmod: boolean }): void {
   // chown before chmod: chown clears setuid/setgid bits.
-  if (chown) fchownSync(fd, h.uid, h.gid);
-  fchmodSync(fd, h.mode & 0o7777);
+  if (how.chown) fchownSync(fd, h.uid, h.gid);
+  if (how.chmod) fchmodSync(fd, h.mode & 0o7777);
   futimesSync(fd, h.mtime, h.mtime);
 }

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync, linkSync, symlinkSync, chmodSync, utimesSync } from 'node:fs';
+import { chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync, linkSync, symlinkSync, chmodSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Store } from '../../src/store/store.js';
@@ -125,7 +125,10 @@ test('a pack with a mirror writes the tree extractLayer would unpack, and refuse
   writeFileSync(join(src, 'big'), Buffer.alloc((1 << 20) + 17, 3));
   linkSync(join(src, 'd', 'small'), join(src, 'd', 'e', 'hard'));
   symlinkSync('/nowhere', join(src, 'dangling'));
-  chmodSync(join(src, 'd'), 0o750);
+  // A setgid directory of another group: its files must still end up with their own group (0).
+  writeFileSync(join(src, 'd', 'plain'), 'p');
+  chownSync(join(src, 'd'), 0, 50);
+  chmodSync(join(src, 'd'), 0o2750);
   const mirror: LayerMirror = { dir: join(work, 'mirror') };
   mkdirSync(mirror.dir);
   const tarPath = join(work, 'layer.tar');
