@@ -1,8 +1,13 @@
 /**
  * Coalescing bursts of file events into one batch: a batch fires after `quietMs` without a new
- * event, or `maxMs` after its first event even if events keep coming (so a steady trickle, such as a
+ * event (1.1 s once the burst has 20 paths or more), or `maxMs` after its first event even if events keep coming (so a steady trickle, such as a
  * log file being written, cannot starve the loop). A `git checkout` touching 500 files is one batch.
  */
+
+/** A burst with this many distinct paths is a storm, with a longer quiet window. */
+const STORM = 20;
+/** Quiet window of a storm: above chokidar's 1 s throttle between reads of one directory. */
+const STORM_QUIET_MS = 1100;
 
 /** One coalesced burst: the distinct paths, in first-seen order, and when the first event arrived. */
 export interface ChangeBatch {
@@ -15,8 +20,8 @@ export interface ChangeBatch {
 export interface DebounceOptions {
   /** Quiet window after the last event (default 100 ms). */
   quietMs?: number;
-  /** Longest a batch waits after its first event (default 2000 ms: a checkout of a few hundred files
-   * on a busy machine takes chokidar over a second to report, and must still be one batch). */
+  /** Longest a batch waits after its first event (default 3000 ms: chokidar may take over two
+   * seconds to report a checkout creating a few hundred files, which must still be one batch). */
   maxMs?: number;
   /** Clock in milliseconds (default `performance.now()`). */
   now?: () => number;
@@ -38,7 +43,7 @@ export class Debouncer {
     opts: DebounceOptions = {},
   ) {
     this.quietMs = opts.quietMs ?? 100;
-    this.maxMs = Math.max(opts.maxMs ?? 2000, this.quietMs);
+    this.maxMs = Math.max(opts.maxMs ?? 3000, this.quietMs);
     this.now = opts.now ?? (() => performance.now());
   }
 
@@ -51,7 +56,12 @@ export class Debouncer {
     }
     this.paths.add(path);
     clearTimeout(this.quietTimer);
-    this.quietTimer = setTimeout(() => this.flush(), this.quietMs);
+    // A storm of events (a checkout, an `npm install`) arrives in chunks: chokidar re-reads a
+    // directory with new entries at most once a second, and a busy machine adds pauses. Waiting a
+    // little over that once a burst is big keeps it one batch; a single save still fires after
+    // the short window.
+    const quiet = this.paths.size >= STORM ? Math.max(this.quietMs, STORM_QUIET_MS) : this.quietMs;
+    this.quietTimer = setTimeout(() => this.flush(), quiet);
   }
 
   /** Fires the pending batch now, if any. */

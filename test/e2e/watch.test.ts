@@ -131,6 +131,7 @@ async function stopsCleanly(w: Watch, root: string): Promise<void> {
   assert.ok(at - sent < 1000, `stopped ${at - sent} ms after SIGINT (must be under a second)`);
   assert.deepEqual(storeMounts(root), [], 'nothing of the store is left mounted');
   assert.deepEqual(readdirSync(join(root, 'tmp')), [], 'no temp file is left in $DIMG_ROOT/tmp');
+  assert.ok(!existsSync(join(root, 'lock')), 'the store lock is not left held');
   const leases = existsSync(join(root, 'leases')) ? readdirSync(join(root, 'leases')) : [];
   assert.ok(!leases.includes(String(w.child.pid)), 'the lease of the watch process is released');
 }
@@ -180,7 +181,7 @@ test('watch: edit rebuilds and pushes, a touch or an ignored file does nothing, 
   writeFileSync(join(p.dir, 'web', '.git', 'HEAD'), 'ref: refs/heads/main\n');
   for (let i = 0; i < 500; i++) writeFileSync(join(p.dir, 'web', 'junk', `f${i}.txt`), `${i}\n`);
   text = await w.waitFor(/no input changed; nothing to rebuild/, m);
-  await new Promise((r) => setTimeout(r, 1500));
+  await new Promise((r) => setTimeout(r, 2500));
   text = w.since(m);
   assert.equal(count(text, /changed: /), 1, `one cycle for the burst:\n${text}`);
   assert.match(text, /\[500 files\]/);

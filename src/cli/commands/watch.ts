@@ -14,7 +14,7 @@ import { positiveInt } from '../build-output.js';
 import { progressMode } from '../apply-output.js';
 
 interface WatchFlags {
-  push: string[];
+  push?: string[];
   once?: boolean;
   poll?: boolean;
   debounce: string;
@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .command('watch')
     .description('rebuild (and push) images whose inputs change, as you edit; Ctrl-C stops')
     .argument('[file]', `spec file (default ${DEFAULT_SPEC_FILE})`)
-    .option('--push <registry...>', 'also push to these registries of the spec (default: local store only)', [])
+    .option('--push <registry...>', 'also push to these registries of the spec (default: local store only)')
     .option('--once', 'run a single cycle and exit (0 when everything converged)')
     .option('--poll', 'poll the files instead of using inotify')
     .option('--debounce <ms>', 'quiet time after the last file event before a cycle starts', '100')
@@ -46,12 +46,12 @@ export function register(program: Command): void {
       const loop = await WatchLoop.create({
         specFile: file ?? DEFAULT_SPEC_FILE,
         store,
-        push: o.push,
+        push: o.push ?? [],
         reporter: watchReporter(mode, process.cwd()),
         parallelism: positiveInt(o.parallelism, '--parallelism'),
         poll: o.poll,
         quietMs,
-        maxMs: Math.max(2000, quietMs * 10),
+        maxMs: Math.max(3000, quietMs * 10),
       });
       await untilSignal(loop, async (stopped) => {
         if (o.once) {
