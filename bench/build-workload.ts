@@ -190,7 +190,7 @@ function parseArgs(argv: string[]): Args {
 }
 
 /** Prepares a dimg store holding only the base image, at `template` (skopeo from the registry, else an imported busybox rootfs). */
-function makeBaseStore(dimg: string[], template: string, work: string, docker: boolean): void {
+export function makeBaseStore(dimg: string[], template: string, work: string, docker: boolean): void {
   if (existsSync(join(template, 'oci', 'index.json'))) return;
   rmSync(template, { recursive: true, force: true });
   const archive = join(work, 'base.tar');
