@@ -21,7 +21,7 @@ import { BaseResolver } from '../resolve/bases.js';
 import { resolveSpec, type ResolvedSpec } from '../resolve/desired.js';
 import { lockPathFor, readLock, type LockFile } from '../resolve/lock.js';
 import { parsePlatform } from '../oci/platform.js';
-import { observe } from '../resolve/observe.js';
+import { observe, readTags } from '../resolve/observe.js';
 import { clientOptionsForSpec } from './spec-client.js';
 
 /** How to make a plan. */
@@ -63,11 +63,14 @@ export async function planSpec(opts: PlanOptions): Promise<PlanSession> {
     if (opts.frozenLock && !lock) {
       throw new DimgError('LOCK_MISSING', `--frozen-lock: there is no ${lockPathFor(spec.file)}`, 'create it with `dimg lock` and commit it');
     }
+    // Registry reads do not depend on the input digests: start them while those are computed.
+    const remote = readTags(client, spec.images.flatMap((i) => i.targets.map((t) => t.ref)));
+    remote.catch(() => undefined);
     const bases = new BaseResolver({ store: opts.store, client, lock, warn: opts.warn });
     const resolved = await resolveSpec(spec, { bases, digests, prune: Boolean(opts.prune || spec.prune) });
     if (opts.frozenLock) await checkFrozen(resolved, lock!, spec.file, new BaseResolver({ store: opts.store, client, warn: opts.warn }));
     const pruneRepositories = resolved.desired.prune ? await repositoriesToPrune(spec, client, resolved, opts.warn) : undefined;
-    const actual = await observe(resolved.desired, { store: opts.store, client, pruneRepositories });
+    const actual = await observe(resolved.desired, { store: opts.store, client, pruneRepositories, remote });
     const { actions, warnings } = diff(resolved.desired, actual, { targetImages: opts.targets });
     const plan: Plan = {
       formatVersion: PLAN_FORMAT_VERSION,

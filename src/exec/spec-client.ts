@@ -44,7 +44,8 @@ export function clientOptionsForSpec(spec: Spec, env: NodeJS.ProcessEnv = proces
       }
     }
   }
-  const o: RegistryClientOptions = { credentials: { env, explicit }, insecure, mirrors, redactor };
+  // Plans read hundreds of tags: allow more sockets per registry than one-off commands use.
+  const o: RegistryClientOptions = { credentials: { env, explicit }, insecure, mirrors, redactor, maxSockets: 16 };
   if (cas.length > 0) o.ca = cas;
   if (env.DIMG_DEBUG) o.log = (l) => process.stderr.write(`debug: ${l}\n`);
   return o;

@@ -19,30 +19,27 @@ import { repositoryOf } from '../plan/diff.js';
 export interface ObserveContext {
   store?: Store;
   client: RegistryClient;
-  /** Requests in flight per registry (default 8). */
+  /** Requests in flight per registry (default 16). */
   perRegistry?: number;
   /**
    * For prune: the repositories (`host/path`) to inventory, by registry name. Without it, only the
    * desired targets' repositories are inventoried.
    */
   pruneRepositories?: Map<string, string[]>;
+  /** Tags already read (e.g. started while the desired state was being computed), by ref. */
+  remote?: Promise<Map<string, RemoteTag | null>>;
 }
 
 /** Reads the local store and the registries. */
 export async function observe(desired: DesiredState, ctx: ObserveContext): Promise<ActualState> {
-  const limits = new Map<string, ReturnType<typeof pLimit>>();
-  const limitFor = (ref: string) => {
-    const host = ref.slice(0, ref.indexOf('/'));
-    let l = limits.get(host);
-    if (!l) limits.set(host, (l = pLimit(ctx.perRegistry ?? 8)));
-    return l;
-  };
+  const limitFor = registryLimiter(ctx.perRegistry);
   const refs = desired.images.flatMap((i) => i.targets.map((t) => t.ref));
-  const [local, remoteList] = await Promise.all([
+  const [local, known] = await Promise.all([
     ctx.store ? observeLocal(ctx.store) : Promise.resolve<LocalState>({ byInputDigest: new Map(), refs: new Map() }),
-    Promise.all(refs.map((ref) => limitFor(ref)(() => readTag(ctx.client, ref)).then((t) => [ref, t] as const))),
+    ctx.remote ?? Promise.resolve(new Map<string, RemoteTag | null>()),
   ]);
-  const remote = new Map<string, RemoteTag | null>(remoteList);
+  const missing = refs.filter((r) => !known.has(r));
+  const remote = new Map([...known, ...(await readTags(ctx.client, missing, ctx.perRegistry))]);
   const inventory: ObservedTag[] = [];
   if (desired.prune) {
     const repos = ctx.pruneRepositories ?? new Map<string, string[]>();
@@ -66,6 +63,24 @@ export async function observe(desired: DesiredState, ctx: ObserveContext): Promi
     }
   }
   return { local, remote, inventory };
+}
+
+/** A per-registry-host concurrency limiter (default 16 requests in flight per host). */
+function registryLimiter(perRegistry = 16): (ref: string) => ReturnType<typeof pLimit> {
+  const limits = new Map<string, ReturnType<typeof pLimit>>();
+  return (ref) => {
+    const host = ref.slice(0, ref.indexOf('/'));
+    let l = limits.get(host);
+    if (!l) limits.set(host, (l = pLimit(perRegistry)));
+    return l;
+  };
+}
+
+/** Reads every ref's tag in parallel (bounded per registry). */
+export async function readTags(client: RegistryClient, refs: readonly string[], perRegistry?: number): Promise<Map<string, RemoteTag | null>> {
+  const limitFor = registryLimiter(perRegistry);
+  const unique = [...new Set(refs)];
+  return new Map(await Promise.all(unique.map((ref) => limitFor(ref)(() => readTag(client, ref)).then((t) => [ref, t] as const))));
 }
 
 /** What a registry tag holds (annotations read from its manifest), or null when absent. */
