@@ -10,7 +10,7 @@ import type { ImageSpec } from './model.js';
 import { deepFreeze } from './model.js';
 import type { SpecFs } from './ports.js';
 import { compileDockerfile } from './dockerfile.js';
-import { stageImage } from './load.js';
+import { stageImage } from './stage-image.js';
 import { SpecError, sortProblems, type Problem } from './problems.js';
 import { contextIgnore, copySourceProblems } from './sources.js';
 

@@ -13,7 +13,7 @@ import { isDimgError } from '../errors.js';
 import type { BaseSpec, CopyFrom, SecretMount, Step } from './model.js';
 import { parseDockerfile, processWord, processWords, splitRawWords, WordError, type Instruction } from './dockerfile-parse.js';
 import { DEFAULT_SHELL, defaultSecretTarget, healthcheckStep, normalisePort, parseDuration } from './steps.js';
-import { SourceText } from './yaml-source.js';
+import { SourceText } from './source-text.js';
 import { didYouMean, type Problem } from './problems.js';
 
 /** What `compileDockerfile` needs. */

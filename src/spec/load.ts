@@ -9,6 +9,7 @@ import { DimgError } from '../errors.js';
 import { formatReference, isValidTag, parseReference } from '../oci/reference.js';
 import type { BaseSpec, CopyFrom, ImageSpec, RegistrySpec, Spec, Step, TargetSpec } from './model.js';
 import { deepFreeze } from './model.js';
+import { stageImage } from './stage-image.js';
 import type { GitInfo, SpecPorts } from './ports.js';
 import { SpecError, closest, didYouMean, sortProblems, type Problem } from './problems.js';
 import { parseYaml, keyRange, rangeForPath, nodeAt, type JsonPath, type ParsedYaml } from './yaml-source.js';
@@ -20,7 +21,8 @@ import { orderGraph } from './graph.js';
 import { contextIgnore, copySourceProblems } from './sources.js';
 
 /** The loaded spec file name when none is given. */
-export const DEFAULT_SPEC_FILE = 'images.yaml';
+export { DEFAULT_SPEC_FILE } from './model.js';
+export { stageImage };
 
 type Raw = Record<string, unknown>;
 
@@ -426,39 +428,6 @@ class Normaliser {
     const byKey = new Map(images.map((i) => [i.key, i]));
     return order.map((k) => byKey.get(k)!);
   }
-}
-
-/** An intermediate Dockerfile stage as an image: built like any other, never tagged or pushed. */
-export function stageImage(s: {
-  key: string;
-  from: BaseSpec;
-  context?: string;
-  dockerfile?: string;
-  steps: readonly Step[];
-  entrypoint?: readonly string[];
-  cmd?: readonly string[];
-  platform?: string;
-  location: ImageSpec['location'];
-}): ImageSpec {
-  return {
-    key: s.key,
-    from: s.from,
-    context: s.context,
-    dockerfile: s.dockerfile,
-    steps: [...s.steps],
-    entrypoint: s.entrypoint ? [...s.entrypoint] : undefined,
-    cmd: s.cmd ? [...s.cmd] : undefined,
-    labels: {},
-    annotations: {},
-    platform: s.platform,
-    repository: s.key.replace(/~/g, '-'),
-    tags: [],
-    targets: [],
-    localRefs: [],
-    push: [],
-    intermediate: true,
-    location: s.location,
-  };
 }
 
 function isRecord(v: unknown): v is Raw {

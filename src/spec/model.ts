@@ -5,6 +5,9 @@
  * when the two disagree.
  */
 
+/** The spec file `dimg` reads when none is named. */
+export const DEFAULT_SPEC_FILE = 'images.yaml';
+
 /** A place in a source file, 1-based, for messages (`file:line:col`). */
 export interface SourceLocation {
   /** The file as shown to the user (relative to the working directory when inside it). */

@@ -8,7 +8,9 @@ import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DimgError } from '../../errors.js';
 import { buildSpec, buildImage, FileDigests, type BuiltImage } from '../../build/index.js';
-import { DEFAULT_SPEC_FILE, loadSpec, dockerfileImageSpecs } from '../../spec/index.js';
+import { DEFAULT_SPEC_FILE } from '../../spec/model.js';
+// The Dockerfile frontend alone: `image build` does not load the YAML parser and schema validator.
+import { dockerfileImageSpecs } from '../../spec/dockerfile-images.js';
 import { nodeSpecPorts } from '../../spec/node-ports.js';
 import { familiarString, parseReference } from '../../oci/reference.js';
 import { buildRenderer as renderer, positiveInt, withCancellation } from '../build-output.js';
@@ -31,6 +33,7 @@ export function register(program: Command): void {
         images = [file, ...images];
         specFile = undefined;
       }
+      const { loadSpec } = await import('../../spec/load.js');
       const spec = await loadSpec(specFile ?? DEFAULT_SPEC_FILE, nodeSpecPorts());
       const store = await openStoreFor(cmd);
       const render = renderer(stdoutIsTty());
