@@ -13,6 +13,8 @@ export type FaultKind =
   | { kind: 'status'; status: 500 | 502 | 503 | 504 }
   | { kind: 'ratelimit'; retryAfterSeconds: number }
   | { kind: 'drop-response' }
+  /** Ends the response cleanly after half its body, with Content-Length removed (chunked): only digest/size checks notice. */
+  | { kind: 'truncate' }
   | { kind: 'drop-request' }
   | { kind: 'stall'; ms: number };
 
@@ -111,6 +113,20 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         break;
     }
     const preq = http.request({ host: up.hostname, port: up.port, method, path: req.url, headers: req.headers }, (pres) => {
+      if (fault?.kind === 'truncate') {
+        const len = Number(pres.headers['content-length'] ?? 0);
+        const headers = { ...pres.headers };
+        delete headers['content-length'];
+        res.writeHead(pres.statusCode ?? 502, headers);
+        let sent = 0;
+        pres.on('data', (b: Buffer) => {
+          const room = Math.max(0, Math.floor(len / 2) - sent);
+          if (room > 0) res.write(b.subarray(0, room));
+          sent += Math.min(room, b.length);
+        });
+        pres.on('end', () => res.end());
+        return;
+      }
       res.writeHead(pres.statusCode ?? 502, pres.headers);
       if (fault?.kind === 'drop-response') {
         const len = Number(pres.headers['content-length'] ?? 0);
