@@ -185,7 +185,7 @@ class ImageBuild {
         layer =
           step.kind === 'run'
             ? await this.runStep(step, container, layers, diffIds, label, index)
-            : await this.copyStep(step as CopyStep, container, layers, diffIds, label, copyPlan, await this.runFollows(i));
+            : await this.copyStep(step as CopyStep, container, layers, diffIds, label, copyPlan, await this.runFollows(i), i);
         const chain = chainIds([...diffIds, layer.diffId]);
         await this.store.cache.put({
           key,
@@ -319,6 +319,7 @@ class ImageBuild {
     label: string,
     plan: { sources: CopySource[]; archives: Set<number>; root: string; filter?: ReturnType<typeof contextFilter> } | undefined,
     lowerdirSoon: boolean,
+    stepIndex: number,
   ): Promise<StoredLayer> {
     if (!plan) {
       const root = await this.fromRoot(step.from!);
@@ -358,7 +359,11 @@ class ImageBuild {
     const filter = plan.filter;
     // A later RUN needs this layer as a lowerdir: write it there while packing (from the same bytes)
     // rather than unpacking the tar afterwards.
-    const mirror = lowerdirSoon ? { dir: await this.store.overlay.stagingDir('copy') } as LayerMirror : undefined;
+    const slot = `${this.spec.key}\0${stepIndex}`;
+    const dirs = lowerdirSoon ? await import('./layer-dirs.js') : undefined;
+    const mirror: LayerMirror | undefined = dirs
+      ? { dir: await this.store.overlay.stagingDir('copy'), donor: await dirs.loadCopyDonor(this.store, slot), recorded: new Map() }
+      : undefined;
     const tar = packSources(sources, {
       mirror,
       sourceDateEpoch: this.epoch,
@@ -368,11 +373,11 @@ class ImageBuild {
       filter: filter ? (rel, isDir, src) => (src.from.startsWith(plan!.root) ? filter(rel, isDir, src) : true) : undefined,
       parentAttrs: (p) => attrs.get(p.replace(/^\/+|\/+$/g, '')),
     });
-    if (!mirror) return storeLayerTar(this.store, tar);
-    const { adoptLayerDir } = await import('./layer-dirs.js');
+    if (!mirror || !dirs) return storeLayerTar(this.store, tar);
     try {
       const layer = await storeLayerTar(this.store, tar);
-      if (mirror.complete) await adoptLayerDir(this.store, lastChainId([...diffIds, layer.diffId]), mirror.dir);
+      const chain = lastChainId([...diffIds, layer.diffId]);
+      if (mirror.complete && (await dirs.adoptLayerDir(this.store, chain, mirror.dir))) await dirs.saveCopyDonor(this.store, slot, chain, mirror.recorded!);
       return layer;
     } finally {
       await fs.rm(mirror.dir, { recursive: true, force: true }).catch(() => undefined);

@@ -7,7 +7,7 @@ import { createReadStream, promises as fs, type Stats } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Digest } from '../oci/digest.js';
-import { writeFileAtomic } from '../store/fsutil.js';
+import { tempPath } from '../store/fsutil.js';
 
 const SMALL = 1 << 20;
 
@@ -55,15 +55,22 @@ export class FileDigests {
     return d;
   }
 
-  /** Writes the memo back when it changed (best effort: a lost memo only costs re-hashing). */
+  /**
+   * Writes the memo back when it changed (best effort: a lost memo only costs re-hashing). Temp file
+   * and rename, so readers see the old or the new memo, but no fsync: after a crash the file is at
+   * worst empty or the previous version (both safe: entries are checked against the file's stat), and
+   * two fsyncs per build are not worth protecting a cache.
+   */
   async save(): Promise<void> {
     if (!this.dirty || !this.path || !this.tmpDir) return;
+    const tmp = tempPath(this.tmpDir, 'digests');
     try {
       await fs.mkdir(join(this.path, '..'), { recursive: true });
-      await writeFileAtomic(this.path, JSON.stringify(Object.fromEntries(this.memo)), this.tmpDir);
+      await fs.writeFile(tmp, JSON.stringify(Object.fromEntries(this.memo)), { mode: 0o644 });
+      await fs.rename(tmp, this.path);
       this.dirty = false;
     } catch {
-      /* see above */
+      await fs.rm(tmp, { force: true }).catch(() => undefined);
     }
   }
 }

@@ -89,14 +89,33 @@ const detected = new Map<string, Promise<DriverInfo>>();
 /**
  * Which RUN driver works here, probed once per store: a throwaway overlay mount inside a private
  * mount namespace (root), else a user-namespace `unshare` (copy driver), else none. `dimg info` shows it.
+ * A positive overlay probe is remembered in the store for the rest of the boot (same kernel boot id
+ * and user), so each build does not pay for spawning a probe mount; anything else is probed anew.
  */
 export function detectRunDriver(store: Store): Promise<DriverInfo> {
   let p = detected.get(store.overlay.dir);
   if (!p) {
-    p = probe(store.overlay.dir);
+    p = probeRemembered(store.overlay.dir);
     detected.set(store.overlay.dir, p);
   }
   return p;
+}
+
+async function probeRemembered(overlayDir: string): Promise<DriverInfo> {
+  const file = join(overlayDir, '.run-driver.json');
+  const stamp = `${await fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8').then((b) => b.trim(), () => 'unknown')} uid=${process.geteuid?.() ?? -1} unshare=${hostTool('unshare') ?? ''}`;
+  try {
+    const saved = JSON.parse(await fs.readFile(file, 'utf8')) as { stamp?: string; info?: DriverInfo };
+    if (saved.stamp === stamp && saved.info?.driver === 'overlay') return saved.info;
+  } catch {
+    /* nothing remembered yet */
+  }
+  const info = await probe(overlayDir);
+  if (info.driver === 'overlay') {
+    const tmp = join(overlayDir, `.tmp-${process.pid}-driver-${randomBytes(4).toString('hex')}`);
+    await fs.writeFile(tmp, JSON.stringify({ stamp, info })).then(() => fs.rename(tmp, file)).catch(() => fs.rm(tmp, { force: true }).catch(() => undefined));
+  }
+  return info;
 }
 
 async function probe(overlayDir: string): Promise<DriverInfo> {

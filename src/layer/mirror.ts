@@ -11,10 +11,11 @@
  * writing; the caller then discards the directory and unpacks the tar later as before.
  * Every call is synchronous: thousands of small files cost far less inline than through the thread pool.
  */
-import { closeSync, constants as C, fchmodSync, fchownSync, futimesSync, linkSync, lchownSync, lutimesSync, mkdirSync, chmodSync, openSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, lstatSync, constants as C, fchmodSync, fchownSync, futimesSync, linkSync, lchownSync, lutimesSync, mkdirSync, chmodSync, openSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { WHITEOUT_PREFIX } from './paths.js';
 import type { TarHeader } from './tar-header.js';
+import { sourceStatKey } from './walk.js';
 
 /** Where to materialise a pack, and (set by the writer when the archive ends) whether it is complete. */
 export interface LayerMirror {
@@ -22,8 +23,19 @@ export interface LayerMirror {
   dir: string;
   /** Apply uid/gid (default: when running as root, as extractLayer does). */
   chown?: boolean;
+  /**
+   * An earlier mirrored layer dir to hard-link unchanged files from instead of writing them again.
+   * `sources` is that mirror's `recorded` map. A file is linked only when its archive path was written
+   * there from the same source path with the same sourceStatKey (so the same content), the donor file
+   * has exactly the attributes of the new entry, and the source is still unchanged after it was read.
+   */
+  donor?: { dir: string; sources: ReadonlyMap<string, string> };
+  /** Filled while mirroring: archive path → `SOURCE\0STATKEY` of every regular file read from disk. */
+  recorded?: Map<string, string>;
   /** Set once the tar ended: true only when every entry was materialised exactly. */
   complete?: boolean;
+  /** Set once the tar ended: how many files were hard-linked from the donor. */
+  linked?: number;
 }
 
 const FILE_FLAGS = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
@@ -48,7 +60,8 @@ export class MirrorWriter {
   private readonly chown: boolean;
   private readonly dirTimes: Array<[string, number]> = [];
   private fd: number | undefined;
-  private pending: { abs: string; h: TarHeader; how: { chown: boolean; chmod: boolean } } | undefined;
+  private pending: { abs: string; h: TarHeader; how: { chown: boolean; chmod: boolean }; linkedFrom?: { src: string; statKey: string } } | undefined;
+  private linked = 0;
   /** Directories (relative) created with the setgid bit: their new files take the directory's group. */
   private readonly setgidDirs = new Set<string>();
 
@@ -82,7 +95,7 @@ export class MirrorWriter {
    * Creates the entry of `h`. For a regular file, `content` is its whole content, or undefined when
    * the content follows through `write` calls and `endFile`.
    */
-  entry(h: TarHeader, content: Buffer | undefined): void {
+  entry(h: TarHeader, content: Buffer | undefined, src?: string, statKey?: string): void {
     this.guard(() => {
       const rel = h.name.replace(/\/+$/, '');
       const base = rel.slice(rel.lastIndexOf('/') + 1);
@@ -101,6 +114,15 @@ export class MirrorWriter {
           this.dirTimes.push([abs, h.mtime]);
           return;
         case 'file': {
+          if (src !== undefined && statKey !== undefined) {
+            const origin = `${src}\0${statKey}`;
+            this.target.recorded?.set(rel, origin);
+            if (this.linkFromDonor(rel, abs, h, origin)) {
+              if (content === undefined) this.pending = { abs, h, how: { chown: false, chmod: false }, linkedFrom: { src, statKey } };
+              else if (!unchanged(src, statKey)) this.fail();
+              return;
+            }
+          }
           // Every inode change is a journal transaction: set at creation what creation can set. A
           // new file is already root:root unless its directory is setgid, and gets `mode` as asked
           // when the umask takes nothing from it and it has no special bits.
@@ -140,6 +162,7 @@ export class MirrorWriter {
   /** Appends a chunk of the file opened by the last `entry` call without content. */
   write(chunk: Buffer): void {
     this.guard(() => {
+      if (this.pending?.linkedFrom) return;
       if (this.fd === undefined) throw new Error('no file open');
       writeAll(this.fd, chunk);
     });
@@ -148,6 +171,13 @@ export class MirrorWriter {
   /** Finishes the file opened by the last `entry` call without content. */
   endFile(): void {
     this.guard(() => {
+      const linked = this.pending?.linkedFrom;
+      if (linked) {
+        this.pending = undefined;
+        // The tar got what was read just now: it must still be the content the donor holds.
+        if (!unchanged(linked.src, linked.statKey)) this.fail();
+        return;
+      }
       const fd = this.fd!;
       this.fd = undefined;
       try {
@@ -167,11 +197,39 @@ export class MirrorWriter {
       }
     });
     this.target.complete = this.ok;
+    this.target.linked = this.linked;
+  }
+
+  /** Hard-links `rel` from the donor when it holds the same content with the same attributes. */
+  private linkFromDonor(rel: string, abs: string, h: TarHeader, origin: string): boolean {
+    const donor = this.target.donor;
+    if (!donor || donor.sources.get(rel) !== origin) return false;
+    const from = join(donor.dir, rel);
+    let st;
+    try {
+      st = lstatSync(from);
+    } catch {
+      return false;
+    }
+    const same = st.isFile() && st.size === h.size && (st.mode & 0o7777) === (h.mode & 0o7777) && (!this.chown || (st.uid === h.uid && st.gid === h.gid)) && Math.floor(st.mtimeMs / 1000) === h.mtime;
+    if (!same) return false;
+    linkSync(from, abs);
+    this.linked++;
+    return true;
   }
 
   /** Stops mirroring (the pack failed). */
   abort(): void {
     this.fail();
+  }
+}
+
+/** True when the source at `src` still has the sourceStatKey `statKey` (its content is unchanged). */
+function unchanged(src: string, statKey: string): boolean {
+  try {
+    return sourceStatKey(lstatSync(src)) === statKey;
+  } catch {
+    return false;
   }
 }
 

@@ -67,6 +67,8 @@ interface Planned {
   header: TarHeader;
   src?: string;
   data?: Buffer;
+  /** sourceStatKey of `src` when the tree was walked. */
+  statKey?: string;
 }
 
 /**
@@ -124,14 +126,14 @@ async function* generateTar(sources: LayerSource[], opts: PackOptions): AsyncGen
           pending = [];
           pendingLen = 0;
         }
-        mirror?.entry(p.header, undefined);
+        mirror?.entry(p.header, undefined, p.src, p.statKey);
         for await (const chunk of readLarge(p.src, p.header.size)) {
           mirror?.write(chunk);
           yield chunk;
         }
         mirror?.endFile();
       }
-      if (mirror && !(p.src && p.header.size > SMALL_FILE)) mirror.entry(p.header, content ?? (p.header.type === 'file' ? EMPTY : undefined));
+      if (mirror && !(p.src && p.header.size > SMALL_FILE)) mirror.entry(p.header, content ?? (p.header.type === 'file' ? EMPTY : undefined), p.src, p.statKey);
       if (content && content.length > 0) {
         pending.push(content);
         pendingLen += content.length;
@@ -245,7 +247,7 @@ function planEntries(root: TreeNode, opts: PackOptions): Planned[] {
           return;
         }
         if (e.fileId !== undefined) firstOfInode.set(e.fileId, path);
-        out.push({ header: header(path, 'file', e.attrs, { size: e.size, xattrs: e.xattrs }), src: e.src });
+        out.push({ header: header(path, 'file', e.attrs, { size: e.size, xattrs: e.xattrs }), src: e.src, statKey: e.statKey });
         return;
       }
       case 'data':

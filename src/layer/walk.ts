@@ -19,7 +19,7 @@ export interface EntryAttrs {
 
 /** One node's content. `fileId` (dev:ino) is set for regular files with more than one link. */
 export type NodeEntry =
-  | { kind: 'file'; attrs: EntryAttrs; src: string; size: number; fileId?: string; xattrs?: Map<string, Buffer> }
+  | { kind: 'file'; attrs: EntryAttrs; src: string; size: number; fileId?: string; xattrs?: Map<string, Buffer>; statKey?: string }
   | { kind: 'data'; attrs: EntryAttrs; data: Buffer }
   | { kind: 'directory'; attrs: EntryAttrs; opaque?: boolean }
   | { kind: 'symlink'; attrs: EntryAttrs; target: string }
@@ -65,6 +65,14 @@ export interface WalkOptions {
   filter?: (relPath: string, isDir: boolean, source: { from: string; to: string }) => boolean;
   overlay?: boolean;
   overlayXattrPrefix?: 'trusted' | 'user';
+}
+
+/**
+ * What must stay the same for a file's content to be the same as when it was read: inode, size,
+ * mtime and ctime (any write changes ctime). Used to reuse what an earlier pack wrote.
+ */
+export function sourceStatKey(st: Stats): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
 /** Splits a Linux dev_t into major/minor (glibc's encoding, as in <sys/sysmacros.h>). */
@@ -179,7 +187,7 @@ class Walker {
     }
     if (st.isFile()) {
       if (this.xattrs?.whiteout.has(abs) && st.size === 0) return { kind: 'whiteout', attrs: { ...this.attrs(st, false), mode: 0o600 } };
-      return { kind: 'file', attrs: this.attrs(st, false), src: abs, size: st.size, fileId: st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined, xattrs: this.xattrs?.recorded.get(abs) };
+      return { kind: 'file', attrs: this.attrs(st, false), src: abs, size: st.size, fileId: st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined, xattrs: this.xattrs?.recorded.get(abs), statKey: sourceStatKey(st) };
     }
     if (st.isSymbolicLink()) return { kind: 'symlink', attrs: this.attrs(st, false), target: '' };
     if (st.isCharacterDevice() || st.isBlockDevice()) {

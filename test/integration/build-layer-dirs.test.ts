@@ -115,6 +115,27 @@ test('layer dirs kept from RUN upperdirs and from packing COPY layers equal thei
   assert.match(run1, /gen\/1\.hard file .* link-of app\/gen\/1|app\/gen\/1\.hard file .* link-of app\/gen\/1/);
   assert.match(readFileSync(join((await store.overlay.get(chains[3]!))!.diffDir, 'app', 'count'), 'utf8'), /^4\n$/);
   assert.equal(unpacked, 1, 'only the base layer was unpacked from its tar');
+
+  // One context file changed: the new COPY layer dir hard-links the unchanged files from the old one
+  // and writes the changed file; both kept dirs still equal their unpacked tars.
+  writeFileSync(join(ctx, 'sub', 'deep', 'b.sh'), '#!/bin/sh\necho changed\n');
+  const again = await buildImage(s, { store, project: 'p', sourceDateEpoch: 1000 });
+  const chains2 = chainIds(again.config.rootfs.diff_ids);
+  assert.equal(chains2[1], chains[1], 'the RUN before the COPY is cached');
+  assert.notEqual(chains2[2], chains[2]);
+  for (const i of [2, 3]) {
+    const kept = (await store.overlay.get(chains2[i]!))!;
+    const fresh = join(work, `unpacked-again-${i}`);
+    await extractLayer(store.blobs.open(again.config.rootfs.diff_ids[i]!), fresh, { mode: 'overlay' });
+    assert.deepEqual(describeTree(kept.diffDir), describeTree(fresh), `rebuilt layer ${i}: kept dir and unpacked tar differ`);
+  }
+  const oldCopy = (await store.overlay.get(chains[2]!))!.diffDir;
+  const newCopy = (await store.overlay.get(chains2[2]!))!.diffDir;
+  assert.equal(lstatSync(join(newCopy, 'app', 'src', 'big.bin')).ino, lstatSync(join(oldCopy, 'app', 'src', 'big.bin')).ino, 'an unchanged file is linked, not written again');
+  assert.notEqual(lstatSync(join(newCopy, 'app', 'src', 'sub', 'deep', 'b.sh')).ino, lstatSync(join(oldCopy, 'app', 'src', 'sub', 'deep', 'b.sh')).ino);
+  assert.match(readFileSync(join(newCopy, 'app', 'src', 'sub', 'deep', 'b.sh'), 'utf8'), /changed/);
+  assert.match(readFileSync(join(oldCopy, 'app', 'src', 'sub', 'deep', 'b.sh'), 'utf8'), /echo b/, 'the old layer dir is untouched');
+  assert.equal(unpacked, 1, 'still nothing unpacked');
 });
 
 test('a pack with a mirror writes the tree extractLayer would unpack, and refuses what it cannot reproduce', async (t) => {
