@@ -5,7 +5,7 @@
  * recorded and stopped by `stopAll()`; a dockerd or registry that was already running is left alone.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, totalmem, release } from 'node:os';
 import { join } from 'node:path';
@@ -263,18 +263,24 @@ export async function stopAll(): Promise<void> {
 }
 
 /**
- * Copies the compiled CLI (dist/src, bin/dimg) to `dest` and checks that every module of the copy
+ * Copies the compiled CLI (dist/src, bin/dimg, schemas/, package.json) to `dest` and checks that every module of the copy
  * links (imports resolve, named exports exist). Other helpers rebuild dist/ in the shared tree while a
  * bench runs; a snapshot keeps one run on one build. Retries while a concurrent build leaves dist/
  * half-written. Returns the argv prefix that runs the snapshot.
  */
 export async function snapshotDimg(repo: string, dest: string): Promise<string[]> {
   let last = '';
-  for (let attempt = 0; attempt < 12; attempt++) {
+  let same = 0;
+  for (let attempt = 0; attempt < 8 && same < 3; attempt++) {
     rmSync(dest, { recursive: true, force: true });
     mkdirSync(join(dest, 'bin'), { recursive: true });
     cpSync(join(repo, 'dist', 'src'), join(dest, 'dist', 'src'), { recursive: true });
     cpSync(join(repo, 'bin', 'dimg'), join(dest, 'bin', 'dimg'));
+    // the package's assets and its package.json (module type, version) go along
+    cpSync(join(repo, 'schemas'), join(dest, 'schemas'), { recursive: true });
+    cpSync(join(repo, 'package.json'), join(dest, 'package.json'));
+    // dependencies resolve from the repository's node_modules wherever the work directory is
+    symlinkSync(join(repo, 'node_modules'), join(dest, 'node_modules'));
     const check = spawnSync(
       process.execPath,
       [
@@ -287,9 +293,11 @@ export async function snapshotDimg(repo: string, dest: string): Promise<string[]
       { encoding: 'utf8' },
     );
     if (check.status === 0) return [process.execPath, join(dest, 'bin', 'dimg')];
-    last = `${check.stderr}`.split('\n').find((l) => /Error/.test(l)) ?? check.stderr.slice(0, 300);
-    log(`dist/ does not link yet (a build in progress?): ${last}; retrying in 10 s`);
-    await new Promise((r) => setTimeout(r, 10_000));
+    const err = `${check.stderr}`.split('\n').find((l) => /Error/.test(l)) ?? check.stderr.slice(0, 300);
+    same = err === last ? same + 1 : 1;
+    last = err;
+    log(`dist/ does not link yet (a build in progress?): ${last}; retrying in 5 s`);
+    await new Promise((r) => setTimeout(r, 5_000));
   }
   throw new Error(`the compiled CLI in ${repo}/dist does not link: ${last}`);
 }
