@@ -53,7 +53,7 @@ async function campaign(c: Campaign, opts: CliOptions, results: CrashTally[]): P
   while (tl.kills < KILLS_PER_COMMAND && i <= maxCycles) {
     await c.prepare(i);
     // Early kills (store opening, locks) and late ones (renames, index update, push) alike.
-    const run = await runAndKill(c.args(i), opts, between(50, Math.max(200, Math.round(duration * 0.8))));
+    const run = await runAndKill(c.args(i), opts, between(50, Math.max(200, Math.round(duration * 0.6))));
     tl.runs++;
     if (!run.killed) {
       assert.equal(run.code, 0, `${c.command} (cycle ${i}, not killed) exited ${run.code}:\n${run.stderr}`);
@@ -194,12 +194,12 @@ images:
     results,
   );
 
-  // image prune: three imports under one name leave two dangling images with their own layers.
+  // image prune: two imports under one name leave a dangling image with their own layers.
   await campaign(
     {
       command: 'image prune',
       prepare: async (i) => {
-        for (let k = 0; k < 3; k++) {
+        for (let k = 0; k < 2; k++) {
           writeFileSync(join(impRoot, 'stamp'), `prune ${i}.${k} ${randomBytes(8).toString('hex')}`);
           writeFileSync(join(impRoot, 'unique.bin'), randomBytes(2 << 20));
           await ok(['image', 'import', impRoot, 'crash/prune:1'], opts);
@@ -207,7 +207,9 @@ images:
       },
       args: () => ['image', 'prune', '-f'],
       check: async () => {
-        const ls = JSON.parse((await ok(['image', 'ls', '--format', 'json'], opts)).stdout || '[]') as Array<Record<string, string>>;
+        // One JSON object per line, as `docker images --format json` prints.
+        const ls = (await ok(['image', 'ls', '--format', 'json'], opts)).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, string>);
+        assert.ok(ls.some((r) => r.Repository === 'crash/prune'), 'the named image survives prune');
         const dangling = ls.filter((r) => (r.Repository ?? r.repository) === '<none>');
         assert.deepEqual(dangling, [], 'prune converged: no dangling image left');
       },
