@@ -26,7 +26,7 @@ import { applyConfigStep, applyImageLevel, DEFAULT_SHELL, setEnv } from './confi
 import { describeStep } from './history.js';
 import { epochIso, findRef, platformOf, resolveBase, type BaseContext, type BuiltRef, type BuiltSpecImage } from './base.js';
 import { computeImageKeys, CONFIG_ONLY_STEPS } from './keys.js';
-import { openLayer, storeLayerTar, type StoredLayer } from './layer-blobs.js';
+import { openLayer, packLayerTar, type PendingLayer, type StoredLayer } from './layer-blobs.js';
 import { contextFilter, loadIgnore, parseChmod, resolveChown, resolveCopy, unpackArchive } from './copy-step.js';
 import { copyInputDigest, type CopySource } from './copy-inputs.js';
 import { FileDigests } from './file-digests.js';
@@ -106,6 +106,10 @@ class ImageBuild {
   private readonly temps: string[] = [];
   private readonly fromRoots = new Map<string, Promise<string>>();
   private readonly started = Date.now();
+  /** Blobs of layers made in this build that are still being made durable, by diff_id. */
+  private readonly durable = new Map<Digest, Promise<void>>();
+  /** Cache entries waiting for their layer blob to be durable. */
+  private readonly recording: Promise<void>[] = [];
 
   constructor(
     private readonly spec: ImageSpec,
@@ -187,18 +191,28 @@ class ImageBuild {
             ? await this.runStep(step, container, layers, diffIds, label, index)
             : await this.copyStep(step as CopyStep, container, layers, diffIds, label, copyPlan, await this.runFollows(i), i);
         const chain = chainIds([...diffIds, layer.diffId]);
-        await this.store.cache.put({
-          key,
-          blobs: [layer.descriptor.digest],
-          chainId: chain[chain.length - 1],
-          created: new Date().toISOString(),
-          diffIds: [layer.diffId],
-          layer: layer.descriptor,
-          diffId: layer.diffId,
-          history: entry,
-          image: spec.key,
-          step: display,
-        });
+        // The next step starts while the kernel writes this layer's blob out; its cache entry is
+        // recorded once the blob is durable (never before), and the image waits for all of them.
+        const pending = layer as PendingLayer;
+        const done = entry;
+        this.durable.set(layer.diffId, pending.durable);
+        this.recording.push(
+          pending.durable.then(() =>
+            this.store.cache.put({
+              key,
+              blobs: [pending.descriptor.digest],
+              chainId: chain[chain.length - 1],
+              created: new Date().toISOString(),
+              diffIds: [pending.diffId],
+              layer: pending.descriptor,
+              diffId: pending.diffId,
+              history: done,
+              image: spec.key,
+              step: display,
+            }),
+          ),
+        );
+        this.recording[this.recording.length - 1]!.catch(() => undefined);
       }
       layers.push(layer.descriptor);
       diffIds.push(layer.diffId);
@@ -221,6 +235,7 @@ class ImageBuild {
     if (base.config['os.version']) config['os.version'] = base.config['os.version'];
     const inputDigest = keys.inputDigest;
     const annotations: Record<string, string> = { ...spec.annotations, [ANNOTATION_INPUT_DIGEST]: inputDigest, [ANNOTATION_PROJECT]: this.opts.project, [ANNOTATION_BASE_DIGEST]: base.key };
+    await Promise.all(this.recording);
     const { descriptor } = await commitImage(this.store, { config, layers, annotations });
     // index.json is rewritten (lock, temp file, two fsyncs) only for names that do not point here yet.
     const named = new Map((await this.store.entries()).map((e) => [e.name, e.descriptor.digest]));
@@ -246,9 +261,9 @@ class ImageBuild {
     return { layer, diffId, history: hist };
   }
 
-  private async runStep(step: RunStep, container: ContainerConfig, layers: Descriptor[], diffIds: Digest[], label: string, index: number): Promise<StoredLayer> {
+  private async runStep(step: RunStep, container: ContainerConfig, layers: Descriptor[], diffIds: Digest[], label: string, index: number): Promise<PendingLayer> {
     const chains = chainIds(diffIds);
-    const parents = layers.map((l, j) => ({ chainId: chains[j]!, diffId: diffIds[j]!, open: () => openLayer(this.store, l, diffIds[j]!) }));
+    const parents = layers.map((l, j) => ({ chainId: chains[j]!, diffId: diffIds[j]!, open: () => this.openParent(l, diffIds[j]!) }));
     const argv = step.form === 'shell' ? [...(container.Shell ?? DEFAULT_SHELL), ...step.command] : [...step.command];
     let env = [...(container.Env ?? [])];
     for (const [k, v] of Object.entries(step.env)) env = setEnv(env, k, v);
@@ -277,7 +292,7 @@ class ImageBuild {
           this.emit({ type: 'notice', image: this.spec.key, message: 'overlay mounts are unavailable here: RUN uses the copy-based driver (slower)' });
         }
         const { packDirectory } = await import('../layer/index.js');
-        const layer = await storeLayerTar(this.store, packDirectory(diffDir, { overlay: true, sourceDateEpoch: this.epoch }));
+        const layer = await packLayerTar(this.store, packDirectory(diffDir, { overlay: true, sourceDateEpoch: this.epoch }));
         if (driver === 'overlay') {
           // The upperdir is the new layer in lowerdir form: keep it instead of unpacking the tar later.
           try {
@@ -320,7 +335,7 @@ class ImageBuild {
     plan: { sources: CopySource[]; archives: Set<number>; root: string; filter?: ReturnType<typeof contextFilter> } | undefined,
     lowerdirSoon: boolean,
     stepIndex: number,
-  ): Promise<StoredLayer> {
+  ): Promise<PendingLayer> {
     if (!plan) {
       const root = await this.fromRoot(step.from!);
       const resolved = await resolveCopy(step, root, container.WorkingDir, undefined, label);
@@ -373,9 +388,9 @@ class ImageBuild {
       filter: filter ? (rel, isDir, src) => (src.from.startsWith(plan!.root) ? filter(rel, isDir, src) : true) : undefined,
       parentAttrs: (p) => attrs.get(p.replace(/^\/+|\/+$/g, '')),
     });
-    if (!mirror || !dirs) return storeLayerTar(this.store, tar);
+    if (!mirror || !dirs) return packLayerTar(this.store, tar);
     try {
-      const layer = await storeLayerTar(this.store, tar);
+      const layer = await packLayerTar(this.store, tar);
       const chain = lastChainId([...diffIds, layer.diffId]);
       if (mirror.complete && (await dirs.adoptLayerDir(this.store, chain, mirror.dir))) await dirs.saveCopyDonor(this.store, slot, chain, mirror.recorded!);
       return layer;
@@ -403,7 +418,7 @@ class ImageBuild {
       const chains = chainIds(diffIds);
       const dirs: string[] = [];
       for (let j = 0; j < layers.length; j++) {
-        const d = await this.store.overlay.ensure(chains[j]!, () => openLayer(this.store, layers[j]!, diffIds[j]!));
+        const d = await this.store.overlay.ensure(chains[j]!, () => this.openParent(layers[j]!, diffIds[j]!));
         dirs.unshift(d.diffDir);
       }
       const { LayerView } = await import('./layer-view.js');
@@ -446,7 +461,16 @@ class ImageBuild {
     return p;
   }
 
+  /** Opens a parent layer's tar, waiting first for its blob if this build just made it. */
+  private async openParent(layer: Descriptor, diffId: Digest) {
+    await this.durable.get(diffId);
+    return openLayer(this.store, layer, diffId);
+  }
+
   async cleanup(): Promise<void> {
+    // A failed build still lets the blobs and cache entries of the steps that succeeded settle, so it
+    // leaves neither temp files nor writes behind it.
+    await Promise.allSettled(this.recording);
     for (const t of this.temps) await fs.rm(t, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -16,22 +16,51 @@ export interface StoredLayer {
   diffId: Digest;
 }
 
+/** A packed layer whose blob is still being made durable: `durable` settles once it is in the store. */
+export interface PendingLayer extends StoredLayer {
+  durable: Promise<void>;
+}
+
+/**
+ * Streams `tar` into a temp file while hashing it and resolves as soon as the digest is known; the
+ * returned `durable` promise then adopts the file into the blob store (fsync + rename) and records it
+ * in the layer index. Nothing is visible under the final name unless complete, and the temp file is
+ * removed either way. A builder can run the next step while the kernel writes the blob out, and must
+ * wait for `durable` before recording a cache entry or a manifest that names the blob.
+ */
+export async function packLayerTar(store: Store, tar: Readable): Promise<PendingLayer> {
+  // Loaded on first use: a fully cached build never packs a layer.
+  const { hashTar } = await import('../layer/hash.js');
+  const tmp = tempPath(store.tmpDir, 'layer');
+  let diffId: Digest;
+  let size: number;
+  try {
+    ({ diffId, size } = await hashTar(tar, createWriteStream(tmp, { flags: 'wx', mode: 0o644 })));
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  const durable = (async () => {
+    try {
+      await store.blobs.adopt(tmp, diffId);
+      await store.layers.add(diffId, { digest: diffId, mediaType: MediaType.ociLayer, size }, size);
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+  })();
+  // Observed by whoever awaits it; never an unhandled rejection in between.
+  durable.catch(() => undefined);
+  return { descriptor: { mediaType: MediaType.ociLayer, digest: diffId, size }, diffId, durable };
+}
+
 /**
  * Streams `tar` into a temp file while hashing it, then adopts it into the blob store (fsync + rename)
  * and records it in the layer index. Nothing is visible under the final name unless complete.
  */
 export async function storeLayerTar(store: Store, tar: Readable): Promise<StoredLayer> {
-  // Loaded on first use: a fully cached build never packs a layer.
-  const { hashTar } = await import('../layer/hash.js');
-  const tmp = tempPath(store.tmpDir, 'layer');
-  try {
-    const { diffId, size } = await hashTar(tar, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
-    await store.blobs.adopt(tmp, diffId);
-    await store.layers.add(diffId, { digest: diffId, mediaType: MediaType.ociLayer, size }, size);
-    return { descriptor: { mediaType: MediaType.ociLayer, digest: diffId, size }, diffId };
-  } finally {
-    await fs.rm(tmp, { force: true });
-  }
+  const { descriptor, diffId, durable } = await packLayerTar(store, tar);
+  await durable;
+  return { descriptor, diffId };
 }
 
 /**
