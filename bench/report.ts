@@ -9,7 +9,10 @@ import type { Machine } from './env.js';
 import type { CaseResult, ToolResult } from './runner.js';
 
 /** A target: a ratio dimg / best of `peers`, or an absolute bound on dimg's median. */
-export type Target = { kind: 'ratio'; max: number; peers: string[]; source: string } | { kind: 'abs'; max: number; unit: string; source: string };
+export type Target =
+  | { kind: 'ratio'; max: number; peers: string[]; source: string }
+  /** `worst: true` judges the largest sample instead of the median (a memory ceiling must hold every run). */
+  | { kind: 'abs'; max: number; unit: string; source: string; worst?: boolean };
 
 /** Targets by case id (issue 8, plus issue 3 for the already-pushed push). */
 export const TARGETS: Record<string, Target> = {
@@ -22,7 +25,7 @@ export const TARGETS: Record<string, Target> = {
   save: { kind: 'ratio', max: 1.0, peers: ['docker'], source: 'issue 8' },
   load: { kind: 'ratio', max: 0.5, peers: ['docker'], source: 'issue 8' },
   'noop-200': { kind: 'abs', max: 3, unit: 's', source: 'issue 8/6' },
-  'rss-push': { kind: 'abs', max: 200, unit: 'MiB', source: 'issue 8/3' },
+  'rss-push': { kind: 'abs', max: 200, unit: 'MiB', source: 'issue 8/3', worst: true },
 };
 
 /** A case with its verdict. */
@@ -42,7 +45,7 @@ export function judge(cases: CaseResult[]): Judged[] {
     const dimg = c.tools.filter(isDimg);
     if (!target || dimg.some((t) => !t.stats)) return { ...c, target, verdict: 'n/a' as const };
     if (target.kind === 'abs') {
-      const worst = Math.max(...dimg.map((t) => t.stats!.median));
+      const worst = Math.max(...dimg.map((t) => (target.worst ? t.stats!.max : t.stats!.median)));
       return { ...c, target, verdict: worst < target.max ? ('pass' as const) : ('miss' as const) };
     }
     const peers = c.tools.filter((t) => target.peers.includes(t.tool) && t.stats);
@@ -70,7 +73,11 @@ export function table(cases: Judged[]): string {
     const dimgCell = dimg.length === 1 ? cell(dimg[0], c.unit) : dimg.map((t) => `${t.tool.replace('dimg ', '')} ${cell(t, c.unit)}`).join('<br>');
     const peers = PEERS.map((p) => cell(c.tools.find((t) => t.tool === p), c.unit));
     const ratio = c.ratio !== undefined ? `${c.ratio.toFixed(2)} (vs ${c.bestPeer})` : '';
-    const target = !c.target ? '' : c.target.kind === 'ratio' ? `≤ ${c.target.max} × ${c.target.peers.join('/')}` : `< ${c.target.max} ${c.target.unit}`;
+    const target = !c.target
+      ? ''
+      : c.target.kind === 'ratio'
+        ? `≤ ${c.target.max} × ${c.target.peers.join('/')}`
+        : `${c.target.worst ? 'every run ' : ''}< ${c.target.max} ${c.target.unit}`;
     rows.push(`| ${c.title} (${c.unit}) | ${dimgCell} | ${peers.join(' | ')} | ${ratio} | ${target} | ${c.verdict} |`);
   }
   return rows.join('\n');
