@@ -38,6 +38,14 @@ export interface ScriptParams {
   unshareBin: string;
   /** Bring the loopback interface up (new network namespace) with this `ip` binary. */
   ipBin?: string;
+  /**
+   * Host dir the caller filled with `early.tab` and `late.tab` (mountTables) and, when `dev`, the
+   * template `dev/` (devTemplate): the script mounts each table with ONE `mount -a -T` and copies the
+   * template with one `cp -a`, instead of one process per mount, device and link.
+   */
+  setup: string;
+  /** Host devices (names under /dev) to provide in the minimal /dev. */
+  devices: string[];
 }
 
 /** Quotes `s` for POSIX sh as one word. */
@@ -45,7 +53,32 @@ export function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-const DEVICES = ['null', 'zero', 'random', 'urandom', 'tty', 'full'];
+/** The devices a step's minimal /dev offers (those the host has). */
+export const DEVICES = ['null', 'zero', 'random', 'urandom', 'tty', 'full'];
+
+/** Escapes a path for an fstab field (util-linux decodes \040, \011, \012 and \134). */
+function fstabField(s: string): string {
+  return s.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+/**
+ * The two mount tables of a step, in fstab format: `early` (/proc, the /dev tmpfs) before the /dev
+ * template is copied in, `late` (device and file bind mounts, /dev/shm, secrets read-only) after.
+ */
+export function mountTables(p: ScriptParams): { early: string; late: string } {
+  const line = (src: string, target: string, type: string, opts: string) => `${fstabField(src)} ${fstabField(target)} ${type} ${opts} 0 0\n`;
+  const at = (rel: string) => `${p.root}/${rel}`;
+  let early = '';
+  let late = '';
+  if (p.proc) early += line('proc', at('proc'), 'proc', 'nosuid,nodev,noexec');
+  if (p.dev) {
+    early += line('tmpfs', at('dev'), 'tmpfs', 'nosuid,noexec,mode=755,size=65536k');
+    for (const d of p.devices) late += line(`/dev/${d}`, at(`dev/${d}`), 'none', 'bind');
+    late += line('shm', at('dev/shm'), 'tmpfs', 'nosuid,nodev,mode=1777');
+  }
+  for (const f of p.files) late += line(f.src, at(f.rel), 'none', f.readOnly ? 'bind,ro' : 'bind');
+  return { early, late };
+}
 
 /** The script text. Setup failures print `dimg-sandbox: …` on stderr and exit 125 before "ready". */
 export function sandboxScript(p: ScriptParams): string {
@@ -62,17 +95,11 @@ export function sandboxScript(p: ScriptParams): string {
     // off, and accept kernels that do not know the options (they are off there anyway).
     L.push(`mount -t overlay overlay -o ${q(`${base},redirect_dir=off,metacopy=off`)} "$R" 2>/dev/null || mount -t overlay overlay -o ${q(base)} "$R" || fail "cannot mount the overlay file system"`);
   }
-  if (p.proc) L.push(`mount -t proc -o nosuid,nodev,noexec proc "$R/proc" || fail "cannot mount /proc"`);
-  if (p.dev) {
-    L.push(`mount -t tmpfs -o nosuid,noexec,mode=755,size=65536k tmpfs "$R/dev" || fail "cannot mount /dev"`);
-    L.push(`for d in ${DEVICES.join(' ')}; do [ -e "/dev/$d" ] || continue; : > "$R/dev/$d" && mount --bind "/dev/$d" "$R/dev/$d" || fail "cannot provide /dev/$d"; done`);
-    L.push(`mkdir -m 1777 "$R/dev/shm" && mount -t tmpfs -o nosuid,nodev,mode=1777 shm "$R/dev/shm" || fail "cannot mount /dev/shm"`);
-    L.push(`ln -s /proc/self/fd "$R/dev/fd"; ln -s /proc/self/fd/0 "$R/dev/stdin"; ln -s /proc/self/fd/1 "$R/dev/stdout"; ln -s /proc/self/fd/2 "$R/dev/stderr"`);
-  }
-  for (const f of p.files) {
-    const opt = f.readOnly ? ' -o ro' : '';
-    L.push(`mount --bind${opt} ${q(f.src)} "$R"/${q(f.rel)} || fail ${q(`cannot mount /${f.rel}`)}`);
-  }
+  const tables = mountTables(p);
+  L.push(`S=${q(p.setup)}`);
+  if (tables.early) L.push(`mount -a -T "$S/early.tab" || fail "cannot mount /proc and /dev"`);
+  if (p.dev) L.push(`cp -a "$S/dev/." "$R/dev/" || fail "cannot populate /dev"`);
+  if (tables.late) L.push(`mount -a -T "$S/late.tab" || fail "cannot mount the step's devices and files"`);
   L.push(`printf %s ${q(p.hostname)} > /proc/sys/kernel/hostname || fail "cannot set the hostname"`);
   if (p.ipBin) L.push(`${q(p.ipBin)} link set lo up 2>/dev/null || true`);
   // Create a missing working dir one component at a time, refusing to go through symlinks: the

@@ -13,7 +13,7 @@
  * `unshare --kill-child`) or the AbortSignal fires, and the workspace under the store's overlay dir is
  * removed in a finally block (the store also sweeps workspaces of dead processes on open).
  */
-import { promises as fs, constants as FS } from 'node:fs';
+import { existsSync, promises as fs, constants as FS } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { join, relative } from 'node:path';
@@ -24,7 +24,7 @@ import type { Store } from '../store/store.js';
 import { LayerView } from './layer-view.js';
 import { prepareMountPoints, type MountPoint } from './mount-points.js';
 import { resolveUser } from './users.js';
-import { sandboxScript, type FileBind } from './sandbox-script.js';
+import { DEVICES, mountTables, sandboxScript, type FileBind, type ScriptParams } from './sandbox-script.js';
 import { OutputTail } from './output-tail.js';
 import { snapshot, writeDiff } from './copy-driver.js';
 import { hostTool } from './tools.js';
@@ -222,12 +222,15 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
     if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
     if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${ident.home}`);
     const newNet = (req.network ?? 'none') !== 'host';
-    const script = sandboxScript({
+    const setup = join(ws, 'setup');
+    const params = {
       overlay,
       root,
       proc: has('proc'),
       dev: has('dev'),
       files,
+      setup,
+      devices: DEVICES.filter((d) => existsSync(`/dev/${d}`)),
       hostname,
       workdir: absWorkdir(req.workdir),
       uid: ident.uid,
@@ -237,7 +240,9 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
       envBin: hostTool('env') ?? '/usr/bin/env',
       unshareBin: hostTool('unshare')!,
       ipBin: newNet ? hostTool('ip') : undefined,
-    });
+    };
+    await writeSetup(params);
+    const script = sandboxScript(params);
     const result = await execute(req, script, newNet, driver);
     if (!result.ready) {
       throw new DimgError('RUN_SANDBOX_FAILED', `${req.label}: the sandbox could not be set up (${driver} driver): ${result.tail.join(' | ') || 'no output'}`, 'check that the store is on a local file system and dimg runs as root; `dimg info` shows the RUN driver');
@@ -260,6 +265,25 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
   } finally {
     await removeWorkspace(ws);
   }
+}
+
+/**
+ * Writes what the script mounts and copies in one process each: the two mount tables and, for /dev,
+ * a template with the device mount points, `shm/` and the fd/stdin/stdout/stderr links.
+ */
+async function writeSetup(p: ScriptParams): Promise<void> {
+  await fs.mkdir(p.setup, { mode: 0o700 });
+  const tables = mountTables(p);
+  await fs.writeFile(join(p.setup, 'early.tab'), tables.early);
+  await fs.writeFile(join(p.setup, 'late.tab'), tables.late);
+  if (!p.dev) return;
+  const dev = join(p.setup, 'dev');
+  await fs.mkdir(join(dev, 'shm'), { recursive: true, mode: 0o755 });
+  await fs.chmod(dev, 0o755);
+  await fs.chmod(join(dev, 'shm'), 0o1777);
+  for (const d of p.devices) await fs.writeFile(join(dev, d), '', { mode: 0o644 });
+  const links: Array<[string, string]> = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];
+  for (const [name, target] of links) await fs.symlink(target, join(dev, name));
 }
 
 function absWorkdir(w: string | undefined): string {
