@@ -150,6 +150,9 @@ export function compare(contenders: Contender[], runs: number, log: (s: string) 
   for (let i = 0; i < runs; i++) {
     for (const c of contenders) {
       c.prepare?.();
+      // Flush what the preparation wrote (a removed store, a builder prune) so its writeback does not
+      // land in the next timed run, whichever tool that is.
+      sh('sync');
       const t = timeCommand(c.argv, { env: { ...process.env, ...c.env }, cwd: c.cwd });
       times.get(c.name)!.push(t.seconds);
       log(`  ${c.name} run ${i + 1}: ${t.seconds.toFixed(3)} s`);
