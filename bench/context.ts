@@ -19,6 +19,9 @@ export interface BenchOptions {
   planSizes: number[];
   rssMiB: number;
   docs: boolean;
+  /** Before starting, wait (at most `waitMax` seconds) until the 1-minute load average is below this. */
+  waitLoad?: number;
+  waitMax: number;
 }
 
 /** Peer name → null when usable, else the reason it is skipped. */

@@ -4,6 +4,7 @@
  *
  *   npm run bench -- [--only build,push,copy,plan,save,rss] [--runs 5] [--no-peers] [--no-install]
  *                    [--plan-sizes 50,100,200] [--rss-mib 1024] [--work DIR] [--out FILE] [--tiny] [--docs|--no-docs]
+ *                    [--wait-load 3 [--wait-max 600]]
  *
  * Prints the table on stdout (progress on stderr), writes the run to bench/results/latest.json, and on
  * a full run (no --only) rewrites the generated section of docs/benchmarks.md. Every server it starts
@@ -41,6 +42,7 @@ function parseArgs(argv: string[]): BenchOptions & { docsSet: boolean } {
     rssMiB: 1024,
     docs: false,
     docsSet: false,
+    waitMax: 600,
   };
   let onlyGiven = false;
   const alias: Record<string, string> = { load: 'save', saveload: 'save', 'save-load': 'save', noop: 'plan', apply: 'plan', memory: 'rss' };
@@ -66,6 +68,8 @@ function parseArgs(argv: string[]): BenchOptions & { docsSet: boolean } {
     else if (a === '--out') o.out = resolve(val());
     else if (a === '--plan-sizes') o.planSizes = val().split(',').map(Number);
     else if (a === '--rss-mib') o.rssMiB = Number(val());
+    else if (a === '--wait-load') o.waitLoad = Number(val());
+    else if (a === '--wait-max') o.waitMax = Number(val());
     else if (a === '--docs') (o.docs = true), (o.docsSet = true);
     else if (a === '--no-docs') (o.docs = false), (o.docsSet = true);
     else throw new Error(`unknown argument ${a}`);
@@ -80,6 +84,13 @@ async function main(): Promise<number> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
   mkdirSync(opts.work, { recursive: true });
   writeFileSync(join(opts.work, '.gitignore'), '*\n');
+  if (opts.waitLoad !== undefined) {
+    const end = Date.now() + opts.waitMax * 1000;
+    while (Number(loadNow().split(' ')[0]) >= opts.waitLoad && Date.now() < end) {
+      log(`waiting for the load average (${loadNow()}) to fall below ${opts.waitLoad}…`);
+      await new Promise((r) => setTimeout(r, 15_000));
+    }
+  }
   const startLoad = loadNow();
   const m = machine();
   log(`dimg bench: ${opts.only.join(', ')}; ${opts.runs} runs; ${m.nproc} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}; load ${startLoad}`);
