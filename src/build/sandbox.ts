@@ -89,8 +89,8 @@ const detected = new Map<string, Promise<DriverInfo>>();
 /**
  * Which RUN driver works here, probed once per store: a throwaway overlay mount inside a private
  * mount namespace (root), else a user-namespace `unshare` (copy driver), else none. `dimg info` shows it.
- * A positive overlay probe is remembered in the store for the rest of the boot (same kernel boot id
- * and user), so each build does not pay for spawning a probe mount; anything else is probed anew.
+ * A positive overlay probe is remembered for the rest of the boot (same boot id, user and file
+ * system), so each build does not pay for spawning a probe mount; anything else is probed anew.
  */
 export function detectRunDriver(store: Store): Promise<DriverInfo> {
   let p = detected.get(store.overlay.dir);
@@ -102,18 +102,31 @@ export function detectRunDriver(store: Store): Promise<DriverInfo> {
 }
 
 async function probeRemembered(overlayDir: string): Promise<DriverInfo> {
-  const file = join(overlayDir, '.run-driver.json');
-  const stamp = `${await fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8').then((b) => b.trim(), () => 'unknown')} uid=${process.geteuid?.() ?? -1} unshare=${hostTool('unshare') ?? ''}`;
+  // As root the verdict is kept in /run (cleared at boot) per file system, so a fresh store on the
+  // same file system does not probe again; otherwise in the store's overlay dir.
+  const dev = await fs.stat(overlayDir).then((st) => st.dev, () => -1);
+  const root = process.geteuid?.() === 0 && existsSync('/run');
+  const dir = root ? '/run/dimg' : overlayDir;
+  const file = join(dir, root ? `run-driver-${dev}.json` : '.run-driver.json');
+  const stamp = `${await fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8').then((b) => b.trim(), () => 'unknown')} uid=${process.geteuid?.() ?? -1} dev=${dev} unshare=${hostTool('unshare') ?? ''}`;
   try {
-    const saved = JSON.parse(await fs.readFile(file, 'utf8')) as { stamp?: string; info?: DriverInfo };
-    if (saved.stamp === stamp && saved.info?.driver === 'overlay') return saved.info;
+    const st = await fs.stat(file);
+    // Trust only a file this user owns and nobody else can write.
+    if (st.uid === (process.geteuid?.() ?? -1) && (st.mode & 0o022) === 0) {
+      const saved = JSON.parse(await fs.readFile(file, 'utf8')) as { stamp?: string; info?: DriverInfo };
+      if (saved.stamp === stamp && saved.info?.driver === 'overlay') return saved.info;
+    }
   } catch {
     /* nothing remembered yet */
   }
   const info = await probe(overlayDir);
   if (info.driver === 'overlay') {
-    const tmp = join(overlayDir, `.tmp-${process.pid}-driver-${randomBytes(4).toString('hex')}`);
-    await fs.writeFile(tmp, JSON.stringify({ stamp, info })).then(() => fs.rename(tmp, file)).catch(() => fs.rm(tmp, { force: true }).catch(() => undefined));
+    const tmp = join(dir, `.tmp-${process.pid}-driver-${randomBytes(4).toString('hex')}`);
+    await fs
+      .mkdir(dir, { recursive: true, mode: 0o700 })
+      .then(() => fs.writeFile(tmp, JSON.stringify({ stamp, info }), { mode: 0o600 }))
+      .then(() => fs.rename(tmp, file))
+      .catch(() => fs.rm(tmp, { force: true }).catch(() => undefined));
   }
   return info;
 }
