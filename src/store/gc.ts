@@ -50,9 +50,14 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
       if (keptDiffIds.has(rec.diffId)) rec.blobs.forEach((b) => marked.add(b.digest));
     }
     const barrier = await store.leases.oldestOther();
-    for (const blob of await store.blobs.list()) {
-      if (marked.has(blob.digest)) continue;
-      if (barrier !== undefined && blob.mtimeMs >= barrier - 1000) continue;
+    const doomed = (await store.blobs.list()).filter((b) => !marked.has(b.digest) && (barrier === undefined || b.mtimeMs < barrier - 1000));
+    const doomedSet = new Set(doomed.map((b) => b.digest));
+    // Records first, blobs after: a GC killed half-way must never leave a record naming a deleted blob.
+    for (const rec of await store.layers.all()) {
+      const kept = rec.blobs.filter((b) => !doomedSet.has(b.digest));
+      if (kept.length !== rec.blobs.length) await store.layers.put({ ...rec, blobs: kept });
+    }
+    for (const blob of doomed) {
       await store.blobs.remove(blob.digest);
       result.blobsRemoved++;
       result.bytesReclaimed += blob.size;
@@ -62,11 +67,6 @@ export async function collectGarbage(store: Store, opts: GcOptions = {}): Promis
       if (barrier !== undefined) continue; // another process may be building on it right now
       await store.overlay.remove(chain);
       result.layerDirsRemoved++;
-    }
-    for (const rec of await store.layers.all()) {
-      const present = [];
-      for (const b of rec.blobs) if (await store.blobs.has(b.digest)) present.push(b);
-      if (present.length !== rec.blobs.length) await store.layers.put({ ...rec, blobs: present });
     }
     return result;
   });

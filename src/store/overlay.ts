@@ -134,11 +134,22 @@ export class OverlayDirs {
     return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}` as Digest);
   }
 
-  /** Removes a layer dir and its short link (GC). */
+  /**
+   * Removes a layer dir and its short link (GC). The dir is first renamed to a staging name (atomic),
+   * so a removal killed half-way never leaves a partial tree under the chain ID for a build to mount;
+   * the next open's cleanup finishes it.
+   */
   async remove(chainId: Digest): Promise<void> {
     const found = await this.get(chainId);
+    const staging = join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      await fs.rename(join(this.dir, digestHex(chainId)), staging);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
     if (found) await fs.rm(join(this.dir, found.link), { force: true });
-    await fs.rm(join(this.dir, digestHex(chainId)), { recursive: true, force: true });
+    await fs.rm(staging, { recursive: true, force: true });
   }
 
   /** Removes staging dirs left by crashed processes that are no longer alive. */
