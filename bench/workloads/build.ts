@@ -20,9 +20,9 @@ export function baseTemplate(b: Bench): string {
   const t = workPath(b, b.baseFromRegistry ? 'store-base-registry' : 'store-base-import');
   makeBaseStore(b.dimg, t, b.opts.work, b.baseFromRegistry);
   // Parity with the peers, whose base image is pulled and unpacked before a cold build: a throw-away
-  // build on the base makes dimg unpack the base layer into the template once.
+  // build on the base makes dimg unpack the base layer into the template once (not for the smoke case).
   const marker = `${t}.base-unpacked`;
-  if (!existsSync(marker)) {
+  if (!b.opts.tiny && !existsSync(marker)) {
     const dir = workPath(b, 'base-warmup');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'Dockerfile'), `FROM ${b.baseRef}\nRUN true\n`);
