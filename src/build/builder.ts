@@ -26,7 +26,8 @@ import { applyConfigStep, applyImageLevel, DEFAULT_SHELL, setEnv } from './confi
 import { describeStep } from './history.js';
 import { epochIso, findRef, platformOf, resolveBase, type BaseContext, type BuiltRef, type BuiltSpecImage } from './base.js';
 import { computeImageKeys, CONFIG_ONLY_STEPS } from './keys.js';
-import { openLayer, packLayerTar, type PendingLayer, type StoredLayer } from './layer-blobs.js';
+import { openLayer, packLayerSources, type PendingLayer, type StoredLayer } from './layer-blobs.js';
+import type { PackOptions } from '../layer/tar-writer.js';
 import { contextFilter, loadIgnore, parseChmod, resolveChown, resolveCopy, unpackArchive } from './copy-step.js';
 import { copyInputDigest, type CopySource } from './copy-inputs.js';
 import { FileDigests } from './file-digests.js';
@@ -291,8 +292,7 @@ class ImageBuild {
           driverNoted = true;
           this.emit({ type: 'notice', image: this.spec.key, message: 'overlay mounts are unavailable here: RUN uses the copy-based driver (slower)' });
         }
-        const { packDirectory } = await import('../layer/index.js');
-        const layer = await packLayerTar(this.store, packDirectory(diffDir, { overlay: true, sourceDateEpoch: this.epoch }));
+        const layer = await packLayerSources(this.store, [{ from: diffDir, to: '' }], { overlay: true, sourceDateEpoch: this.epoch });
         if (driver === 'overlay') {
           // The upperdir is the new layer in lowerdir form: keep it instead of unpacking the tar later.
           try {
@@ -370,7 +370,6 @@ class ImageBuild {
         }
       }
     }
-    const { packSources } = await import('../layer/index.js');
     const filter = plan.filter;
     // A later RUN needs this layer as a lowerdir: write it there while packing (from the same bytes)
     // rather than unpacking the tar afterwards.
@@ -379,7 +378,7 @@ class ImageBuild {
     const mirror: LayerMirror | undefined = dirs
       ? { dir: await this.store.overlay.stagingDir('copy'), donor: await dirs.loadCopyDonor(this.store, slot), recorded: new Map() }
       : undefined;
-    const tar = packSources(sources, {
+    const packOpts: PackOptions = {
       mirror,
       sourceDateEpoch: this.epoch,
       owner,
@@ -387,10 +386,10 @@ class ImageBuild {
       // Ignore rules apply to context files only, not to unpacked archives.
       filter: filter ? (rel, isDir, src) => (src.from.startsWith(plan!.root) ? filter(rel, isDir, src) : true) : undefined,
       parentAttrs: (p) => attrs.get(p.replace(/^\/+|\/+$/g, '')),
-    });
-    if (!mirror || !dirs) return packLayerTar(this.store, tar);
+    };
+    if (!mirror || !dirs) return packLayerSources(this.store, sources, packOpts);
     try {
-      const layer = await packLayerTar(this.store, tar);
+      const layer = await packLayerSources(this.store, sources, packOpts);
       const chain = lastChainId([...diffIds, layer.diffId]);
       if (mirror.complete && (await dirs.adoptLayerDir(this.store, chain, mirror.dir))) await dirs.saveCopyDonor(this.store, slot, chain, mirror.recorded!);
       return layer;

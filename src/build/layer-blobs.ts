@@ -8,6 +8,8 @@ import { MediaType } from '../oci/media-types.js';
 import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/types.js';
 import type { Store } from '../store/store.js';
+import type { LayerSource } from '../layer/walk.js';
+import type { PackOptions } from '../layer/tar-writer.js';
 import { tempPath } from '../store/fsutil.js';
 
 /** A stored layer: its manifest descriptor and diff_id. */
@@ -32,14 +34,39 @@ export async function packLayerTar(store: Store, tar: Readable): Promise<Pending
   // Loaded on first use: a fully cached build never packs a layer.
   const { hashTar } = await import('../layer/hash.js');
   const tmp = tempPath(store.tmpDir, 'layer');
-  let diffId: Digest;
-  let size: number;
+  let digest: { diffId: Digest; size: number };
   try {
-    ({ diffId, size } = await hashTar(tar, createWriteStream(tmp, { flags: 'wx', mode: 0o644 })));
+    digest = await hashTar(tar, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
   } catch (e) {
     await fs.rm(tmp, { force: true });
     throw e;
   }
+  return settle(store, tmp, digest.diffId, digest.size);
+}
+
+/**
+ * Like packLayerTar for a layer made from `sources` (see packSources), packed straight into the temp
+ * file with synchronous writes through reused buffers (packSourcesToFile): the same bytes without
+ * stream machinery or per-chunk garbage.
+ */
+export async function packLayerSources(store: Store, sources: LayerSource[], opts: PackOptions): Promise<PendingLayer> {
+  const { packSourcesToFile } = await import('../layer/tar-writer.js');
+  const tmp = tempPath(store.tmpDir, 'layer');
+  let digest: { diffId: Digest; size: number };
+  const fh = await fs.open(tmp, 'wx', 0o644);
+  try {
+    digest = await packSourcesToFile(sources, opts, fh.fd);
+  } catch (e) {
+    await fh.close();
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  return settle(store, tmp, digest.diffId, digest.size);
+}
+
+/** Starts making the hashed temp file `tmp` durable as the layer blob `diffId` (see PendingLayer). */
+function settle(store: Store, tmp: string, diffId: Digest, size: number): PendingLayer {
   const durable = (async () => {
     try {
       await store.blobs.adopt(tmp, diffId);

@@ -4,7 +4,9 @@
  * whole (synchronously), big files in 1 MiB reads, and output is coalesced into 64 KiB
  * chunks, because per-entry stream machinery, not the disk, is what costs time (docs/benchmarks.md).
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs, readFileSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import type { Digest } from '../oci/digest.js';
 import { Readable } from 'node:stream';
 import { DimgError, messageOf } from '../errors.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, compareBytes } from './paths.js';
@@ -96,10 +98,59 @@ export function packDirectory(dir: string, opts: PackOptions = {}): Readable {
  *   stream fail with a DimgError; no partial archive ever ends cleanly.
  */
 export function packSources(sources: LayerSource[], opts: PackOptions = {}): Readable {
-  return Readable.from(generateTar(sources, opts), { objectMode: false, highWaterMark: 1 << 20 });
+  return Readable.from(generateTar(sources, opts, false), { objectMode: false, highWaterMark: 1 << 20 });
 }
 
-async function* generateTar(sources: LayerSource[], opts: PackOptions): AsyncGenerator<Buffer> {
+/**
+ * Packs exactly like packSources (the same bytes) straight into the file descriptor `fd` (open for
+ * writing at offset 0), hashing on the way, and resolves with the tar's diff_id and size. Writes are
+ * synchronous through one reused 1 MiB buffer and big files are read into one reused buffer: no
+ * stream machinery, no thread-pool round trip per chunk and next to no garbage, where a 50 MiB file
+ * through streams allocates a fresh buffer per chunk and keeps the garbage collector busy.
+ * The caller owns `fd` (closing, fsync). Fails like packSources.
+ */
+export async function packSourcesToFile(sources: LayerSource[], opts: PackOptions, fd: number): Promise<{ diffId: Digest; size: number }> {
+  const hash = createHash('sha256');
+  const out = Buffer.allocUnsafe(OUT_BUFFER);
+  let used = 0;
+  let size = 0;
+  const flush = (): void => {
+    if (used === 0) return;
+    hash.update(out.subarray(0, used));
+    writeFully(fd, out, used);
+    used = 0;
+  };
+  for await (const piece of generateTar(sources, opts, true)) {
+    size += piece.length;
+    if (piece.length >= OUT_BUFFER / 2) {
+      // Big file chunks go straight through; the buffer keeps the order of what came before.
+      flush();
+      hash.update(piece);
+      writeFully(fd, piece, piece.length);
+      continue;
+    }
+    if (used + piece.length > OUT_BUFFER) flush();
+    piece.copy(out, used);
+    used += piece.length;
+  }
+  flush();
+  return { diffId: `sha256:${hash.digest('hex')}` as Digest, size };
+}
+
+const OUT_BUFFER = 1 << 20;
+
+function writeFully(fd: number, buf: Buffer, len: number): void {
+  let off = 0;
+  while (off < len) off += writeSync(fd, buf, off, len - off);
+}
+
+/**
+ * The tar as a sequence of Buffers. With `reuse` the pieces come one by one (headers, contents,
+ * padding) and a big file's chunks share one buffer, so each piece is valid only until the next is
+ * requested (packSourcesToFile copies or writes it at once); without, pieces are coalesced into
+ * fresh buffers of at least 64 KiB that a stream may keep.
+ */
+async function* generateTar(sources: LayerSource[], opts: PackOptions, reuse: boolean): AsyncGenerator<Buffer> {
   const root = newTree();
   const walkOpts: WalkOptions = { owner: opts.owner, mode: opts.mode, dirMode: opts.dirMode, filter: opts.filter, overlay: opts.overlay, overlayXattrPrefix: opts.overlayXattrPrefix };
   const mirror = opts.mirror ? new MirrorWriter(opts.mirror) : undefined;
@@ -112,9 +163,14 @@ async function* generateTar(sources: LayerSource[], opts: PackOptions): AsyncGen
     const plan = planEntries(root, opts);
     let pending: Buffer[] = [];
     let pendingLen = 0;
+    const shared = reuse ? Buffer.allocUnsafe(READ_CHUNK) : undefined;
     for (const p of plan) {
-      pending.push(encodeHeader(p.header));
-      pendingLen += pending[pending.length - 1]!.length;
+      const header = encodeHeader(p.header);
+      if (reuse) yield header;
+      else {
+        pending.push(header);
+        pendingLen += header.length;
+      }
       let content: Buffer | undefined = p.data;
       if (p.src && p.header.size <= SMALL_FILE) {
         // Synchronous on purpose: measured 10x faster than the thread pool for small files
@@ -127,18 +183,23 @@ async function* generateTar(sources: LayerSource[], opts: PackOptions): AsyncGen
           pendingLen = 0;
         }
         mirror?.entry(p.header, undefined, p.src, p.statKey);
-        for await (const chunk of readLarge(p.src, p.header.size)) {
+        for await (const chunk of readLarge(p.src, p.header.size, shared)) {
           mirror?.write(chunk);
           yield chunk;
         }
         mirror?.endFile();
       }
       if (mirror && !(p.src && p.header.size > SMALL_FILE)) mirror.entry(p.header, content ?? (p.header.type === 'file' ? EMPTY : undefined), p.src, p.statKey);
+      const pad = contentPadding(p.header.size);
+      if (reuse) {
+        if (content && content.length > 0) yield content;
+        if (pad > 0) yield ZEROS.subarray(0, pad);
+        continue;
+      }
       if (content && content.length > 0) {
         pending.push(content);
         pendingLen += content.length;
       }
-      const pad = contentPadding(p.header.size);
       if (pad > 0) {
         pending.push(Buffer.alloc(pad));
         pendingLen += pad;
@@ -149,14 +210,20 @@ async function* generateTar(sources: LayerSource[], opts: PackOptions): AsyncGen
         pendingLen = 0;
       }
     }
-    pending.push(END_OF_ARCHIVE);
     mirror?.finish();
     finished = true;
-    yield Buffer.concat(pending);
+    if (reuse) yield END_OF_ARCHIVE;
+    else {
+      pending.push(END_OF_ARCHIVE);
+      yield Buffer.concat(pending);
+    }
   } finally {
     if (!finished) mirror?.abort();
   }
 }
+
+/** Zero bytes for padding (never written to). */
+const ZEROS = Buffer.alloc(512);
 
 const EMPTY = Buffer.alloc(0);
 
@@ -175,8 +242,11 @@ function readSmall(path: string, size: number): Buffer {
   return data;
 }
 
-/** Exactly `size` bytes of `path` in 1 MiB reads; fails if the file is shorter or longer. */
-async function* readLarge(path: string, size: number): AsyncGenerator<Buffer> {
+/**
+ * Exactly `size` bytes of `path` in 1 MiB reads; fails if the file is shorter or longer. With
+ * `shared`, every chunk is read into that one buffer (valid until the next chunk is requested).
+ */
+async function* readLarge(path: string, size: number, shared?: Buffer): AsyncGenerator<Buffer> {
   let fh: fs.FileHandle;
   try {
     fh = await fs.open(path, 'r');
@@ -186,7 +256,8 @@ async function* readLarge(path: string, size: number): AsyncGenerator<Buffer> {
   try {
     let done = 0;
     while (done < size) {
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, size - done));
+      const want = Math.min(READ_CHUNK, size - done);
+      const buf = shared ? shared.subarray(0, want) : Buffer.allocUnsafe(want);
       const { bytesRead } = await fh.read(buf, 0, buf.length, done);
       if (bytesRead === 0) throw changed(path, `shrank to ${done} bytes while being read (expected ${size})`);
       done += bytesRead;

@@ -19,7 +19,9 @@ import type { ImageSpec, Step } from '../../src/spec/model.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { requireRoot } from '../support/tools.js';
 import { tempDir } from '../support/tmp.js';
-import { createWriteStream } from 'node:fs';
+import { closeSync, createWriteStream, openSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { packSourcesToFile } from '../../src/layer/tar-writer.js';
 
 const run_ = (cmd: string): Step => ({ kind: 'run', form: 'shell', command: [cmd], env: {}, network: 'none', secrets: [] });
 
@@ -157,6 +159,14 @@ test('a pack with a mirror writes the tree extractLayer would unpack, and refuse
   await hashTar(packSources([{ from: src, to: 'opt/x' }, { entry: { path: 'etc/explicit', type: 'file', data: Buffer.from('e'), mode: 0o600, uid: 7, gid: 8, mtime: 99 } }], { sourceDateEpoch: 50, parentAttrs: () => ({ mode: 0o711, uid: 0, gid: 0, mtime: 3 }), mirror }), createWriteStream(tarPath));
   assert.equal(mirror.complete, true);
   assert.deepEqual(readFileSync(tarPath), readFileSync(join(work, 'plain.tar')), 'mirroring does not change the tar');
+  // Packing straight into a file gives the same bytes and digest as the stream.
+  const direct = join(work, 'direct.tar');
+  const fd = openSync(direct, 'w');
+  const got = await packSourcesToFile([{ from: src, to: 'opt/x' }, { entry: { path: 'etc/explicit', type: 'file', data: Buffer.from('e'), mode: 0o600, uid: 7, gid: 8, mtime: 99 } }], { sourceDateEpoch: 50, parentAttrs: () => ({ mode: 0o711, uid: 0, gid: 0, mtime: 3 }) }, fd);
+  closeSync(fd);
+  assert.deepEqual(readFileSync(direct), readFileSync(tarPath));
+  assert.equal(got.size, readFileSync(tarPath).length);
+  assert.equal(got.diffId, `sha256:${createHash('sha256').update(readFileSync(tarPath)).digest('hex')}`);
   const fresh = join(work, 'fresh');
   await extractLayer((await import('node:fs')).createReadStream(tarPath), fresh, { mode: 'overlay' });
   assert.deepEqual(describeTree(mirror.dir), describeTree(fresh));
