@@ -16,7 +16,7 @@ import { formatPlatform } from '../oci/platform.js';
 import { lockKey } from '../resolve/lock.js';
 import { platformOf } from '../resolve/desired.js';
 import { pullImage } from '../transfer/pull.js';
-import { pushImage } from '../transfer/push.js';
+import { pushImage, putManifestSettling } from '../transfer/push.js';
 import type { PushAction, RetagAction, DeleteAction, BuildAction, Plan } from '../plan/types.js';
 import { executePlan, type ExecEvent, type ExecResult, type ExecutorPorts } from './execute.js';
 import type { PlanSession } from './plan-session.js';
@@ -71,7 +71,7 @@ class ApplyPorts implements ExecutorPorts {
     const ref = parseReference(action.target.ref);
     const repo = this.session.client.repository(ref);
     const m = await repo.getManifest(action.digest);
-    await repo.putManifest(ref.tag!, m.bytes, m.mediaType);
+    await putManifestSettling(repo, ref.tag!, m, () => undefined);
     await this.verifyTag(action.target.ref, action.digest);
     await this.notify(action.image, action.target.ref, action.digest);
   }

@@ -14,7 +14,7 @@
  * store (chunked uploads: memory does not grow with the layer size).
  */
 import type { Readable } from 'node:stream';
-import { DimgError } from '../errors.js';
+import { DimgError, isDimgError } from '../errors.js';
 import { canonicalBytes } from '../oci/canonical-json.js';
 import { sha256, type Digest } from '../oci/digest.js';
 import { MediaType, isImageManifestType, isIndexType, layerCompression } from '../oci/media-types.js';
@@ -93,7 +93,7 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
     },
     putManifest: async (r, m) => {
       check();
-      await repo.putManifest(r, m.bytes, m.mediaType);
+      await putManifestSettling(repo, r, m, check);
     },
     hasManifest: async (digest) => (await repo.headManifest(digest)) !== undefined,
   };
@@ -140,4 +140,26 @@ export async function pushManifest(store: Store, desc: Descriptor, opts: { onEve
   if (!changed) return { bytes, mediaType: desc.mediaType, digest: desc.digest };
   const out = canonicalBytes({ ...manifest, layers });
   return { bytes: out, mediaType: desc.mediaType, digest: sha256(out) };
+}
+
+/**
+ * PUTs a manifest, retrying briefly when the registry claims a blob we just made sure of is unknown.
+ * Registry 2.8 rewrites a repository's blob link file in place (truncate, then write) whenever any
+ * writer links that blob again; a manifest PUT that verifies its blobs at that instant reads an empty
+ * link and answers DIGEST_INVALID + MANIFEST_BLOB_UNKNOWN. Concurrent pushes of one image (two
+ * applies at once) hit this; the state settles within milliseconds, so a few retries converge, while
+ * a blob that is really missing still fails after them.
+ */
+export async function putManifestSettling(repo: { putManifest(ref: string, bytes: Buffer, mediaType: string): Promise<Digest> }, ref: string, m: ManifestBytes, check: () => void): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await repo.putManifest(ref, m.bytes, m.mediaType);
+      return;
+    } catch (e) {
+      const racing = isDimgError(e) && (e.code === 'REGISTRY_DIGEST_INVALID' || e.code === 'REGISTRY_MANIFEST_BLOB_UNKNOWN');
+      if (!racing || attempt >= 4) throw e;
+      check();
+      await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+    }
+  }
 }
