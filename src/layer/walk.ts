@@ -75,6 +75,12 @@ export function sourceStatKey(st: Stats): string {
   return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
+/** UTF-8 byte order; plain comparison where it is the same thing (no surrogates, nothing from U+E000). */
+function byteOrder(a: string, b: string): number {
+  if (/^[\u0000-\ud7ff]*$/.test(a) && /^[\u0000-\ud7ff]*$/.test(b)) return a < b ? -1 : a > b ? 1 : 0;
+  return compareBytes(a, b);
+}
+
 /** Splits a Linux dev_t into major/minor (glibc's encoding, as in <sys/sysmacros.h>). */
 export function devNumbers(rdev: number): { major: number; minor: number } {
   const hi = Math.floor(rdev / 2 ** 32);
@@ -206,19 +212,22 @@ class Walker {
     // Synchronous per directory (one event-loop turn between directories): thousands of lstat calls
     // through the thread pool cost ten times more than doing them inline.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    let names: Buffer[];
+    let listed: string[];
     try {
-      names = readdirSync(dirAbs, { encoding: 'buffer' });
+      listed = readdirSync(dirAbs);
     } catch (err) {
       throw new DimgError('LAYER_BAD_SOURCE', `layer source ${dirAbs}: ${messageOf(err)}`, 'check that the directory is readable');
     }
-    const decoded = names.map((raw) => {
-      const name = raw.toString('utf8');
-      if (!Buffer.from(name, 'utf8').equals(raw)) {
-        throw new DimgError('LAYER_NAME_ENCODING', `layer source ${join(dirAbs, raw.toString('latin1'))}: file name is not valid UTF-8`, 'rename the file; tar entry names are stored as UTF-8');
+    // Invalid UTF-8 decodes to U+FFFD: only a directory with such a name is read again as raw bytes
+    // to tell a real U+FFFD from an undecodable name (checking every name costs a buffer round trip each).
+    if (listed.some((n) => n.includes('\ufffd'))) {
+      for (const raw of readdirSync(dirAbs, { encoding: 'buffer' })) {
+        if (!Buffer.from(raw.toString('utf8'), 'utf8').equals(raw)) {
+          throw new DimgError('LAYER_NAME_ENCODING', `layer source ${join(dirAbs, raw.toString('latin1'))}: file name is not valid UTF-8`, 'rename the file; tar entry names are stored as UTF-8');
+        }
       }
-      return name;
-    }).sort(compareBytes);
+    }
+    const decoded = listed.sort(byteOrder);
     const stats = decoded.map((name) => {
       try {
         return lstatSync(join(dirAbs, name));

@@ -178,3 +178,16 @@ test('a pack with a mirror writes the tree extractLayer would unpack, and refuse
   await hashTar(packSources([{ from: src, to: '' }], { mirror: m2 }), createWriteStream(join(work, 'fifo.tar')));
   assert.equal(m2.complete, false);
 });
+
+test('a name that is not UTF-8 is refused, a real U+FFFD in a name is not', async (t) => {
+  const work = tempDir(t);
+  const bad = join(work, 'bad');
+  mkdirSync(bad);
+  writeFileSync(Buffer.concat([Buffer.from(`${bad}/name-`), Buffer.from([0xff])]), 'x');
+  await assert.rejects(hashTar(packSources([{ from: bad, to: '' }]), createWriteStream(join(work, 'bad.tar'))), (e: Error & { code?: string }) => e.code === 'LAYER_NAME_ENCODING');
+  const good = join(work, 'good');
+  mkdirSync(good);
+  writeFileSync(join(good, 'ok\ufffd'), 'y');
+  writeFileSync(join(good, 'é'), 'z');
+  await hashTar(packSources([{ from: good, to: '' }]), createWriteStream(join(work, 'good.tar')));
+});
