@@ -302,6 +302,18 @@ export async function snapshotDimg(repo: string, dest: string): Promise<string[]
   throw new Error(`the compiled CLI in ${repo}/dist does not link: ${last}`);
 }
 
+/**
+ * Other benchmarks that use dockerd running right now (their `docker builder prune` and builds skew the
+ * peers' figures): command lines of processes other than this one.
+ */
+export function concurrentBenches(): string[] {
+  const r = sh(`pgrep -af 'build-workload\\.js|baseline\\.sh|dist/bench/run\\.js' || true`);
+  return r.out
+    .split('\n')
+    .filter((l) => l.trim() && !l.startsWith(`${process.pid} `) && !/pgrep|sh -c/.test(l))
+    .map((l) => l.replace(/^\d+\s+/, '').slice(0, 120));
+}
+
 /** The load average now, with a timestamp (recorded with every case). */
 export function loadNow(): string {
   return loadAverage();

@@ -103,6 +103,8 @@ export interface RunRecord {
   options: Record<string, unknown>;
   /** The commit the compiled dimg came from, and how many tracked files differed from it. */
   source: { commit: string; dirtyFiles: number };
+  /** Other dockerd benchmarks seen running during the run (they skew the peers' figures). */
+  concurrentBenches?: string[];
   command: string;
   cases: Judged[];
 }
@@ -121,6 +123,7 @@ export function section(r: RunRecord): string {
     `Run of ${r.date} on ${m.nproc} cores (${m.cpuModel}), ${m.memoryGiB} GiB memory, Linux ${m.kernel}, Node ${m.node}.`,
     `Load average (1/5/15 min) at start ${r.load.start}, at end ${r.load.end}; during the cases: ${r.load.samples.join(' → ')}.`,
     `Each figure: median (min–max) of ${String(r.options.runs)} runs, tools alternating run by run. Command: \`${r.command}\`; dimg built from ${r.source.commit}${r.source.dirtyFiles ? ` plus ${r.source.dirtyFiles} files changed in the work tree` : ''}.`,
+    ...(r.concurrentBenches?.length ? [`**Warning:** other benchmarks using dockerd ran during this run (${r.concurrentBenches.join('; ')}); Docker's figures may be skewed.`] : []),
     '',
     table(r.cases),
     '',

@@ -15,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BASE_REF } from './build-workload.js';
 import type { Bench, BenchOptions } from './context.js';
-import { ensureDocker, ensureSharedBase, ensureTool, loadNow, machine, sh, snapshotDimg, stopAll } from './env.js';
+import { concurrentBenches, ensureDocker, ensureSharedBase, ensureTool, loadNow, machine, sh, snapshotDimg, stopAll } from './env.js';
 import { judge, planGrowth, table, updateDocs, writeJson, type RunRecord } from './report.js';
 import type { CaseResult } from './runner.js';
 import { archiveCases } from './workloads/archive.js';
@@ -109,6 +109,11 @@ async function main(): Promise<number> {
   };
   const cases: CaseResult[] = [];
   const samples: string[] = [startLoad];
+  const concurrent = new Set<string>(concurrentBenches());
+  const sample = () => {
+    samples.push(loadNow());
+    for (const c of concurrentBenches()) concurrent.add(c);
+  };
   let interrupted = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) return;
@@ -134,14 +139,15 @@ async function main(): Promise<number> {
     }
     prepareWorkload(b);
     if (want('build')) cases.push(...(await buildCases(b)));
-    samples.push(loadNow());
+    sample();
     if (want('push') || want('copy')) cases.push(...(await registryCases(b, { push: want('push'), copy: want('copy') })));
-    samples.push(loadNow());
+    sample();
     if (want('plan')) cases.push(...(await planCases(b)));
-    samples.push(loadNow());
+    sample();
     if (want('save')) cases.push(...(await archiveCases(b)));
-    samples.push(loadNow());
+    sample();
     if (want('rss')) cases.push(...(await rssCases(b)));
+    sample();
   } finally {
     await stopAll();
   }
@@ -152,6 +158,7 @@ async function main(): Promise<number> {
     load: { start: startLoad, end: loadNow(), samples: [...new Set([...samples, loadNow()])] },
     options: { ...opts },
     source: { commit: sh(`git -C ${REPO} rev-parse --short HEAD`).out.trim(), dirtyFiles: Number(sh(`git -C ${REPO} status --porcelain -uno | wc -l`).out.trim()) },
+    concurrentBenches: [...concurrent],
     command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
     cases: judged,
   };
@@ -160,6 +167,7 @@ async function main(): Promise<number> {
   console.log(`\n${table(judged)}\n`);
   const g = planGrowth(judged);
   if (g) console.log(`${g}\n`);
+  if (concurrent.size) console.log(`WARNING: other benchmarks ran at the same time: ${[...concurrent].join('; ')}`);
   console.log(`machine: ${m.nproc} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}; load ${record.load.start} → ${record.load.end}`);
   console.log(`results: ${opts.out}${opts.docs ? '; docs/benchmarks.md updated' : ''}`);
   return 0;
