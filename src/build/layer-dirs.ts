@@ -18,6 +18,8 @@ import type { Store } from '../store/store.js';
  * Makes a RUN step's upperdir `dir` look exactly like unpacking its layer tar would: every mtime (and
  * atime) clamped to min(mtime, `epoch`) in whole seconds, as the tar records them, and sockets removed
  * (tar cannot hold them). Whiteouts (0/0 devices) and opaque-dir xattrs are already in lowerdir form.
+ * Throws when the dir holds another device node (unpacking would refuse it): the caller then keeps
+ * nothing and the layer is unpacked, and refused, as before.
  * Synchronous: one lstat and one utimensat per entry, inline.
  */
 export function settleRunDiff(dir: string, epoch: number): void {
@@ -31,6 +33,10 @@ export function settleRunDiff(dir: string, epoch: number): void {
       }
       if (st.isDirectory()) visit(p);
       if (st.isCharacterDevice() && st.rdev === 0) continue; // whiteout: its times are never seen
+      if (st.isCharacterDevice() || st.isBlockDevice()) {
+        // Unpacking refuses device nodes in a layer; keeping the dir must not be more permissive.
+        throw new Error(`${p} is a device node: the layer is not kept as a layer dir`);
+      }
       const t = Math.min(Math.max(0, Math.floor(st.mtimeMs / 1000)), epoch);
       lutimesSync(p, t, t);
     }

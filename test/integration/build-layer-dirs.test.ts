@@ -191,3 +191,17 @@ test('a name that is not UTF-8 is refused, a real U+FFFD in a name is not', asyn
   writeFileSync(join(good, 'é'), 'z');
   await hashTar(packSources([{ from: good, to: '' }]), createWriteStream(join(work, 'good.tar')));
 });
+
+test('a RUN upperdir with a device node is not kept (unpacking would refuse it); whiteouts are fine', async (t) => {
+  requireRoot('mknod');
+  const { settleRunDiff } = await import('../../src/build/layer-dirs.js');
+  const work = tempDir(t);
+  mkdirSync(join(work, 'ok', 'd'), { recursive: true });
+  spawnSync('mknod', [join(work, 'ok', 'd', 'gone'), 'c', '0', '0']);
+  writeFileSync(join(work, 'ok', 'd', 'f'), 'x');
+  settleRunDiff(join(work, 'ok'), 0);
+  assert.equal(Math.floor(lstatSync(join(work, 'ok', 'd', 'f')).mtimeMs), 0, 'mtimes are clamped to the epoch');
+  mkdirSync(join(work, 'dev'));
+  spawnSync('mknod', [join(work, 'dev', 'null'), 'c', '1', '3']);
+  assert.throws(() => settleRunDiff(join(work, 'dev'), 0), /device node/);
+});
