@@ -121,6 +121,8 @@ export class BlobStore {
     const file = createReadStream(this.path(digest), { highWaterMark: 1 << 20 });
     const verify = new VerifyingStream(digest, size, `blob ${digest}`);
     file.on('error', (e) => verify.destroy(this.readError(digest, e)));
+    // A reader that stops early (cancelled push, failed upload) destroys `verify`; close the file too.
+    verify.on('close', () => file.destroy());
     return file.pipe(verify);
   }
 
