@@ -35,9 +35,13 @@ export const nodeSpecFs: SpecFs = {
   },
 };
 
+/**
+ * Errors meaning "there is no such file": also paths that cannot name a file at all (a NUL byte from
+ * a hostile spec, too long, a symlink loop), so the loader reports them as missing, with their place.
+ */
 function isMissing(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'ERR_INVALID_ARG_VALUE' || code === 'ENAMETOOLONG' || code === 'ELOOP';
 }
 
 function git(dir: string, args: string[]): Promise<string | undefined> {
