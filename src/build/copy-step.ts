@@ -14,6 +14,7 @@ import { compareBytes } from '../layer/paths.js';
 import type { CopyFilter, CopySource } from './copy-inputs.js';
 import type { LayerView } from './layer-view.js';
 import { resolveUser } from './users.js';
+import { globSegmentRegex } from '../spec/glob.js';
 
 /** A copy step resolved against its source root. */
 export interface ResolvedCopy {
@@ -100,7 +101,7 @@ async function expand(root: string, segs: string[]): Promise<string[]> {
         if (await fs.lstat(join(root, p)).then(() => true, () => false)) next.push(p);
         continue;
       }
-      const re = globSegment(seg);
+      const re = globSegmentRegex(seg);
       const names = await fs.readdir(base ? join(root, base) : root).catch(() => [] as string[]);
       for (const n of names.sort(compareBytes)) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
     }
@@ -109,23 +110,6 @@ async function expand(root: string, segs: string[]): Promise<string[]> {
   return current;
 }
 
-function globSegment(seg: string): RegExp {
-  let re = '';
-  for (let i = 0; i < seg.length; i++) {
-    const c = seg[i]!;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = seg.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
-      else {
-        re += `[${seg.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\')}]`;
-        i = end;
-      }
-    } else re += /[.+^${}()|\\]/.test(c) ? `\\${c}` : c;
-  }
-  return new RegExp(`^${re}$`);
-}
 
 /** True for a tar archive, plain or compressed (decided by content, not by name). */
 export async function isTarArchive(path: string): Promise<boolean> {

@@ -7,6 +7,7 @@ import { posix } from 'node:path';
 import type { SpecFs } from './ports.js';
 import { IGNORE_FILES, IgnoreMatcher } from './ignore.js';
 import type { CopyStep } from './model.js';
+import { globSegmentRegex } from './glob.js';
 
 /** The ignore matcher of a context (`.dimgignore`, else `.dockerignore`), or an empty one. */
 export async function contextIgnore(fs: SpecFs, context: string): Promise<{ matcher: IgnoreMatcher; file?: string; error?: string }> {
@@ -60,7 +61,7 @@ async function glob(fs: SpecFs, root: string, pattern: string): Promise<string[]
         if (await fs.stat(posix.join(root, p))) next.push(p);
         continue;
       }
-      const re = segmentRegex(seg);
+      const re = globSegmentRegex(seg);
       for (const name of (await fs.readDir(posix.join(root, dir))) ?? []) if (re.test(name)) next.push(dir === '' ? name : `${dir}/${name}`);
     }
     current = next;
@@ -69,20 +70,3 @@ async function glob(fs: SpecFs, root: string, pattern: string): Promise<string[]
   return current;
 }
 
-function segmentRegex(seg: string): RegExp {
-  let re = '';
-  for (let i = 0; i < seg.length; i++) {
-    const c = seg[i]!;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = seg.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
-      else {
-        re += `[${seg.slice(i + 1, end).replace(/^!/, '^')}]`;
-        i = end;
-      }
-    } else re += /[.+^${}()|\\]/.test(c) ? `\\${c}` : c;
-  }
-  return new RegExp(`^${re}$`);
-}

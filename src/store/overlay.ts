@@ -56,7 +56,7 @@ export class OverlayDirs {
     const found = await this.get(chainId);
     if (found) return found;
     await fs.mkdir(this.linkDir, { recursive: true });
-    const staging = join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const staging = this.stagingPath();
     const short = randomBytes(13).toString('hex').toUpperCase().slice(0, 26);
     try {
       await fs.mkdir(join(staging, 'diff'), { recursive: true, mode: 0o755 });
@@ -101,7 +101,7 @@ export class OverlayDirs {
     const found = await this.get(chainId);
     if (found) return found;
     await fs.mkdir(this.linkDir, { recursive: true });
-    const staging = join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const staging = this.stagingPath();
     const short = randomBytes(13).toString('hex').toUpperCase().slice(0, 26);
     let moved = false;
     try {
@@ -128,6 +128,11 @@ export class OverlayDirs {
     return made;
   }
 
+  /** A fresh staging name in `overlay/` (`.tmp-PID-…`: cleanStaging removes those of dead processes). */
+  private stagingPath(): string {
+    return join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
   /** Chain IDs of every unpacked layer dir. */
   async list(): Promise<Digest[]> {
     const names = await fs.readdir(this.dir).catch(() => [] as string[]);
@@ -141,7 +146,7 @@ export class OverlayDirs {
    */
   async remove(chainId: Digest): Promise<void> {
     const found = await this.get(chainId);
-    const staging = join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const staging = this.stagingPath();
     try {
       await fs.rename(join(this.dir, digestHex(chainId)), staging);
     } catch (e) {
