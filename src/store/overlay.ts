@@ -57,20 +57,10 @@ export class OverlayDirs {
     if (found) return found;
     await fs.mkdir(this.linkDir, { recursive: true });
     const staging = this.stagingPath();
-    const short = randomBytes(13).toString('hex').toUpperCase().slice(0, 26);
     try {
       await fs.mkdir(join(staging, 'diff'), { recursive: true, mode: 0o755 });
       await this.unpack(await openTar(), join(staging, 'diff'));
-      await fs.writeFile(join(staging, 'link'), short);
-      await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, short));
-      try {
-        await fs.rename(staging, join(this.dir, digestHex(chainId)));
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
-        await fs.rm(join(this.linkDir, short), { force: true });
-      }
-      await fsyncDir(this.dir);
+      await this.publish(chainId, staging);
     } finally {
       await fs.rm(staging, { recursive: true, force: true });
     }
@@ -102,22 +92,12 @@ export class OverlayDirs {
     if (found) return found;
     await fs.mkdir(this.linkDir, { recursive: true });
     const staging = this.stagingPath();
-    const short = randomBytes(13).toString('hex').toUpperCase().slice(0, 26);
     let moved = false;
     try {
       await fs.mkdir(staging, { mode: 0o755 });
       await fs.rename(tree, join(staging, 'diff'));
       moved = true;
-      await fs.writeFile(join(staging, 'link'), short);
-      await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, short));
-      try {
-        await fs.rename(staging, join(this.dir, digestHex(chainId)));
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
-        await fs.rm(join(this.linkDir, short), { force: true });
-      }
-      await fsyncDir(this.dir);
+      await this.publish(chainId, staging);
     } finally {
       // Give an unused tree back to the caller; drop the staging dir either way.
       if (moved) await fs.rename(join(staging, 'diff'), tree).catch(() => undefined);
@@ -126,6 +106,24 @@ export class OverlayDirs {
     const made = await this.get(chainId);
     if (!made) throw new Error(`overlay layer dir for ${chainId} vanished after adopting ${tree}`);
     return made;
+  }
+
+  /**
+   * Moves a staged layer dir (`staging/diff`) under its chain ID with a new short link. When another
+   * process published the same chain first, its dir wins and ours is left for the caller to remove.
+   */
+  private async publish(chainId: Digest, staging: string): Promise<void> {
+    const short = randomBytes(13).toString('hex').toUpperCase().slice(0, 26);
+    await fs.writeFile(join(staging, 'link'), short);
+    await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, short));
+    try {
+      await fs.rename(staging, join(this.dir, digestHex(chainId)));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      await fs.rm(join(this.linkDir, short), { force: true });
+    }
+    await fsyncDir(this.dir);
   }
 
   /** A fresh staging name in `overlay/` (`.tmp-PID-…`: cleanStaging removes those of dead processes). */
