@@ -3,10 +3,10 @@
  * plan/apply when present, so a moving base tag cannot change what gets built until the lock is
  * updated on purpose. JSON, keys sorted, one entry per base reference and platform.
  */
-import { promises as fs } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DimgError } from '../errors.js';
 import { isDigest, type Digest } from '../oci/digest.js';
+import { readJsonFile } from '../store/fsutil.js';
 
 /** One pinned base. */
 export interface LockEntry {
@@ -32,19 +32,14 @@ export function lockKey(ref: string, platform: string): string {
 
 /** Reads the lock, or undefined when there is none; malformed files are LOCK_INVALID. */
 export async function readLock(path: string): Promise<LockFile | undefined> {
-  let text: string;
+  let data: LockFile | undefined;
   try {
-    text = await fs.readFile(path, 'utf8');
+    data = await readJsonFile<LockFile>(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  let data: LockFile;
-  try {
-    data = JSON.parse(text) as LockFile;
-  } catch {
+    if (!(e instanceof SyntaxError)) throw e;
     throw new DimgError('LOCK_INVALID', `${path} is not valid JSON`, 'regenerate it with `dimg lock`');
   }
+  if (data === undefined) return undefined;
   if (data.version !== 1 || typeof data.bases !== 'object' || data.bases === null || Object.values(data.bases).some((e) => !isDigest(e?.digest ?? ''))) {
     throw new DimgError('LOCK_INVALID', `${path} is not a dimg lock file (version 1)`, 'regenerate it with `dimg lock`');
   }
