@@ -263,7 +263,7 @@ export async function stopAll(): Promise<void> {
 }
 
 /**
- * Copies the compiled CLI (dist/src, bin/dimg, schemas/, package.json) to `dest` and checks that every module of the copy
+ * Copies the compiled CLI (dist/src, dist/cli, bin/dimg, schemas/, package.json) to `dest` and checks that every module of the copy
  * links (imports resolve, named exports exist). Other helpers rebuild dist/ in the shared tree while a
  * bench runs; a snapshot keeps one run on one build. Retries while a concurrent build leaves dist/
  * half-written. Returns the argv prefix that runs the snapshot.
@@ -275,6 +275,8 @@ export async function snapshotDimg(repo: string, dest: string): Promise<string[]
     rmSync(dest, { recursive: true, force: true });
     mkdirSync(join(dest, 'bin'), { recursive: true });
     cpSync(join(repo, 'dist', 'src'), join(dest, 'dist', 'src'), { recursive: true });
+    // bin/dimg runs the bundle in dist/cli (made from the same sources by scripts/bundle.mjs)
+    cpSync(join(repo, 'dist', 'cli'), join(dest, 'dist', 'cli'), { recursive: true });
     cpSync(join(repo, 'bin', 'dimg'), join(dest, 'bin', 'dimg'));
     // the package's assets and its package.json (module type, version) go along
     cpSync(join(repo, 'schemas'), join(dest, 'schemas'), { recursive: true });

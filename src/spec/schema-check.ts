@@ -4,9 +4,10 @@
  * people: unknown keys get "did you mean …?", failed `anyOf`s are re-checked branch by branch so the
  * user sees the errors of the alternative they evidently meant instead of every branch's complaints.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import type { Document } from 'yaml';
-import { specSchema } from './schema-asset.js';
+import { precompiledRootValidator } from './precompiled-validator.js';
+import { createSpecAjv, specSchemaId } from './schema-compiler.js';
 import { STEP_KINDS } from './model.js';
 import { closest, didYouMean, type Problem } from './problems.js';
 import { keyRange, pathString, rangeForPath, type JsonPath, type SourceText } from './yaml-source.js';
@@ -24,25 +25,16 @@ const branchValidators = new Map<unknown, ValidateFunction>();
 let rootValidator: ValidateFunction | undefined;
 
 function compiler(): Ajv {
-  if (!ajv) {
-    ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictTypes: false, strictRequired: false, allowUnionTypes: true });
-    // A documentation-only keyword: the human wording of a `pattern`, used in messages.
-    ajv.addKeyword({ keyword: 'patternHint', schemaType: 'string' });
-    ajv.addSchema(specSchema());
-  }
+  ajv ??= createSpecAjv();
   return ajv;
 }
 
-function schemaId(): string {
-  return String(specSchema().$id);
-}
-
 function validateRoot(): ValidateFunction {
-  rootValidator ??= compiler().getSchema(schemaId())!;
+  rootValidator ??= precompiledRootValidator ?? compiler().getSchema(specSchemaId())!;
   return rootValidator;
 }
 
-/** A validator for one anyOf branch; `$ref`s resolve against the spec schema. */
+/** A validator for one anyOf branch (only needed to explain errors); `$ref`s resolve against the spec schema. */
 function branchValidator(branch: Record<string, unknown>): ValidateFunction {
   let v = branchValidators.get(branch);
   if (!v) {
@@ -56,7 +48,7 @@ function rebaseRefs(schema: unknown): unknown {
   if (Array.isArray(schema)) return schema.map(rebaseRefs);
   if (schema && typeof schema === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(schema)) out[k] = k === '$ref' && typeof v === 'string' && v.startsWith('#') ? `${schemaId()}${v}` : rebaseRefs(v);
+    for (const [k, v] of Object.entries(schema)) out[k] = k === '$ref' && typeof v === 'string' && v.startsWith('#') ? `${specSchemaId()}${v}` : rebaseRefs(v);
     return out;
   }
   return schema;
