@@ -22,6 +22,7 @@ import { contextFilter, loadIgnore, resolveCopy, type ResolvedCopy } from './cop
 import { copyInputDigest, type CopyFilter } from './copy-inputs.js';
 import { stepKey } from './step-key.js';
 import type { FileDigests } from './file-digests.js';
+import type { IgnoreMatcher } from '../spec/ignore.js';
 
 /** Step kinds that change only the config (no layer). */
 export const CONFIG_ONLY_STEPS: ReadonlySet<string> = new Set(['env', 'workdir', 'user', 'label', 'expose', 'volume', 'shell', 'stopsignal', 'healthcheck']);
@@ -50,6 +51,15 @@ export interface KeyContext {
   fromIdentity: (from: CopyFrom) => Promise<Digest>;
   digests: FileDigests;
   project: string;
+  /** Ignore matchers by context directory, shared by the images of one pass (read once each). */
+  ignores?: Map<string, Promise<IgnoreMatcher | undefined>>;
+}
+
+function contextMatcher(context: string, memo: KeyContext['ignores']): Promise<IgnoreMatcher | undefined> {
+  if (!memo) return loadIgnore(context);
+  let m = memo.get(context);
+  if (!m) memo.set(context, (m = loadIgnore(context)));
+  return m;
 }
 
 /** Computes every key of `spec`. Fails like a build would on missing or escaping copy sources. */
@@ -58,7 +68,7 @@ export async function computeImageKeys(spec: ImageSpec, ctx: KeyContext): Promis
   let container: ContainerConfig = structuredClone(ctx.base.config);
   const stepKeys: Digest[] = [];
   const copyPlans: (CopyPlan | undefined)[] = [];
-  const matcher = spec.context ? await loadIgnore(spec.context) : undefined;
+  const matcher = spec.context ? await contextMatcher(spec.context, ctx.ignores) : undefined;
   for (let i = 0; i < spec.steps.length; i++) {
     const step = spec.steps[i]!;
     let inputs: unknown = null;

@@ -14,6 +14,8 @@ import { dependenciesOf } from '../build/graph.js';
 import type { FileDigests } from '../build/file-digests.js';
 import type { DesiredImage, DesiredState } from '../plan/state.js';
 import type { BaseResolver } from './bases.js';
+import type { IgnoreMatcher } from '../spec/ignore.js';
+import pLimit from 'p-limit';
 
 /** The desired state plus what computing it learnt (reused by apply so nothing is hashed twice). */
 export interface ResolvedSpec {
@@ -31,34 +33,60 @@ export interface DesiredContext {
   prune: boolean;
 }
 
-/** Computes the desired state of every image of `spec`, in dependency order. */
+/** How many images are keyed at once (keying is mostly waiting on file stats and reads). */
+const KEYING_PARALLELISM = 8;
+
+/**
+ * Computes the desired state of every image of `spec`. Images are keyed concurrently, each after the
+ * images it depends on; the result lists them in the spec's order, and when several fail, the error
+ * of the first in that order is thrown (the same one a sequential pass would meet).
+ */
 export async function resolveSpec(spec: Spec, ctx: DesiredContext): Promise<ResolvedSpec> {
   const keys = new Map<string, ImageKeys>();
   const pins = new Map<string, Digest>();
-  const images: DesiredImage[] = [];
   const pinRef = async (ref: string, platform: Platform): Promise<{ digest: Digest; config: ContainerConfig }> => {
     const r = await ctx.bases.resolve(ref, platform);
     pins.set(lockKey(ref, formatPlatform(platform)), r.digest);
     return r;
   };
+  // Contexts shared by many images have their ignore file read once per pass.
+  const ignores = new Map<string, Promise<IgnoreMatcher | undefined>>();
+  const limit = pLimit(KEYING_PARALLELISM);
+  const pending = new Map<string, Promise<DesiredImage>>();
+  const desire = async (img: ImageSpec): Promise<DesiredImage> => {
+    // The spec lists images in dependency order, so every dependency's promise already exists.
+    await Promise.all(dependenciesOf(img).map((d) => pending.get(d)));
+    return limit(async () => {
+      const platform = platformOf(img);
+      const base = await baseOf(img, platform, keys, ctx.digests, pinRef);
+      const k = await computeImageKeys(img, {
+        base,
+        fromIdentity: async (from) => (from.kind === 'image' ? requireKeys(keys, from.key, img.key).inputDigest : (await pinRef(from.ref, platform)).digest),
+        digests: ctx.digests,
+        project: spec.project,
+        ignores,
+      });
+      keys.set(img.key, k);
+      return {
+        key: img.key,
+        inputDigest: k.inputDigest,
+        baseDigest: base.key,
+        dependsOn: dependenciesOf(img),
+        localRefs: [...img.localRefs],
+        targets: img.targets.map((t) => ({ registry: t.registry, ref: t.ref })),
+      };
+    });
+  };
   for (const img of spec.images) {
-    const platform = platformOf(img);
-    const base = await baseOf(img, platform, keys, ctx.digests, pinRef);
-    const k = await computeImageKeys(img, {
-      base,
-      fromIdentity: async (from) => (from.kind === 'image' ? requireKeys(keys, from.key, img.key).inputDigest : (await pinRef(from.ref, platform)).digest),
-      digests: ctx.digests,
-      project: spec.project,
-    });
-    keys.set(img.key, k);
-    images.push({
-      key: img.key,
-      inputDigest: k.inputDigest,
-      baseDigest: base.key,
-      dependsOn: dependenciesOf(img),
-      localRefs: [...img.localRefs],
-      targets: img.targets.map((t) => ({ registry: t.registry, ref: t.ref })),
-    });
+    const p = desire(img);
+    p.catch(() => undefined); // reported below, in spec order
+    pending.set(img.key, p);
+  }
+  const settled = await Promise.allSettled(spec.images.map((img) => pending.get(img.key)!));
+  const images: DesiredImage[] = [];
+  for (const r of settled) {
+    if (r.status === 'rejected') throw r.reason;
+    images.push(r.value);
   }
   return { desired: { project: spec.project, images, prune: ctx.prune }, keys, pins };
 }
