@@ -9,7 +9,7 @@
  */
 import { Readable } from 'node:stream';
 import { DimgError, isDimgError } from '../errors.js';
-import { VerifyingStream, sha256, digestMismatch, type Digest } from '../oci/digest.js';
+import { VerifyingStream, type Digest } from '../oci/digest.js';
 import { repositoryScope } from './auth.js';
 import type { RemoteRepository } from './repository.js';
 import { sleep } from './transport.js';
@@ -97,9 +97,8 @@ async function sendBlob(repo: RemoteRepository, loc: string, digest: Digest, siz
     if (size <= (opts.monolithicMax ?? 8 << 20)) {
       const parts: Buffer[] = [];
       for await (const b of verified as AsyncIterable<Buffer>) parts.push(b);
+      // `verified` has checked digest and size by the end of the loop (it errors at its end otherwise).
       const body = Buffer.concat(parts);
-      const actual = sha256(body);
-      if (actual !== digest) throw digestMismatch(`blob ${digest} (local source)`, digest, actual);
       const r = await repo.request('PUT', withDigest(loc, digest), { access: 'push', object, headers: { 'content-type': 'application/octet-stream' }, body, bufferBody: 1 << 20 });
       await repo.expect(r, [201, 204], object);
       opts.onProgress?.(size);

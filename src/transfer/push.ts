@@ -75,7 +75,8 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
     },
     blob: async (d: Descriptor): Promise<Readable> => {
       check();
-      return abortable(store.blobs.open(d.digest, d.size), signal, `push of ${what}`);
+      // Unverified here: the upload verifies digest and size while it sends (and the registry again).
+      return abortable(store.blobs.openUnverified(d.digest), signal, `push of ${what}`);
     },
   };
   const sink: ImageSink = {

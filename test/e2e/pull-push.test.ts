@@ -130,3 +130,28 @@ test('CLI push and pull with Basic auth from DOCKER_CONFIG; the password never a
   assert.match(pulled.stdout, new RegExp(`Digest: ${digest}`));
   assertNoSecrets(runs.flatMap((r) => [r.stdout, r.stderr]), [PASS, basicForm(USER, PASS)]);
 });
+
+test('push of a store blob that no longer matches its digest fails naming the blob, and no manifest is written', async (t) => {
+  const regA = await startRegistry();
+  t.after(() => regA.stop());
+  const regB = await startRegistry();
+  t.after(() => regB.stop());
+  const root = tempDir(t);
+  const work = tempDir(t);
+  const rootfs = makeBusyboxRootfs(join(work, 'rootfs'));
+  const name = `${regA.host}/src/bb:1`;
+  ok(await dimg(['image', 'import', rootfs, name], { root, env }));
+  ok(await dimg(['push', '-q', name], { root }));
+  // Now the store holds the gzip form the push made; damage it in place (same size, other bytes).
+  const manifest = JSON.parse(skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${name}`])) as { layers: { digest: string; size: number }[] };
+  const layer = manifest.layers[0]!;
+  const file = join(root, 'oci', 'blobs', 'sha256', layer.digest.slice('sha256:'.length));
+  assert.ok(existsSync(file), `the pushed gzip layer ${layer.digest} is in the store`);
+  writeFileSync(file, Buffer.alloc(layer.size, 0x5a));
+  const r = await dimg(['push', name, `${regB.host}/dst/bb:1`], { root });
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, new RegExp(`error: .*blob ${layer.digest}.*`));
+  assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+  const tags = await fetch(`http://${regB.host}/v2/dst/bb/tags/list`);
+  assert.notEqual(tags.status, 200, 'no tag was written to the second registry');
+});
