@@ -155,7 +155,7 @@ function spawnFilter(input: Readable, tool: { cmd: string; args: string[]; pkg: 
 /**
  * gzip-compresses `source` with Node's zlib at a fixed `level` (default 6, like Go's default). The
  * output is a pure function of the input bytes and the level for a given Node/zlib build: the header
- * has MTIME 0, no file name, OS 3. Use gzipParallel for big layers.
+ * has MTIME 0, no file name, OS 3. Use adaptiveGzip (adaptive-gzip.ts) for big layers.
  */
 export function gzip(source: Readable, level = 6): Readable {
   const gz = createGzip({ level, memLevel: 8, strategy: zc.Z_DEFAULT_STRATEGY });

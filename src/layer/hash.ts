@@ -5,7 +5,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { Readable, Writable } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { gzipParallel, type ParallelGzipOptions } from './pgzip.js';
+import { adaptiveGzip } from './adaptive-gzip.js';
 import { HashingStream, type Digest } from '../oci/digest.js';
 
 /** The identity of an uncompressed layer tar. */
@@ -38,10 +38,11 @@ export async function hashTar(tar: Readable, dest: Writable): Promise<TarDigest>
 /**
  * Streams `tar` into `dest`, gzip-compressed at `level` (Node zlib, deterministic for a given level)
  * unless `compression` is 'none', hashing the uncompressed and the written bytes on the way.
- * With `parallel`, gzip runs on worker threads as independent members (see gzipParallel): a different
- * but equally deterministic blob for inputs over one block, so pick one setting and keep it.
+ * With `parallel`, the layer is compressed as push compresses it (adaptiveGzip: 4 MiB blocks as
+ * independent gzip members on worker threads, incompressible blocks stored, `level` ignored): a
+ * different but equally deterministic blob for inputs over one block, so pick one setting and keep it.
  */
-export async function writeLayer(tar: Readable, dest: Writable, opts: { compression: 'none' | 'gzip'; level?: number; parallel?: boolean | Omit<ParallelGzipOptions, 'level'> }): Promise<WrittenLayer> {
+export async function writeLayer(tar: Readable, dest: Writable, opts: { compression: 'none' | 'gzip'; level?: number; parallel?: boolean | { workers?: number } }): Promise<WrittenLayer> {
   const raw = new HashingStream();
   if (opts.compression === 'none') {
     await pipeline(tar, raw, dest);
@@ -49,9 +50,8 @@ export async function writeLayer(tar: Readable, dest: Writable, opts: { compress
   }
   const blob = new HashingStream();
   if (opts.parallel) {
-    const p = opts.parallel === true ? {} : opts.parallel;
     tar.on('error', (err) => raw.destroy(err));
-    await pipeline(gzipParallel(tar.pipe(raw), { ...p, level: opts.level ?? 6 }), blob, dest);
+    await pipeline(adaptiveGzip(tar.pipe(raw), opts.parallel === true ? {} : opts.parallel), blob, dest);
   } else {
     await pipeline(tar, raw, createGzip({ level: opts.level ?? 6 }), blob, dest);
   }

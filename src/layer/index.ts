@@ -7,6 +7,6 @@ export type { LayerMirror } from './mirror.js';
 export type { LayerSource, ExplicitEntry, EntryAttrs } from './walk.js';
 export { hashTar, writeLayer, type TarDigest, type WrittenLayer } from './hash.js';
 export { detectCompression, decompress, gzip, peek, MAGIC_BYTES, type Compression } from './compression.js';
-export { gzipParallel, type ParallelGzipOptions } from './pgzip.js';
+export { adaptiveGzip, compressBlock, BLOCK_SIZE } from './adaptive-gzip.js';
 export { WHITEOUT_PREFIX, OPAQUE_MARKER, compareBytes, normalizeArchivePath } from './paths.js';
 export { extractLayer, type ExtractOptions, type ExtractLimits, type ExtractResult } from './extract.js';

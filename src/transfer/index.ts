@@ -7,7 +7,7 @@ export { pullImage, type PullOptions, type PulledImage } from './pull.js';
 export { pushImage, pushManifest, type PushOptions, type PushEvent } from './push.js';
 export { storeSink, storeSource, recordLayers, isComplete, type StoreSinkOptions } from './store-sink.js';
 export { layerForm, KEEP_GZIP_BELOW, type LayerFormEvent } from './layer-form.js';
-export { adaptiveGzip, compressBlock, BLOCK_SIZE } from './adaptive-gzip.js';
+export { adaptiveGzip, compressBlock, BLOCK_SIZE } from '../layer/adaptive-gzip.js';
 export { PushState, type LayerChoice } from './push-state.js';
 export { ociLayoutSource, ociLayoutSink } from './oci-layout.js';
 export { copyBetween, parseEndpoint, type Endpoint, type CopyOptions, type CopyResult } from './copy.js';

@@ -19,7 +19,7 @@ import type { Descriptor } from '../oci/types.js';
 import { tempPath } from '../store/fsutil.js';
 import type { Store } from '../store/store.js';
 import { abortable } from './abort.js';
-import { adaptiveGzip } from './adaptive-gzip.js';
+import { adaptiveGzip } from '../layer/adaptive-gzip.js';
 import { PushState } from './push-state.js';
 
 /** gzip is used only when the compressed blob is at most this fraction of the tar. */

@@ -18,7 +18,7 @@ import { Store } from '../../src/store/store.js';
 import { importImage } from '../../src/image/import.js';
 import { commitImage } from '../../src/image/commit.js';
 import { isComplete, pullImage, pushImage, pushManifest, type PushEvent } from '../../src/transfer/index.js';
-import { compressBlock, adaptiveGzip, BLOCK_SIZE } from '../../src/transfer/adaptive-gzip.js';
+import { compressBlock, adaptiveGzip, BLOCK_SIZE } from '../../src/layer/adaptive-gzip.js';
 import { startRegistry } from '../support/registry.js';
 import { startFaultProxy } from '../support/fault-proxy.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
