@@ -20,6 +20,7 @@ import {
   type TransferEvent,
 } from '../../registry/index.js';
 import { humanBytes } from '../format.js';
+import { shortDigest, transferLines } from '../transfer-lines.js';
 import { imageCommand } from './image-group.js';
 import { openStoreFor } from '../context.js';
 import { findImage } from '../../image/find.js';
@@ -134,32 +135,14 @@ export async function logout(server: string | undefined): Promise<void> {
  */
 export function progressReporter(quiet: boolean, out: NodeJS.WriteStream = process.stderr): { onEvent: (e: TransferEvent) => void; onBytes?: (d: Descriptor, sent: number) => void } {
   if (quiet) return { onEvent: () => {} };
-  const short = (d: string) => (d.startsWith('sha256:') ? d.slice(7, 19) : d);
   const words: Record<string, string> = { exists: 'already exists', mounted: 'mounted', uploaded: 'copied' };
-  const tty = Boolean(out.isTTY);
-  const inFlight = new Map<string, { sent: number; size: number }>();
-  let last = 0;
-  const status = () => {
-    const parts = [...inFlight].map(([d, p]) => `${short(d)} ${humanBytes(p.sent)}/${humanBytes(p.size)}`);
-    out.write(`\r\x1b[K${parts.join('  ')}`);
-  };
+  const lines = transferLines(out);
   return {
     onEvent: (e) => {
-      const line = e.kind === 'blob' ? `blob ${short(e.digest)}: ${words[e.outcome]} (${humanBytes(e.size)})` : `manifest ${short(e.digest)}: written as ${short(e.ref)}`;
-      if (e.kind === 'blob') inFlight.delete(e.digest);
-      out.write(tty ? `\r\x1b[K${line}\n` : `${line}\n`);
-      if (tty && inFlight.size > 0) status();
+      if (e.kind === 'blob') lines.line(`blob ${shortDigest(e.digest)}: ${words[e.outcome]} (${humanBytes(e.size)})`, e.digest);
+      else lines.line(`manifest ${shortDigest(e.digest)}: written as ${shortDigest(e.ref)}`);
     },
-    onBytes: tty
-      ? (d, sent) => {
-          inFlight.set(d.digest, { sent, size: d.size });
-          const now = Date.now();
-          if (now - last >= 100) {
-            last = now;
-            status();
-          }
-        }
-      : undefined,
+    onBytes: lines.onBytes,
   };
 }
 
@@ -209,8 +192,6 @@ export async function copy(src: string, dst: string, flags: CopyFlags): Promise<
   }
 }
 
-const short = (d: string): string => (d.startsWith('sha256:') ? d.slice(7, 19) : d);
-
 /**
  * Docker-style progress of a pull or push. Not a TTY: one line per blob as it completes
  * (`abcd1234ef56: Pushed`, `Layer already exists`, `Mounted from shop/web`, `Pull complete`,
@@ -219,42 +200,25 @@ const short = (d: string): string => (d.startsWith('sha256:') ? d.slice(7, 19) :
  */
 export function blobReporter(kind: 'push' | 'pull', quiet: boolean, out: NodeJS.WriteStream = process.stderr): { onEvent: (e: PushEvent) => void; onBytes?: (d: Descriptor, sent: number) => void } {
   if (quiet) return { onEvent: () => {} };
-  const tty = Boolean(out.isTTY);
-  const inFlight = new Map<string, { sent: number; size: number }>();
-  let last = 0;
-  const status = () => out.write(`\r\x1b[K${[...inFlight].map(([d, p]) => `${short(d)}: ${kind === 'push' ? 'Pushing' : 'Downloading'} ${humanBytes(p.sent)}/${humanBytes(p.size)}`).join('  ')}`);
-  const line = (l: string) => {
-    out.write(tty ? `\r\x1b[K${l}\n` : `${l}\n`);
-    if (tty && inFlight.size > 0) status();
-  };
+  const lines = transferLines(out, kind === 'push' ? 'Pushing' : 'Downloading');
   return {
     onEvent: (e) => {
       if (e.kind === 'layer-form') {
-        if (e.compressed) line(`${short(e.diffId)}: Compressed ${humanBytes(e.rawSize)} to ${humanBytes(e.size)}${e.digest === e.diffId ? ' (kept uncompressed: gzip does not pay)' : ''} in ${e.seconds.toFixed(2)}s`);
+        if (e.compressed) lines.line(`${shortDigest(e.diffId)}: Compressed ${humanBytes(e.rawSize)} to ${humanBytes(e.size)}${e.digest === e.diffId ? ' (kept uncompressed: gzip does not pay)' : ''} in ${e.seconds.toFixed(2)}s`);
         return;
       }
       if (e.kind === 'up-to-date') {
-        line(`${e.ref}: already up to date in the registry`);
+        lines.line(`${e.ref}: already up to date in the registry`);
         return;
       }
       if (e.kind !== 'blob') return;
-      inFlight.delete(e.digest);
       const what =
         kind === 'pull'
           ? e.outcome === 'exists' ? 'Already exists' : 'Pull complete'
           : e.outcome === 'exists' ? 'Layer already exists' : e.outcome === 'mounted' ? `Mounted from ${'from' in e && e.from ? e.from : 'another repository'}` : 'Pushed';
-      line(`${short(e.digest)}: ${what}`);
+      lines.line(`${shortDigest(e.digest)}: ${what}`, e.digest);
     },
-    onBytes: tty
-      ? (d, sent) => {
-          inFlight.set(d.digest, { sent, size: d.size });
-          const now = Date.now();
-          if (now - last >= 100) {
-            last = now;
-            status();
-          }
-        }
-      : undefined,
+    onBytes: lines.onBytes,
   };
 }
 
