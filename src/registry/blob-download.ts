@@ -37,6 +37,10 @@ export async function openVerifiedBlob(repo: RemoteRepository, digest: Digest, s
           yield b;
         }
         if (!resp.body.complete) throw Object.assign(new Error('connection closed mid-body'), { code: 'DIMG_TRUNCATED' });
+        // A body can also end cleanly yet short: chunked or close-delimited (no Content-Length), as a
+        // proxy cutting a response does. With the size known that is a truncation like any other, so
+        // the rest is fetched with Range instead of failing the verification below.
+        if (size !== undefined && delivered < size) throw Object.assign(new Error(`body ended after ${delivered} of ${size} bytes`), { code: 'DIMG_TRUNCATED' });
         return;
       } catch (err) {
         if (isDimgError(err) || attempt >= attempts || (size !== undefined && delivered >= size)) {

@@ -11,7 +11,7 @@ import { repositoryScope } from './auth.js';
 import { openVerifiedBlob } from './blob-download.js';
 import { registryError, type ErrorSubject } from './errors.js';
 import { MANIFEST_MAX_BYTES, manifestMediaType, verifyManifest, type ManifestBytes } from './manifest.js';
-import type { HttpResponse } from './transport.js';
+import { sleep, type HttpResponse } from './transport.js';
 import { uploadBlob, type UploadOptions, type UploadResult } from './upload.js';
 
 /** What a HEAD of a manifest tells. */
@@ -87,12 +87,23 @@ export class RemoteRepository {
    */
   async getManifest(ref: string): Promise<ManifestBytes> {
     const object = `manifest ${ref}`;
-    const r = await this.request('GET', `manifests/${ref}`, { access: 'pull', object, headers: { accept: ACCEPTED_MANIFEST_TYPES.join(', ') }, bufferBody: MANIFEST_MAX_BYTES });
-    await this.expect(r, [200], object);
-    const bytes = r.data!;
     const what = `${this.name}@${ref}`;
-    const digest = verifyManifest(bytes, isDigest(ref) ? ref : undefined, r.header('docker-content-digest'), what);
-    return { bytes, mediaType: manifestMediaType(r.header('content-type'), bytes, what), digest };
+    for (let attempt = 1; ; attempt++) {
+      const r = await this.request('GET', `manifests/${ref}`, { access: 'pull', object, headers: { accept: ACCEPTED_MANIFEST_TYPES.join(', ') }, bufferBody: MANIFEST_MAX_BYTES });
+      await this.expect(r, [200], object);
+      const bytes = r.data!;
+      let digest: Digest;
+      try {
+        digest = verifyManifest(bytes, isDigest(ref) ? ref : undefined, r.header('docker-content-digest'), what);
+      } catch (err) {
+        // A body cut short without Content-Length (chunked, ended cleanly) arrives "complete" and
+        // only the digest check notices; fetch it again a few times before calling it altered.
+        if (attempt >= this.tuning.streamAttempts) throw err;
+        await sleep(Math.min(2000, 250 * 2 ** (attempt - 1)));
+        continue;
+      }
+      return { bytes, mediaType: manifestMediaType(r.header('content-type'), bytes, what), digest };
+    }
   }
 
   /**
