@@ -195,3 +195,32 @@ images:
   assert.deepEqual(Object.keys(final.state['faults/app'] ?? {}).sort(), ['1', 'latest']);
   assert.deepEqual(Object.keys(final.state['faults/seed'] ?? {}), ['1']);
 });
+
+test('a body cut short with a clean end (no Content-Length) is fetched again: pull succeeds and stores verified blobs', async (t) => {
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const proxy = await startFaultProxy(reg.url);
+  t.after(() => proxy.stop());
+  const dir = tempDir(t);
+  makeBusyboxRootfs(join(dir, 'rootfs'));
+  writeFileSync(join(dir, 'rootfs', 'payload.bin'), randomBytes(1 << 20));
+  const src: CliOptions = { root: join(dir, 'src-store'), cwd: dir };
+  const ref = `${reg.host}/short/body:1`;
+  for (const args of [['image', 'import', join(dir, 'rootfs'), ref], ['image', 'push', ref]]) {
+    const r = await dimg(args, src);
+    assert.equal(r.code, 0, `dimg ${args.join(' ')}: ${r.stderr}`);
+  }
+  // Every manifest GET and the first two blob GETs (config and layer) end cleanly after half their body.
+  proxy.inject({ kind: 'truncate', count: 1, match: isManifestGet });
+  proxy.inject({ kind: 'truncate', count: 2, match: isBlobGet });
+  const dst: CliOptions = { root: join(dir, 'dst-store'), cwd: dir };
+  const pull = await dimg(['image', 'pull', `${proxy.host}/short/body:1`], dst);
+  console.log(`# short bodies: requests ${JSON.stringify(proxy.counts)}, fired ${JSON.stringify(proxy.fired)}`);
+  assert.equal(pull.code, 0, `pull through truncating proxy failed:\n${pull.stderr}`);
+  assert.equal(proxy.fired.truncate, 3, 'the three truncations fired');
+  const verify = await dimg(['store', 'verify'], dst);
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+  const local = JSON.parse((await dimg(['image', 'inspect', `${proxy.host}/short/body:1`], dst)).stdout) as { Id: string }[];
+  const orig = JSON.parse((await dimg(['image', 'inspect', ref], src)).stdout) as { Id: string }[];
+  assert.equal(local[0]?.Id, orig[0]?.Id);
+});
