@@ -9,7 +9,7 @@ export { RemoteRepository, type ManifestHead, type RepositoryTuning } from './re
 export { transferImage, type ImageSource, type ImageSink, type BlobLocation, type BlobOutcome, type TransferEvent, type TransferOptions, type TransferResult } from './transfer.js';
 export { type ManifestBytes, parseImageManifest, parseIndex, descriptorOf, MANIFEST_MAX_BYTES } from './manifest.js';
 export { selectPlatform } from './select.js';
-export { type UploadOptions, type UploadResult } from './upload.js';
+export { startStreamingUpload, type StreamingUpload, type UploadOptions, type UploadResult } from './upload.js';
 export { Transport, DEFAULT_RETRY, type RetryPolicy, type TransportOptions } from './transport.js';
 export { RegistryAuth, repositoryScope } from './auth.js';
 export { parseChallenges, type Challenge } from './challenge.js';

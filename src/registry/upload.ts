@@ -7,7 +7,7 @@
  * appended, so a failed chunk cannot be resent in place: the whole upload restarts with a fresh source
  * (`open()` again) in a new session; the `Range` answer may be `0-N` or `bytes=0-N`.
  */
-import { Readable } from 'node:stream';
+import { PassThrough, Readable, type Writable } from 'node:stream';
 import { DimgError, isDimgError } from '../errors.js';
 import { VerifyingStream, type Digest } from '../oci/digest.js';
 import { repositoryScope } from './auth.js';
@@ -192,4 +192,63 @@ export class ChunkReader {
     const r = await this.it.next();
     if (!r.done) throw new DimgError('SIZE_MISMATCH', 'blob source is longer than its descriptor states', 'the local copy is corrupt');
   }
+}
+
+/**
+ * An upload whose bytes are produced while it runs, e.g. a layer being compressed: its digest is known
+ * only at the end. Write the bytes to `body` and end it, then `commit` with the digest and size the
+ * producer computed (the registry verifies both before it links the blob), or `cancel`. One PATCH
+ * streams the whole body (chunked transfer encoding, the way `docker push` sends layers), so a failure
+ * cannot be resumed: callers treat the streamed upload as an optimisation and fall back to an ordinary
+ * upload (uploadBlob) from a stored copy when it fails.
+ */
+export interface StreamingUpload {
+  readonly body: Writable;
+  /** After `body` ended: completes the upload as `digest`; rejects with a DimgError when the registry refuses. */
+  commit(digest: Digest, size: number): Promise<void>;
+  /** Abandons the upload and deletes the session; never rejects. */
+  cancel(): Promise<void>;
+}
+
+/** Opens an upload session in `repo` and starts streaming `body` into it (see StreamingUpload). */
+export async function startStreamingUpload(repo: RemoteRepository): Promise<StreamingUpload> {
+  const object = 'streamed blob';
+  let loc = await startSession(repo, object);
+  const body = new PassThrough({ highWaterMark: 1 << 20 });
+  const patch = repo.request('PATCH', loc, { access: 'push', object, headers: { 'content-type': 'application/octet-stream' }, body, bufferBody: 1 << 20, noRetry: true });
+  // A registry that answers (or a connection that fails) before the body ended will read no more:
+  // fail the body so its producer stops writing instead of waiting for a drain that never comes.
+  patch.then(
+    () => {
+      if (!body.writableFinished) body.destroy(new Error('the registry answered before the streamed upload ended'));
+    },
+    (e: unknown) => body.destroy(e instanceof Error ? e : new Error(String(e))),
+  );
+  let settled = false;
+  return {
+    body,
+    async commit(digest, size) {
+      settled = true;
+      const subject = `blob ${digest}`;
+      const r = await patch;
+      await repo.expect(r, [202, 204], subject);
+      const end = parseRangeEnd(r.header('range'));
+      if (end !== undefined && end !== size - 1) {
+        throw new DimgError('REGISTRY_BLOB_UPLOAD_INVALID', `registry ${repo.domain}, repository ${repo.path}, ${subject}: registry has ${end + 1} bytes of ${size} after the streamed upload`, 'retry the push');
+      }
+      loc = sessionLocation(repo, r.header('location') ?? loc, subject);
+      const done = await repo.request('PUT', withDigest(loc, digest), { access: 'push', object: subject, bufferBody: 1 << 20 });
+      await repo.expect(done, [201, 204], subject);
+    },
+    async cancel() {
+      if (settled) return;
+      settled = true;
+      body.destroy(new Error('streamed upload cancelled'));
+      await patch.then((r) => r.discard()).catch(() => undefined);
+      await repo
+        .request('DELETE', loc, { access: 'push', object, noRetry: true })
+        .then((r) => r.discard())
+        .catch(() => undefined);
+    },
+  };
 }

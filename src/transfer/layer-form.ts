@@ -10,8 +10,14 @@
  *     KEEP_GZIP_BELOW (3 %), the uncompressed tar itself is pushed (`application/vnd.oci.image.layer.v1.tar`,
  *     allowed by OCI): pulling it then needs no decompression and the store keeps no useless copy.
  * Concurrent requests for the same layer in this process share one compression.
+ *
+ * A push may pass `earlyUpload`: a large layer compressed now is then also streamed to the registry
+ * while it is compressed (as `docker push` does), instead of being read back from the store afterwards.
+ * That upload is an optimisation only: if it fails, or gzip is not kept, it is cancelled, and the push
+ * uploads the stored blob the ordinary way.
  */
 import { createWriteStream, promises as fs } from 'node:fs';
+import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HashingStream, type Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
@@ -21,6 +27,7 @@ import type { Store } from '../store/store.js';
 import { abortable } from './abort.js';
 import { adaptiveGzip } from '../layer/adaptive-gzip.js';
 import { PushState } from './push-state.js';
+import type { StreamingUpload } from '../registry/index.js';
 
 /** gzip is used only when the compressed blob is at most this fraction of the tar. */
 export const KEEP_GZIP_BELOW = 0.97;
@@ -40,10 +47,23 @@ export interface LayerFormEvent {
 }
 
 type Form = Pick<Descriptor, 'mediaType' | 'digest' | 'size'>;
+
+/** Layers at least this large (uncompressed) are streamed to the registry while compressed. */
+export const EARLY_UPLOAD_MIN = 8 << 20;
+
+/** Options of layerForm. */
+export interface LayerFormOptions {
+  onEvent?: (e: LayerFormEvent) => void;
+  signal?: AbortSignal;
+  /** Opens a streaming upload to the push's repository (see the module comment). */
+  earlyUpload?: () => Promise<StreamingUpload>;
+  /** Called once a streamed upload was committed as `digest` (the registry has verified it). */
+  onEarlyUploaded?: (digest: Digest) => void | Promise<void>;
+}
 const inflight = new Map<string, Promise<Form>>();
 
 /** The registry form of the uncompressed layer `diffId` (`rawSize` bytes) of `store`; see the module comment. */
-export function layerForm(store: Store, diffId: Digest, rawSize: number, opts: { onEvent?: (e: LayerFormEvent) => void; signal?: AbortSignal } = {}): Promise<Form> {
+export function layerForm(store: Store, diffId: Digest, rawSize: number, opts: LayerFormOptions = {}): Promise<Form> {
   const key = `${store.root}\0${diffId}`;
   let p = inflight.get(key);
   if (!p) {
@@ -53,7 +73,7 @@ export function layerForm(store: Store, diffId: Digest, rawSize: number, opts: {
   return p;
 }
 
-async function decide(store: Store, diffId: Digest, rawSize: number, opts: { onEvent?: (e: LayerFormEvent) => void; signal?: AbortSignal }): Promise<Form> {
+async function decide(store: Store, diffId: Digest, rawSize: number, opts: LayerFormOptions): Promise<Form> {
   const state = new PushState(store);
   const report = (f: Form, compressed: boolean, seconds: number) => opts.onEvent?.({ kind: 'layer-form', diffId, rawSize, ...f, compressed, seconds });
   const known = await state.choice(diffId);
@@ -73,14 +93,19 @@ async function decide(store: Store, diffId: Digest, rawSize: number, opts: { onE
   const started = Date.now();
   const tmp = tempPath(store.tmpDir, 'gzip');
   const hash = new HashingStream();
+  const early = opts.earlyUpload && rawSize >= EARLY_UPLOAD_MIN ? await opts.earlyUpload().catch(() => undefined) : undefined;
+  const tee = early ? new UploadTee(early.body) : undefined;
   try {
     const src = abortable(store.blobs.open(diffId, rawSize), opts.signal, `compression of layer ${diffId}`);
-    await pipeline(adaptiveGzip(src), hash, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+    const gz = adaptiveGzip(src);
+    if (tee) await pipeline(gz, hash, tee, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+    else await pipeline(gz, hash, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
     let form: Form;
     if (hash.size <= rawSize * KEEP_GZIP_BELOW) {
       form = { mediaType: MediaType.ociLayerGzip, digest: hash.digest(), size: hash.size };
       await store.blobs.adopt(tmp, form.digest);
       await store.layers.add(diffId, { digest: form.digest, mediaType: form.mediaType, size: form.size }, rawSize);
+      if (early && tee!.intact) await commitEarly(early, form, opts);
     } else {
       form = { mediaType: MediaType.ociLayer, digest: diffId, size: rawSize };
     }
@@ -88,6 +113,68 @@ async function decide(store: Store, diffId: Digest, rawSize: number, opts: { onE
     report(form, true, (Date.now() - started) / 1000);
     return form;
   } finally {
+    await early?.cancel();
     await fs.rm(tmp, { force: true });
+  }
+}
+
+/** Completes a streamed upload; a refusal leaves the blob to the ordinary upload (see the module comment). */
+async function commitEarly(early: StreamingUpload, form: Form, opts: LayerFormOptions): Promise<void> {
+  try {
+    await early.commit(form.digest, form.size);
+  } catch {
+    return;
+  }
+  await opts.onEarlyUploaded?.(form.digest);
+}
+
+/**
+ * Passes the compressed bytes on to the store file and copies them to a streaming upload, waiting for
+ * the upload to take them (its backpressure paces compression, bounding memory). An upload that fails
+ * is dropped without failing the compression; `intact` then says false, and the body is ended only
+ * when every byte went in.
+ */
+class UploadTee extends Transform {
+  private failed = false;
+  private ended = false;
+
+  constructor(private readonly body: NodeJS.WritableStream & { destroyed?: boolean }) {
+    super();
+    body.on('error', () => {
+      this.failed = true;
+    });
+  }
+
+  /** True when the upload received every byte and its body was ended. */
+  get intact(): boolean {
+    return this.ended && !this.failed;
+  }
+
+  /** Whether the upload still takes bytes (a body destroyed before it was ended has failed). */
+  private open(): boolean {
+    if (!this.failed && this.body.destroyed) this.failed = true;
+    return !this.failed;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (!this.open() || this.body.write(chunk)) {
+      cb(null, chunk);
+      return;
+    }
+    const go = (): void => {
+      this.body.removeListener('drain', go);
+      this.body.removeListener('close', go);
+      cb(null, chunk);
+    };
+    this.body.on('drain', go);
+    this.body.on('close', go);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.open()) {
+      this.body.end();
+      this.ended = true;
+    }
+    cb();
   }
 }

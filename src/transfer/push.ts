@@ -20,9 +20,9 @@ import { sha256, type Digest } from '../oci/digest.js';
 import { MediaType, isImageManifestType, isIndexType, layerCompression } from '../oci/media-types.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js';
-import { transferImage, type ImageSink, type ImageSource, type ManifestBytes, type RegistryClient, type TransferEvent } from '../registry/index.js';
+import { startStreamingUpload, transferImage, type ImageSink, type ImageSource, type ManifestBytes, type RegistryClient, type TransferEvent } from '../registry/index.js';
 import type { Store } from '../store/store.js';
-import { layerForm, type LayerFormEvent } from './layer-form.js';
+import { layerForm, type LayerFormEvent, type LayerFormOptions } from './layer-form.js';
 import { PushState } from './push-state.js';
 import { abortError, abortable } from './abort.js';
 
@@ -57,15 +57,25 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
     if (signal?.aborted) throw abortError(`push of ${what}`);
   };
   check();
-  const pm = await pushManifest(store, localDescriptor, { onEvent: opts.onEvent, signal });
-  check();
   const repo = client.repository(ref);
+  const state = new PushState(store);
+  // Layers compressed during this push are streamed into `repo` as they are compressed (layer-form.ts).
+  const streamed = new Set<Digest>();
+  const pm = await pushManifest(store, localDescriptor, {
+    onEvent: opts.onEvent,
+    signal,
+    earlyUpload: () => startStreamingUpload(repo),
+    onEarlyUploaded: async (digest) => {
+      streamed.add(digest);
+      await state.addHolder(digest, repo.domain, repo.path);
+    },
+  });
+  check();
   const head = await repo.headManifest(ref.tag);
   if (head && head.digest === pm.digest) {
     opts.onEvent?.({ kind: 'up-to-date', digest: pm.digest, ref: ref.tag });
     return { digest: pm.digest, mediaType: pm.mediaType, size: pm.bytes.length };
   }
-  const state = new PushState(store);
   const mountedFrom = new Map<Digest, string>();
   const source: ImageSource = {
     name: 'local store',
@@ -83,6 +93,7 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
     name: repo.name,
     putBlob: async (desc, open) => {
       check();
+      if (streamed.has(desc.digest)) return 'uploaded';
       const holders = (await state.holders(desc.digest, repo.domain)).filter((p) => p !== repo.path);
       const outcome = await repo.uploadBlob(desc.digest, desc.size, open, {
         mountFrom: holders.length > 0 ? holders : undefined,
@@ -110,7 +121,7 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
  * that have no registry form yet (into the store, recorded). Exported for the planner, which can learn
  * the digest a push will produce without pushing.
  */
-export async function pushManifest(store: Store, desc: Descriptor, opts: { onEvent?: (e: LayerFormEvent) => void; signal?: AbortSignal } = {}): Promise<ManifestBytes> {
+export async function pushManifest(store: Store, desc: Descriptor, opts: LayerFormOptions = {}): Promise<ManifestBytes> {
   if (isIndexType(desc.mediaType) || !isImageManifestType(desc.mediaType)) {
     throw new DimgError('PUSH_NOT_AN_IMAGE', `local ${desc.digest} is ${desc.mediaType}, not a single-platform image manifest`, 'push one platform\'s image (pick it with --platform)');
   }
@@ -119,25 +130,21 @@ export async function pushManifest(store: Store, desc: Descriptor, opts: { onEve
   const config = await store.blobs.readJson<ImageConfig>(manifest.config.digest);
   const diffIds = config.rootfs?.diff_ids ?? [];
   const docker = desc.mediaType === MediaType.dockerManifest;
-  let changed = false;
-  const layers: Descriptor[] = [];
   for (const [i, l] of manifest.layers.entries()) {
-    if (layerCompression(l.mediaType) !== 'none' || (l.urls && l.urls.length > 0)) {
-      layers.push(l);
-      continue;
-    }
-    if (diffIds[i] !== undefined && diffIds[i] !== l.digest) {
+    if (layerCompression(l.mediaType) === 'none' && !(l.urls && l.urls.length > 0) && diffIds[i] !== undefined && diffIds[i] !== l.digest) {
       throw new DimgError('IMAGE_INVALID', `layer ${i + 1} of local image ${desc.digest} is an uncompressed tar ${l.digest} but the config says diff_id ${diffIds[i]}`, 'the image is inconsistent; rebuild it');
     }
-    const form = await layerForm(store, l.digest, l.size, { onEvent: opts.onEvent, signal: opts.signal });
-    if (form.digest === l.digest) {
-      layers.push(l);
-      continue;
-    }
-    changed = true;
-    const mediaType = docker ? MediaType.dockerLayerGzip : form.mediaType;
-    layers.push({ ...l, mediaType, digest: form.digest, size: form.size });
   }
+  // All layers at once: small ones compress on this thread while a big one keeps the workers busy.
+  const layers = await Promise.all(
+    manifest.layers.map(async (l): Promise<Descriptor> => {
+      if (layerCompression(l.mediaType) !== 'none' || (l.urls && l.urls.length > 0)) return l;
+      const form = await layerForm(store, l.digest, l.size, opts);
+      if (form.digest === l.digest) return l;
+      return { ...l, mediaType: docker ? MediaType.dockerLayerGzip : form.mediaType, digest: form.digest, size: form.size };
+    }),
+  );
+  const changed = layers.some((l, i) => l !== manifest.layers[i]);
   if (!changed) return { bytes, mediaType: desc.mediaType, digest: desc.digest };
   const out = canonicalBytes({ ...manifest, layers });
   return { bytes: out, mediaType: desc.mediaType, digest: sha256(out) };

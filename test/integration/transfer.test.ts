@@ -8,7 +8,7 @@ import { createCipheriv } from 'node:crypto';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { writeArchive } from '../../src/archive/index.js';
 import { loadImage } from '../../src/image/local-image.js';
-import type { Digest } from '../../src/oci/digest.js';
+import { sha256, type Digest } from '../../src/oci/digest.js';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { MediaType } from '../../src/oci/media-types.js';
@@ -184,6 +184,62 @@ test('push of a 256 MiB layer streams: RSS does not grow with the layer', async 
   assert.equal(m.layers[0]!.mediaType, MediaType.ociLayerGzip);
   assert.ok(m.layers[0]!.size < size * 0.6, 'the text half compresses');
   assert.equal(skopeoDigest(`${reg.host}/big/layer:1`), r.digest);
+});
+
+test('cold push streams a big layer to the registry while compressing it (one PATCH, nothing read back); a failed streamed upload falls back to an ordinary upload', async (t) => {
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const proxy = await startFaultProxy(reg.url);
+  t.after(() => proxy.stop());
+  const size = 24 << 20;
+  const image = async (): Promise<{ store: Store; descriptor: Descriptor }> => {
+    const store = await Store.open(tempDir(t));
+    const layer = await store.blobs.write(mixedStream(size));
+    const { descriptor } = await commitImage(store, {
+      config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] }, config: {} },
+      layers: [{ mediaType: MediaType.ociLayer, digest: layer.digest, size: layer.size }],
+    });
+    return { store, descriptor };
+  };
+  const push = async (store: Store, descriptor: Descriptor, ref: string) => {
+    const events: PushEvent[] = [];
+    const client = new RegistryClient({ retry: { baseDelayMs: 10, maxDelayMs: 50 } });
+    try {
+      const r = await pushImage(store, client, descriptor, `${proxy.host}/${ref}`, { onEvent: (e) => events.push(e) });
+      return { r, events };
+    } finally {
+      client.close();
+    }
+  };
+  const layerOf = (ref: string) => (JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/${ref}`])) as ImageManifest).layers[0]!;
+
+  // Healthy: the compressed layer goes up in one streamed PATCH while it is made; the transfer then
+  // has nothing left to send for it, and the registry holds exactly the blob the store kept.
+  const a = await image();
+  proxy.reset();
+  const healthy = await push(a.store, a.descriptor, 'stream/ok:1');
+  assert.equal(proxy.counts.PATCH, 1, `requests ${JSON.stringify(proxy.counts)}`);
+  assert.equal(skopeoDigest(`${reg.host}/stream/ok:1`), healthy.r.digest);
+  const sent = layerOf('stream/ok:1');
+  assert.equal(sent.mediaType, MediaType.ociLayerGzip);
+  assert.equal(await a.store.blobs.stat(sent.digest as Digest), sent.size, 'the store kept the same gzip blob');
+  assert.ok(healthy.events.some((e) => e.kind === 'blob' && e.digest === sent.digest && e.outcome === 'uploaded'), 'reported as pushed');
+
+  // The streamed PATCH dropped mid-body, then its session answering 500: the push still converges
+  // through the ordinary upload of the stored blob, and the registry verifies what it got.
+  for (const fault of [{ kind: 'drop-request' as const }, { kind: 'status' as const, status: 500 as const }]) {
+    const b = await image();
+    proxy.reset();
+    proxy.inject({ ...fault, match: (method) => method === 'PATCH', count: 1 });
+    const ref = `stream/${fault.kind}:1`;
+    const faulted = await push(b.store, b.descriptor, ref);
+    assert.equal(proxy.fired[fault.kind], 1, `the fault fired (${JSON.stringify(proxy.counts)})`);
+    assert.ok((proxy.counts.PATCH ?? 0) >= 2, `the layer was uploaded again after the failed stream (${JSON.stringify(proxy.counts)})`);
+    assert.equal(skopeoDigest(`${reg.host}/${ref}`), faulted.r.digest);
+    const l = layerOf(ref);
+    const blob = await fetch(`${reg.url}/v2/stream/${fault.kind}/blobs/${l.digest}`);
+    assert.equal(sha256(Buffer.from(await blob.arrayBuffer())), l.digest, 'the registry serves the blob its manifest names');
+  }
 });
 
 test('adaptive gzip: deterministic, valid, stores random blocks and compresses text', async () => {
