@@ -13,7 +13,7 @@ import { createReadStream, createWriteStream, mkdtempSync, promises as fs } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DimgError } from '../errors.js';
-import { formatReference, parseReference, isValidTag, type Reference } from '../oci/reference.js';
+import { formatReference, parseReference } from '../oci/reference.js';
 import type { Descriptor, Platform } from '../oci/types.js';
 import { loadArchive, writeArchive } from '../archive/index.js';
 import { loadImage } from '../image/local-image.js';
@@ -22,37 +22,7 @@ import { Store } from '../store/store.js';
 import { ociLayoutSink, ociLayoutSource } from './oci-layout.js';
 import { pushImage, type PushEvent } from './push.js';
 import { storeSink, storeSource } from './store-sink.js';
-
-/** One side of a copy. */
-export type Endpoint =
-  | { kind: 'registry'; ref: Reference }
-  | { kind: 'oci'; dir: string; tag?: string }
-  | { kind: 'docker-archive'; file: string; name?: string };
-
-/**
- * Parses `oci:DIR[:TAG]`, `docker-archive:FILE[:NAME[:TAG]]`, `docker://REF` or `REF`. For a registry
- * source a missing tag means `latest`; a registry destination may omit it (the source's tag is used).
- */
-export function parseEndpoint(s: string, role: 'source' | 'destination'): Endpoint {
-  if (s.startsWith('oci:')) {
-    const rest = s.slice(4);
-    const i = rest.lastIndexOf(':');
-    const tag = i > 0 ? rest.slice(i + 1) : '';
-    if (i > 0 && !tag.includes('/') && isValidTag(tag)) return { kind: 'oci', dir: rest.slice(0, i), tag };
-    if (!rest) throw new DimgError('REFERENCE_INVALID', `${role} ${s}: no directory given`, 'write oci:DIR[:TAG]');
-    return { kind: 'oci', dir: rest };
-  }
-  if (s.startsWith('docker-archive:')) {
-    const rest = s.slice('docker-archive:'.length);
-    const i = rest.indexOf(':');
-    const file = i >= 0 ? rest.slice(0, i) : rest;
-    if (!file) throw new DimgError('REFERENCE_INVALID', `${role} ${s}: no file given`, 'write docker-archive:FILE[:NAME:TAG]');
-    const name = i >= 0 && rest.slice(i + 1) ? formatReference(parseReference(rest.slice(i + 1))) : undefined;
-    return { kind: 'docker-archive', file, name };
-  }
-  const ref = s.startsWith('docker://') ? s.slice('docker://'.length) : s;
-  return { kind: 'registry', ref: parseReference(ref, { defaultTag: role === 'source' }) };
-}
+import type { Endpoint } from './endpoint.js';
 
 /** Options of copyBetween. */
 export interface CopyOptions {

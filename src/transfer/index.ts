@@ -10,4 +10,5 @@ export { layerForm, KEEP_GZIP_BELOW, type LayerFormEvent } from './layer-form.js
 export { adaptiveGzip, compressBlock, BLOCK_SIZE } from '../layer/adaptive-gzip.js';
 export { PushState, type LayerChoice } from './push-state.js';
 export { ociLayoutSource, ociLayoutSink } from './oci-layout.js';
-export { copyBetween, parseEndpoint, type Endpoint, type CopyOptions, type CopyResult } from './copy.js';
+export { copyBetween, type CopyOptions, type CopyResult } from './copy.js';
+export { parseEndpoint, type Endpoint } from './endpoint.js';

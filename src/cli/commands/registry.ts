@@ -24,7 +24,11 @@ import { shortDigest, transferLines } from '../transfer-lines.js';
 import { imageCommand } from './image-group.js';
 import { openStoreFor } from '../context.js';
 import { findImage } from '../../image/find.js';
-import { copyBetween, parseEndpoint, pullImage, pushImage, type PushEvent } from '../../transfer/index.js';
+// Direct module imports, not transfer/index.js: a push or a registry-to-registry copy then loads
+// neither the archive reader/writer nor tar-stream (copy.ts is imported only for other endpoints).
+import { parseEndpoint } from '../../transfer/endpoint.js';
+import { pullImage } from '../../transfer/pull.js';
+import { pushImage, type PushEvent } from '../../transfer/push.js';
 
 /** Flags every registry-talking command accepts. */
 export interface RegistryFlags {
@@ -161,6 +165,7 @@ export async function copy(src: string, dst: string, flags: CopyFlags): Promise<
     const client = new RegistryClient(clientOptions(flags, domains));
     try {
       const rep = progressReporter(Boolean(flags.quiet));
+      const { copyBetween } = await import('../../transfer/copy.js');
       const r = await copyBetween(client, se, de, {
         allPlatforms: flags.allPlatforms,
         platform: flags.platform ? parsePlatform(flags.platform) : undefined,
