@@ -11,7 +11,9 @@
  * the files sent; copy/add `from` an image → that image's identity (as for a base).
  * Input digest = sha256(last step key, entrypoint, cmd, labels, annotations, project).
  */
-import { promises as fs } from 'node:fs';
+import { lstatSync, promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { IGNORE_FILES } from '../spec/ignore.js';
 import { canonicalJson } from '../oci/canonical-json.js';
 import { sha256, type Digest } from '../oci/digest.js';
 import type { ContainerConfig, Platform } from '../oci/types.js';
@@ -19,7 +21,7 @@ import type { CopyFrom, CopyStep, ImageSpec } from '../spec/model.js';
 import { DimgError } from '../errors.js';
 import { applyConfigStep, applyImageLevel } from './config-steps.js';
 import { contextFilter, loadIgnore, resolveCopy, type ResolvedCopy } from './copy-step.js';
-import { copyInputDigest, type CopyFilter } from './copy-inputs.js';
+import { copyInputDigest, type CopyFilter, type CopySource } from './copy-inputs.js';
 import { stepKey } from './step-key.js';
 import type { FileDigests } from './file-digests.js';
 import type { IgnoreMatcher } from '../spec/ignore.js';
@@ -45,6 +47,17 @@ export interface ImageKeys {
   config: ContainerConfig;
 }
 
+/**
+ * A memo of tree-walk digests (rootfs directories, a context copy's sources) that someone who sees
+ * every file change under the trees keeps valid across calls (`dimg watch` and its file watcher).
+ * `digest` returns the digest remembered for `key`, or runs `walk` and may remember its result;
+ * the memo must forget it as soon as anything under one of `roots` (paths: directories or files)
+ * changes, and must not remember a walk during which such a change happened.
+ */
+export interface TreeDigestMemo {
+  digest(key: string, roots: readonly string[], walk: () => Promise<Digest>): Promise<Digest>;
+}
+
 /** What keying needs from outside: the base's identity and config, and identities of `copy --from` images. */
 export interface KeyContext {
   base: { key: Digest; config: ContainerConfig };
@@ -53,6 +66,8 @@ export interface KeyContext {
   project: string;
   /** Ignore matchers by context directory, shared by the images of one pass (read once each). */
   ignores?: Map<string, Promise<IgnoreMatcher | undefined>>;
+  /** Reuse of context walks across calls (watch); absent: every walk is done. */
+  trees?: TreeDigestMemo;
 }
 
 function contextMatcher(context: string, memo: KeyContext['ignores']): Promise<IgnoreMatcher | undefined> {
@@ -85,7 +100,8 @@ export async function computeImageKeys(spec: ImageSpec, ctx: KeyContext): Promis
         const resolved = await resolveCopy(copy, spec.context, container.WorkingDir, matcher, label);
         const filter = contextFilter(spec.context, matcher);
         plan = { ...resolved, root: spec.context, filter };
-        inputs = { content: await copyInputDigest(resolved.sources, filter, ctx.digests) };
+        const walk = () => copyInputDigest(resolved.sources, filter, ctx.digests);
+        inputs = { content: ctx.trees ? await memoisedCopy(ctx.trees, spec.context, resolved.sources, walk) : await walk() };
       }
     }
     key = stepKey(key, step, inputs);
@@ -103,10 +119,33 @@ export function scratchKey(platform: Platform): Digest {
   return sha256(canonicalJson({ base: 'scratch', platform }));
 }
 
-/** The base key of a rootfs (directory tree with owners, or tarball bytes). */
-export async function rootfsKey(path: string, platform: Platform, digests: FileDigests, imageKey: string): Promise<Digest> {
+/**
+ * The base key of a rootfs (directory tree with owners, or tarball bytes). With `trees`, the walk of a
+ * directory is memoised under its path and inode (a directory replaced by another is walked anew).
+ */
+export async function rootfsKey(path: string, platform: Platform, digests: FileDigests, imageKey: string, trees?: TreeDigestMemo): Promise<Digest> {
   const st = await fs.stat(path).catch(() => undefined);
   if (!st) throw new DimgError('ROOTFS_NOT_FOUND', `image ${imageKey}: rootfs ${path} does not exist`, 'give a directory or a tarball');
-  const content = st.isDirectory() ? await copyInputDigest([{ from: path, to: '' }], undefined, digests, true) : await digests.digest(path, st);
+  const walk = () => copyInputDigest([{ from: path, to: '' }], undefined, digests, true);
+  const content = st.isDirectory()
+    ? trees
+      ? await trees.digest(`rootfs ${JSON.stringify([path, st.dev, st.ino])}`, [path], walk)
+      : await walk()
+    : await digests.digest(path, st);
   return sha256(canonicalJson({ base: 'rootfs', content, dir: st.isDirectory(), platform }));
+}
+
+/**
+ * A context copy's walk through the memo. The key names the context, its inode and the sources with
+ * theirs (what the walk reads and where it puts it); the roots are the sources and the context's
+ * ignore files (the filter's rules), so an edit of either is a change.
+ */
+async function memoisedCopy(trees: TreeDigestMemo, context: string, sources: readonly CopySource[], walk: () => Promise<Digest>): Promise<Digest> {
+  const id = (p: string) => {
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    return st ? [st.dev, st.ino] : null;
+  };
+  const key = `copy ${JSON.stringify([context, id(context), sources.map((s) => [s.from, s.to, id(s.from)])])}`;
+  const roots = [...sources.map((s) => s.from), ...IGNORE_FILES.map((n) => join(context, n))];
+  return trees.digest(key, roots, walk);
 }

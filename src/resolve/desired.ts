@@ -9,7 +9,7 @@ import { lockKey } from './lock.js';
 import type { ContainerConfig, Platform } from '../oci/types.js';
 import { DimgError } from '../errors.js';
 import type { ImageSpec, Spec } from '../spec/model.js';
-import { computeImageKeys, rootfsKey, scratchKey, type ImageKeys } from '../build/keys.js';
+import { computeImageKeys, rootfsKey, scratchKey, type ImageKeys, type TreeDigestMemo } from '../build/keys.js';
 import { dependenciesOf } from '../build/graph.js';
 import type { FileDigests } from '../build/file-digests.js';
 import type { DesiredImage, DesiredState } from '../plan/state.js';
@@ -31,6 +31,8 @@ export interface DesiredContext {
   digests: FileDigests;
   /** Prune on (flag or spec). */
   prune: boolean;
+  /** Reuse of rootfs and context walks across calls (watch); see TreeDigestMemo. */
+  trees?: TreeDigestMemo;
 }
 
 /** How many images are keyed at once (keying is mostly waiting on file stats and reads). */
@@ -58,13 +60,14 @@ export async function resolveSpec(spec: Spec, ctx: DesiredContext): Promise<Reso
     await Promise.all(dependenciesOf(img).map((d) => pending.get(d)));
     return limit(async () => {
       const platform = platformOf(img);
-      const base = await baseOf(img, platform, keys, ctx.digests, pinRef);
+      const base = await baseOf(img, platform, keys, ctx.digests, pinRef, ctx.trees);
       const k = await computeImageKeys(img, {
         base,
         fromIdentity: async (from) => (from.kind === 'image' ? requireKeys(keys, from.key, img.key).inputDigest : (await pinRef(from.ref, platform)).digest),
         digests: ctx.digests,
         project: spec.project,
         ignores,
+        trees: ctx.trees,
       });
       keys.set(img.key, k);
       return {
@@ -102,6 +105,7 @@ async function baseOf(
   keys: Map<string, ImageKeys>,
   digests: FileDigests,
   pinRef: (ref: string, platform: Platform) => Promise<{ digest: Digest; config: ContainerConfig }>,
+  trees?: TreeDigestMemo,
 ): Promise<{ key: Digest; config: ContainerConfig }> {
   const from = img.from;
   switch (from.kind) {
@@ -116,7 +120,7 @@ async function baseOf(
       return { key: r.digest, config: r.config };
     }
     case 'rootfs':
-      return { key: await rootfsKey(from.path, platform, digests, img.key), config: {} };
+      return { key: await rootfsKey(from.path, platform, digests, img.key, trees), config: {} };
     case 'archive':
       throw new DimgError('ARCHIVE_BASE_UNSUPPORTED', `image ${img.key}: building on an archive (${from.path}) needs it loaded first`, `run \`dimg image load -i ${from.path}\` and use the loaded image's name as \`from\``);
   }

@@ -27,6 +27,7 @@ import { applyPlan } from '../exec/apply.js';
 import { clientOptionsForSpec } from '../exec/spec-client.js';
 import { Debouncer, type ChangeBatch } from './debounce.js';
 import { FileWatcher } from './watcher.js';
+import { WatchTreeMemo } from './tree-memo.js';
 import { imagesAffectedBy, isIgnoreFileOf, sameWatchSet, watchSetOf, type WatchSet } from './watch-set.js';
 import { desiredFingerprint, planCycle, resolveDesired, restrictTargets, type WatchPlanContext } from './plan.js';
 import type { WatchReporter } from './report.js';
@@ -70,6 +71,8 @@ type Evaluation = 'unchanged' | 'started' | 'problem' | 'stopped';
 export class WatchLoop {
   private readonly specFile: string;
   private readonly digests: FileDigests;
+  /** Rootfs and context walks reused while no event touched them. */
+  private readonly trees = new WatchTreeMemo();
   private generation: Generation | undefined;
   private watchSet: WatchSet | undefined;
   private watcher: FileWatcher | undefined;
@@ -120,10 +123,18 @@ export class WatchLoop {
     this.debouncer = new Debouncer((batch) => this.enqueue(batch), { quietMs: this.opts.quietMs, maxMs: this.opts.maxMs });
     this.watcher = await FileWatcher.start(this.watchSet, {
       poll: this.opts.poll,
-      onChange: (path) => this.debouncer?.push(path),
+      onChange: (path) => {
+        // At once, not after the debounce: a walk running now must not be remembered.
+        this.trees.changed(path);
+        this.debouncer?.push(path);
+      },
       onNotice: (m) => this.opts.reporter.warn(m),
       onError: (e) => this.opts.reporter.warn(`watcher: ${messageOf(e)}`),
+      onUnwatched: (path) => this.trees.unwatched(path),
+      onReset: () => this.trees.reset(),
     });
+    // The watcher is ready and watching this set: the first cycle may remember its walks.
+    this.trees.watching(this.watchSet);
     const mode = this.watcher.isPolling ? 'polling' : 'inotify';
     this.opts.reporter.info(`watching ${this.specFile} and ${this.watchSet.trees.length} context/rootfs director${this.watchSet.trees.length === 1 ? 'y' : 'ies'} (${mode}); pushing to ${this.opts.push.length > 0 ? this.opts.push.join(', ') : 'the local store only'}`);
     this.enqueue({ paths: [], firstAt: started });
@@ -169,6 +180,7 @@ export class WatchLoop {
       const loaded = await loadSpec(this.specFile, nodeSpecPorts({ env: this.opts.env ?? process.env }));
       spec = restrictTargets(loaded, this.opts.push);
       await this.updateWatchSet(loaded);
+      this.trees.watching(this.watcher ? this.watchSet : undefined);
       gen = await this.generationFor(loaded);
       resolved = await resolveDesired(spec, this.planContext(gen));
     } catch (e) {
@@ -318,6 +330,6 @@ export class WatchLoop {
   }
 
   private planContext(gen: Generation): WatchPlanContext {
-    return { store: this.opts.store, client: gen.client, bases: gen.bases, digests: this.digests };
+    return { store: this.opts.store, client: gen.client, bases: gen.bases, digests: this.digests, trees: this.trees };
   }
 }

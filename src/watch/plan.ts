@@ -13,6 +13,7 @@ import type { ImageSpec, Spec } from '../spec/model.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { Store } from '../store/store.js';
 import type { FileDigests } from '../build/file-digests.js';
+import type { TreeDigestMemo } from '../build/keys.js';
 import { diff } from '../plan/diff.js';
 import { PLAN_FORMAT_VERSION, type Plan } from '../plan/types.js';
 import type { BaseResolver } from '../resolve/bases.js';
@@ -45,11 +46,13 @@ export interface WatchPlanContext {
   client: RegistryClient;
   bases: BaseResolver;
   digests: FileDigests;
+  /** Walks of rootfs directories and context copies kept from earlier cycles (see WatchTreeMemo). */
+  trees?: TreeDigestMemo;
 }
 
 /** Input digests and targets of every image of the (restricted) spec; prune is never done by watch. */
 export function resolveDesired(spec: Spec, ctx: WatchPlanContext): Promise<ResolvedSpec> {
-  return resolveSpec(spec, { bases: ctx.bases, digests: ctx.digests, prune: false });
+  return resolveSpec(spec, { bases: ctx.bases, digests: ctx.digests, prune: false, trees: ctx.trees });
 }
 
 /**

@@ -53,6 +53,8 @@ export async function watchSetOf(spec: Spec, storeRoot: string): Promise<WatchSe
       const kind = img.from.kind === 'rootfs' ? await nodeSpecFs.stat(img.from.path) : 'file';
       if (kind === 'dir') {
         const t = trees.get(img.from.path) ?? { path: img.from.path, images: [] };
+        // Also a context: everything in it counts for the rootfs, whatever the ignore file says.
+        t.matcher = undefined;
         t.images.push(img.key);
         trees.set(img.from.path, t);
       } else {
@@ -77,24 +79,45 @@ export function isInside(p: string, dir: string): boolean {
  * `stats` is absent when the watcher has not stat'ed the path yet: then a directory is assumed.
  */
 export function isRelevant(set: WatchSet, path: string, stats?: Stats): boolean {
-  if (path === set.storeRoot || isInside(path, set.storeRoot)) return false;
-  if (set.files.has(path)) return true;
-  if (basename(path) === '.git') return false;
+  return relevance(set, path, stats) === 'watched';
+}
+
+/**
+ * How the watcher treats `path`: `watched`; `ignored` (nothing reads it, or its context's ignore file
+ * excludes it); or `unwatched`: never watched (the store, a `.git` directory) although a tree's walk
+ * reads it, so no event will tell when it changes (what is derived from that tree must not be reused).
+ */
+export function relevance(set: WatchSet, path: string, stats?: Stats): 'watched' | 'ignored' | 'unwatched' {
   const isFile = stats ? !stats.isDirectory() : false;
+  const skipped = () => (set.trees.some((t) => isInside(path, t.path) && wouldRead(t, path, isFile)) ? 'unwatched' : 'ignored');
+  if (path === set.storeRoot || isInside(path, set.storeRoot)) return skipped();
+  if (set.files.has(path)) return 'watched';
+  if (basename(path) === '.git') return skipped();
+  let git = false;
   for (const t of set.trees) {
-    if (path === t.path) return true;
+    if (path === t.path) return 'watched';
     if (!isInside(path, t.path)) continue;
     const rel = relative(t.path, path).split(sep).join('/');
-    if ((IGNORE_FILES as readonly string[]).includes(rel)) return true;
-    if (rel.split('/').includes('.git')) continue;
-    if (!t.matcher) return true;
-    if (isFile ? !t.matcher.ignores(rel) : !t.matcher.canSkipDir(rel)) return true;
+    if ((IGNORE_FILES as readonly string[]).includes(rel)) return 'watched';
+    if (rel.split('/').includes('.git')) {
+      git ||= wouldRead(t, path, isFile);
+      continue;
+    }
+    if (wouldRead(t, path, isFile)) return 'watched';
   }
-  if (isFile) return false;
+  if (git) return 'unwatched';
+  if (isFile) return 'ignored';
   // A directory between an anchor and something of interest.
-  for (const t of set.trees) if (isInside(t.path, path)) return true;
-  for (const f of set.files.keys()) if (isInside(f, path)) return true;
-  return false;
+  for (const t of set.trees) if (isInside(t.path, path)) return 'watched';
+  for (const f of set.files.keys()) if (isInside(f, path)) return 'watched';
+  return 'ignored';
+}
+
+/** Whether a walk of tree `t` reads `path` (inside it): everything in a rootfs; in a context, what the ignore rules keep. */
+function wouldRead(t: TreeRoot, path: string, isFile: boolean): boolean {
+  if (!t.matcher) return true;
+  const rel = relative(t.path, path).split(sep).join('/');
+  return isFile ? !t.matcher.ignores(rel) : !t.matcher.canSkipDir(rel);
 }
 
 /** The spec images a changed path feeds (empty for the spec or lock file themselves). */

@@ -5,7 +5,7 @@
  */
 import { watch as chokidar, type FSWatcher } from 'chokidar';
 import type { Stats } from 'node:fs';
-import { isRelevant, type WatchSet } from './watch-set.js';
+import { relevance, type WatchSet } from './watch-set.js';
 
 /** How the watcher reports. */
 export interface FileWatcherOptions {
@@ -19,6 +19,14 @@ export interface FileWatcherOptions {
   onNotice: (message: string) => void;
   /** Other watcher errors (reported, not fatal). */
   onError?: (error: Error) => void;
+  /** A path a tree's walk reads but that is never watched (`.git`, the store): see `relevance`. */
+  onUnwatched?: (path: string) => void;
+  /**
+   * Events may have been missed: a watcher became ready (after the initial scan or a switch to
+   * polling), is re-scanning a tree, or failed. Whatever was derived from the absence of events is
+   * to be dropped.
+   */
+  onReset?: () => void;
 }
 
 /** A running watcher. `close()` releases every inotify watch and poll timer. */
@@ -72,6 +80,7 @@ export class FileWatcher {
     const w = this.watcher;
     if (!w || this.closed) return;
     const anchor = this.set.anchors.find((a) => a === dir || dir.startsWith(`${a}/`)) ?? dir;
+    this.opts.onReset?.();
     w.unwatch(anchor);
     await this.addAndWait(w, [anchor]);
   }
@@ -94,7 +103,11 @@ export class FileWatcher {
       binaryInterval: this.opts.pollIntervalMs ?? 250,
       ignorePermissionErrors: true,
       // The predicate reads `this.set` at call time, so a reloaded spec applies at once.
-      ignored: (path: string, stats?: Stats) => !isRelevant(this.set, path, stats),
+      ignored: (path: string, stats?: Stats) => {
+        const r = relevance(this.set, path, stats);
+        if (r === 'unwatched') this.opts.onUnwatched?.(path);
+        return r !== 'watched';
+      },
     });
     this.watcher = w;
     // chokidar reports symlinks found by the initial scan as `add` despite ignoreInitial; nothing
@@ -109,6 +122,7 @@ export class FileWatcher {
       w.once('ready', () => resolve());
     });
     ready = true;
+    this.opts.onReset?.();
   }
 
   private addAndWait(w: FSWatcher, paths: string[]): Promise<void> {
@@ -119,6 +133,7 @@ export class FileWatcher {
 
   private onError(w: FSWatcher, err: NodeJS.ErrnoException): void {
     if (this.closed || this.watcher !== w) return;
+    this.opts.onReset?.();
     if (!this.polling && (err.code === 'ENOSPC' || err.code === 'EMFILE')) {
       this.polling = true;
       this.opts.onNotice(

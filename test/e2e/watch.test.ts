@@ -290,3 +290,45 @@ test('watch --poll: polling from the start', async (t) => {
   assert.match(text, /rebuild web: input changed/);
   await stopsCleanly(w, p.root);
 });
+
+test('watch: a cycle reuses the digest of a rootfs that had no file event, and walks a touched one again', async (t) => {
+  requireRoot('bind mounts and a root-owned store');
+  const p = project(t, '127.0.0.1:9');
+  makeBusyboxRootfs(join(p.dir, 'rootfs2'));
+  writeFileSync(join(p.dir, 'images.yaml'), `${specText('127.0.0.1:9')}  two:\n    from: { rootfs: ./rootfs2 }\n    repository: w/two\n    tags: ["1"]\n`);
+  const w = new Watch([], p.dir, p.root);
+  t.after(() => w.kill());
+  let text = await w.waitFor(/ready in \d+\.\d\ds/);
+  assert.match(text, /rebuild two: new/);
+
+  // Change what rootfs2 holds without any file event: a bind mount over its etc/ (mounts are not
+  // inotify events). Only a walk of rootfs2 can notice it.
+  const hidden = join(tempDir(t), 'etc');
+  mkdirSync(hidden);
+  writeFileSync(join(hidden, 'only-under-the-mount'), 'x\n');
+  const mountpoint = join(p.dir, 'rootfs2', 'etc');
+  run('mount', ['--bind', hidden, mountpoint]);
+  let passed = false;
+  try {
+    // An edit in another tree: rootfs2 is not walked again, so `two` keeps its digest and is not rebuilt.
+    let m = w.mark();
+    writeFileSync(join(p.dir, 'web', 'index.html'), '<h1>two</h1>\n');
+    text = await w.waitFor(/ready in \d+\.\d\ds/, m);
+    assert.match(text, /rebuild web: input changed/);
+    assert.doesNotMatch(text, /rebuild two/, 'the untouched rootfs was walked again');
+
+    // A touch inside rootfs2 (no content change by itself): the walk runs, sees the mount, and `two` is rebuilt.
+    m = w.mark();
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(p.dir, 'rootfs2', 'bin', 'busybox'), later, later);
+    text = await w.waitFor(/ready in \d+\.\d\ds|nothing to rebuild/, m);
+    assert.match(text, /rebuild two: input changed: busybox changed/, 'the touched rootfs was not walked again');
+    assert.doesNotMatch(text, /rebuild web/);
+    passed = true;
+  } finally {
+    // Before the temp dirs are removed, also on failure (the after hooks would trip on the mount).
+    run('umount', [mountpoint]);
+    if (!passed) w.kill();
+  }
+  await stopsCleanly(w, p.root);
+});
