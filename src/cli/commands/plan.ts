@@ -11,7 +11,6 @@ import { renderPlanText } from '../../plan/render/text.js';
 import { parsePlanJson, renderPlanJson } from '../../plan/render/json.js';
 import { hasChanges, type Plan } from '../../plan/types.js';
 import { planSpec, type PlanSession } from '../../exec/plan-session.js';
-import { applyPlan } from '../../exec/apply.js';
 import { lockPathFor, renderLock, type LockFile } from '../../resolve/lock.js';
 import { writeFileAtomic } from '../../store/fsutil.js';
 import { openStoreFor } from '../context.js';
@@ -70,6 +69,8 @@ export function register(program: Command): void {
         if (mode !== 'json') process.stdout.write(renderPlanText(plan, { color: mode === 'tty' && colorOn() }));
         if (!hasChanges(plan)) return;
         if (mode !== 'json') process.stdout.write('\n');
+        // Loaded only now: the executor brings the builder and the push code, which a no-op apply never needs.
+        const { applyPlan } = await import('../../exec/apply.js');
         await withCancellation(async (signal) => {
           const result = await applyPlan(session, plan, {
             parallelism: positiveInt(o.parallelism, '--parallelism'),
