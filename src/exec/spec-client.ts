@@ -1,7 +1,7 @@
 /**
- * The registry client configuration a spec implies: plain HTTP for registries marked `insecure`,
- * credentials from the environment variables named in `auth` (else config.json and helpers), extra
- * CAs, and pull mirrors.
+ * The registry client configuration a spec implies: registries marked `insecure` (HTTPS unverified,
+ * or plain HTTP when they do not speak TLS), credentials from the environment variables named in
+ * `auth` (else config.json and helpers), extra CAs, and pull mirrors.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';

@@ -39,17 +39,33 @@ export class RegistryAuth {
   private readonly tokens = new Map<string, CachedToken>();
   private readonly inflight = new Map<string, Promise<CachedToken>>();
 
+  private base: string | undefined;
+
   /**
    * @param domain the registry as named in references (for messages and credential lookup)
-   * @param baseUrl `scheme://apihost` the API is reached at
+   * @param endpoint `scheme://apihost` the API is reached at, or for a registry whose scheme is decided
+   *   before the first request (an insecure one, probed; see RegistryClient) its HTTPS URL and the
+   *   deciding function, which is asked again only while it rejects
    * @param getCredential resolves the credential lazily (a helper runs only when auth is needed)
    */
   constructor(
     private readonly transport: Transport,
     readonly domain: string,
-    readonly baseUrl: string,
+    private readonly endpoint: string | { https: string; decide: () => Promise<string> },
     private readonly getCredential: () => Promise<Credential | undefined>,
-  ) {}
+  ) {
+    if (typeof endpoint === 'string') this.base = endpoint;
+  }
+
+  /** `scheme://apihost` of the API: decided by the first request; before that, the HTTPS URL. */
+  get baseUrl(): string {
+    return this.base ?? (this.endpoint as { https: string }).https;
+  }
+
+  private async resolveBase(): Promise<string> {
+    if (this.base === undefined) this.base = await (this.endpoint as { decide: () => Promise<string> }).decide();
+    return this.base;
+  }
 
   /** Scrubs every secret this registry's auth has handled (and header-shaped ones) from `text`. */
   redact(text: string): string {
@@ -59,7 +75,7 @@ export class RegistryAuth {
   /** Sends `req` with authorization, answering one 401 with fresh credentials when the body allows a resend. */
   async send(req: AuthedRequest): Promise<HttpResponse> {
     await this.ping(req.subject);
-    const url = new URL(req.url, this.baseUrl);
+    const url = new URL(req.url, await this.resolveBase());
     const first = await this.transport.send({ ...req, url, headers: { ...req.headers, authorization: await this.authorization(req.scopes, req.subject, false) } });
     if (first.status !== 401) return first;
     const ch = pickChallenge(parseChallenges(first.headers['www-authenticate']));
@@ -88,7 +104,7 @@ export class RegistryAuth {
     await this.ping(subject);
     if (this.challenge === null) return;
     const auth = await this.authorization([], subject, true);
-    const r = await this.transport.send({ method: 'GET', url: new URL('/v2/', this.baseUrl), headers: { authorization: auth }, subject });
+    const r = await this.transport.send({ method: 'GET', url: new URL('/v2/', await this.resolveBase()), headers: { authorization: auth }, subject });
     const body = r.status === 200 ? '' : await r.text();
     if (r.status === 200) {
       r.discard();
@@ -107,7 +123,7 @@ export class RegistryAuth {
   private ping(subject: ErrorSubject): Promise<void> {
     if (this.challenge !== undefined) return Promise.resolve();
     this.pinging ??= (async () => {
-      const r = await this.transport.send({ method: 'GET', url: new URL('/v2/', this.baseUrl), subject: { registry: subject.registry } });
+      const r = await this.transport.send({ method: 'GET', url: new URL('/v2/', await this.resolveBase()), subject: { registry: subject.registry } });
       r.discard();
       this.challenge = r.status === 401 ? (pickChallenge(parseChallenges(r.headers['www-authenticate'])) ?? null) : null;
     })().finally(() => {

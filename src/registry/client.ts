@@ -10,16 +10,21 @@ import type { Reference } from '../oci/reference.js';
 import type { Descriptor } from '../oci/types.js';
 import { RegistryAuth } from './auth.js';
 import { lookupCredential, type Credential, type CredentialOptions } from './credentials.js';
-import { normaliseRegistry, registryBaseUrl } from './hosts.js';
+import { apiHost, normaliseRegistry, registryBaseUrl } from './hosts.js';
 import type { ManifestBytes } from './manifest.js';
 import { RemoteRepository, nextLink, type RepositoryTuning } from './repository.js';
 import { registryError } from './errors.js';
 import { transferImage, type ImageSink, type ImageSource, type TransferOptions, type TransferResult } from './transfer.js';
+import { probeTls } from './tls-probe.js';
 import { Transport, type TransportOptions } from './transport.js';
 
 /** Construction options of a RegistryClient. */
 export interface RegistryClientOptions extends TransportOptions {
-  /** Registries (domain or host:port) reached over plain HTTP although not on loopback. */
+  /**
+   * Registries (domain or host:port) marked insecure, as Docker's `insecure-registries`: HTTPS without
+   * certificate verification, or plain HTTP when the registry does not speak TLS (probed once per
+   * registry and client, loopback registries included).
+   */
   insecure?: string[];
   /** Registries reached over HTTPS even on loopback (a local registry serving TLS). */
   tls?: string[];
@@ -43,10 +48,13 @@ export class RegistryClient {
   private readonly insecure: Set<string>;
   private readonly tls: Set<string>;
   private readonly tuning: RepositoryTuning;
+  /** API host → its decided base URL, for insecure registries (one probe per registry and run). */
+  private readonly schemes = new Map<string, Promise<string>>();
 
   constructor(private readonly opts: RegistryClientOptions = {}) {
-    this.transport = new Transport(opts);
     this.insecure = new Set(opts.insecure ?? []);
+    const unverified = [...this.insecure].map((r) => apiHost(normaliseRegistry(r)));
+    this.transport = new Transport({ ...opts, unverifiedHosts: [...(opts.unverifiedHosts ?? []), ...unverified] });
     this.tls = new Set(opts.tls ?? []);
     this.tuning = { monolithicMax: opts.monolithicMax ?? 8 << 20, chunkSize: opts.chunkSize ?? 64 << 20, streamAttempts: opts.streamAttempts ?? 4 };
   }
@@ -62,10 +70,41 @@ export class RegistryClient {
     let a = this.auths.get(key);
     if (!a) {
       const getCred = credential ? async () => credential : () => lookupCredential(domain, this.opts.credentials);
-      a = new RegistryAuth(this.transport, domain, registryBaseUrl(domain, this.insecure, this.tls), getCred);
+      a = new RegistryAuth(this.transport, domain, this.endpoint(domain), getCred);
       this.auths.set(key, a);
     }
     return a;
+  }
+
+  /**
+   * Where registry `domain`'s API is: a fixed URL (HTTPS; plain HTTP on loopback; HTTPS for `tls`
+   * registries), or for an insecure registry HTTPS unless a TLS handshake shows the endpoint does not
+   * speak TLS, then plain HTTP. The probe runs before the registry's first request and its answer is
+   * kept for the client's lifetime; only an unreachable endpoint (no TCP connection, nothing learnt)
+   * is probed again by the next request, and is tried over HTTPS meanwhile, except a registry without
+   * a port, which Docker then tries over plain HTTP on port 80.
+   */
+  private endpoint(domain: string): string | { https: string; decide: () => Promise<string> } {
+    const host = apiHost(domain);
+    const insecure = this.insecure.has(domain) || this.insecure.has(host);
+    if (!insecure || this.tls.has(domain) || this.tls.has(host)) return registryBaseUrl(domain, undefined, this.tls);
+    const https = `https://${host}`;
+    const decide = (): Promise<string> => {
+      let p = this.schemes.get(host);
+      if (!p) {
+        p = probeTls(host).then((r) => {
+          if (r === 'unreachable') {
+            this.schemes.delete(host);
+            return new URL(https).port === '' ? `http://${host}` : https;
+          }
+          this.opts.log?.(`registry ${domain}: ${r === 'tls' ? 'speaks TLS; HTTPS without certificate verification (insecure)' : 'does not speak TLS; plain HTTP (insecure)'}`);
+          return r === 'tls' ? https : `http://${host}`;
+        });
+        this.schemes.set(host, p);
+      }
+      return p;
+    };
+    return { https, decide };
   }
 
   /** A handle on repository `ref.path` of registry `ref.domain`. */
@@ -79,7 +118,7 @@ export class RegistryClient {
    */
   async verifyCredential(server: string, credential: Credential): Promise<void> {
     const domain = normaliseRegistry(server);
-    const auth = new RegistryAuth(this.transport, domain, registryBaseUrl(domain, this.insecure, this.tls), async () => credential);
+    const auth = new RegistryAuth(this.transport, domain, this.endpoint(domain), async () => credential);
     await auth.verify();
   }
 

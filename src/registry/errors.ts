@@ -97,6 +97,9 @@ export function registryError(status: number, body: string, subject: ErrorSubjec
     const text = body.trim().split('\n')[0]?.slice(0, 200) ?? '';
     detail = text ? `HTTP ${status}: ${text}` : `HTTP ${status}`;
   }
-  const hint = HINTS[code] ?? (status >= 500 ? HINTS.UNKNOWN! : '');
+  let hint = HINTS[code] ?? (status >= 500 ? HINTS.UNKNOWN! : '');
+  // Go's TLS servers answer a plain-HTTP request with this 400: a loopback registry is reached over
+  // plain HTTP unless marked insecure, which tries HTTPS first.
+  if (status === 400 && /HTTP request to an HTTPS server/i.test(body)) hint = 'the registry serves HTTPS only: mark it insecure (`insecure: true` in the spec, or --insecure) so dimg tries HTTPS first (loopback registries are otherwise reached over plain HTTP)';
   return new DimgError(`REGISTRY_${code}`, redactPatterns(`${describeSubject(subject)}: ${detail}`), hint);
 }

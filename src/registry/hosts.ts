@@ -47,9 +47,11 @@ export function isLoopback(host: string): boolean {
 }
 
 /**
- * The base URL (`scheme://host`) of a registry's API. Plain HTTP only for loopback registries and
- * those listed in `insecure` (matched by domain or host:port); everything else is HTTPS. Registries in
- * `tls` use HTTPS even on loopback (a local registry that serves TLS).
+ * The base URL (`scheme://host`) of a registry's API when nothing is probed. Plain HTTP only for
+ * loopback registries and those listed in `insecure` (matched by domain or host:port); everything
+ * else is HTTPS. Registries in `tls` use HTTPS even on loopback (a local registry that serves TLS).
+ * RegistryClient uses this for registries not marked insecure; for insecure ones it probes whether
+ * the endpoint speaks TLS first (HTTPS without verification), and this plain-HTTP URL is the fallback.
  */
 export function registryBaseUrl(domain: string, insecure: ReadonlySet<string> = new Set(), tls: ReadonlySet<string> = new Set()): string {
   const host = apiHost(domain);

@@ -35,6 +35,12 @@ export interface TransportOptions {
   maxSockets?: number;
   /** Extra PEM CA certificates trusted besides the system's (`--ca-file`). */
   ca?: string | Buffer | (string | Buffer)[];
+  /**
+   * API hosts (`host[:port]`) whose HTTPS certificates are not verified: the registries marked
+   * insecure, as Docker's `insecure-registries`. Only these exact hosts; a redirect elsewhere (a blob
+   * store) is verified as usual.
+   */
+  unverifiedHosts?: string[];
   retry?: Partial<RetryPolicy>;
   /** Socket inactivity after which a request counts as stalled and fails (default 60 s). */
   idleTimeoutMs?: number;
@@ -92,9 +98,11 @@ export class Transport {
   private readonly agents = new Map<string, http.Agent>();
   private readonly retry: RetryPolicy;
   private readonly idleTimeoutMs: number;
+  private readonly unverified: Set<string>;
 
   constructor(private readonly opts: TransportOptions = {}) {
     this.redactor = opts.redactor ?? new Redactor();
+    this.unverified = new Set(opts.unverifiedHosts ?? []);
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
   }
@@ -200,7 +208,7 @@ export class Transport {
         a = new https.Agent({
           ...common,
           ca: extra.length > 0 ? [...rootCertificates, ...extra.map(String)] : undefined,
-          rejectUnauthorized: true,
+          rejectUnauthorized: !this.isUnverified(url),
         });
       } else {
         a = new http.Agent(common);
@@ -208,6 +216,11 @@ export class Transport {
       this.agents.set(key, a);
     }
     return a;
+  }
+
+  /** True when `url`'s host is one whose certificate is not checked (`insecure`); port 443 may be implicit. */
+  private isUnverified(url: URL): boolean {
+    return this.unverified.has(url.host) || this.unverified.has(`${url.hostname}:${url.port || '443'}`);
   }
 
   private backoff(attempt: number): number {
@@ -220,6 +233,10 @@ export class Transport {
     if (err instanceof DimgError) return new DimgError(err.code, this.redact(err.message), err.hint);
     const code = errCode(err);
     const what = describeSubject(req.subject);
+    if (/WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG/.test(code) || (code === 'EPROTO' && /wrong version number|packet length too long/i.test(messageOf(err)))) {
+      // The HTTPS request was answered by something that does not speak TLS, typically plain HTTP.
+      return new DimgError('REGISTRY_TLS', this.redact(`${what}: the registry does not speak TLS (an HTTPS request got a non-TLS answer)`), 'a plain-HTTP registry must be marked insecure: `insecure: true` in the spec, or --insecure');
+    }
     if (TLS_ERROR_RE.test(code)) {
       return new DimgError('REGISTRY_TLS', this.redact(`${what}: TLS verification failed (${code}): ${messageOf(err)}`), 'trust the registry\'s CA with --ca-file, or for a test registry mark it insecure with --insecure');
     }

@@ -32,7 +32,7 @@ import { pushImage, type PushEvent } from '../../transfer/push.js';
 
 /** Flags every registry-talking command accepts. */
 export interface RegistryFlags {
-  /** Allow plain HTTP to the registries this command names (loopback registries always may). */
+  /** Treat the registries this command names as insecure: HTTPS unverified, or plain HTTP when they do not speak TLS. */
   insecure?: boolean;
   /** A PEM file of extra CA certificates to trust. */
   caFile?: string;
@@ -55,7 +55,7 @@ export function clientOptions(flags: RegistryFlags, domains: string[], env: Node
 
 function addRegistryFlags(cmd: Command): Command {
   return cmd
-    .option('--insecure', 'allow plain HTTP to the registries named here (loopback registries always use HTTP)')
+    .option('--insecure', 'skip TLS certificate verification for the registries named here, and use plain HTTP when they do not speak TLS')
     .option('--ca-file <pem>', 'trust the CA certificates in this PEM file as well as the system ones');
 }
 
