@@ -2,7 +2,7 @@
  * `npm run bench`: dimg side by side with its peers (Docker BuildKit, buildah, docker push, skopeo,
  * docker save/load) on the workloads of issue 8, in one run, tools alternating, medians with min–max.
  *
- *   npm run bench -- [--only build,push,copy,plan,save,rss] [--runs 5] [--no-peers] [--no-install]
+ *   npm run bench -- [--only build,watch,push,copy,plan,save,rss] [--runs 5] [--no-peers] [--no-install]
  *                    [--plan-sizes 50,100,200] [--rss-mib 1024] [--work DIR] [--out FILE] [--tiny] [--docs|--no-docs]
  *                    [--wait-load 3 [--wait-max 600]]
  *
@@ -23,9 +23,10 @@ import { buildCases, prepareWorkload } from './workloads/build.js';
 import { planCases } from './workloads/plan.js';
 import { registryCases } from './workloads/registry.js';
 import { rssCases } from './workloads/rss.js';
+import { watchCases } from './workloads/watch.js';
 
 /** The workload groups, in the order they run (later ones reuse what earlier ones built). */
-export const WORKLOADS = ['build', 'push', 'copy', 'plan', 'save', 'rss'] as const;
+export const WORKLOADS = ['build', 'watch', 'push', 'copy', 'plan', 'save', 'rss'] as const;
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -125,7 +126,7 @@ async function main(): Promise<number> {
   process.on('SIGTERM', onSignal);
   try {
     if (opts.peers) {
-      const needDocker = want('build') || want('push') || want('save');
+      const needDocker = want('build') || want('watch') || want('push') || want('save');
       b.peers.docker = needDocker ? ensureDocker(opts.install) : 'not needed by the selected workloads';
       b.peers.buildah = want('build') ? ensureTool('buildah', 'buildah', opts.install) : 'not needed by the selected workloads';
       b.peers.skopeo = ensureTool('skopeo', 'skopeo', opts.install);
@@ -139,6 +140,8 @@ async function main(): Promise<number> {
     }
     prepareWorkload(b);
     if (want('build')) cases.push(...(await buildCases(b)));
+    sample();
+    if (want('watch')) cases.push(...(await watchCases(b)));
     sample();
     if (want('push') || want('copy')) cases.push(...(await registryCases(b, { push: want('push'), copy: want('copy') })));
     sample();

@@ -52,8 +52,12 @@ function buildahGlobal(b: Bench): string[] {
   return ['buildah', '--root', workPath(b, 'buildah', 'root'), '--runroot', workPath(b, 'buildah', 'run'), '--storage-driver', 'overlay'];
 }
 
-/** The three build entrants; `cold` gives each a preparation that empties its cache. */
-function entrants(b: Bench, kind: 'cold' | 'cached' | 'changed'): { list: Entrant[]; skipped: ToolResult[] } {
+/**
+ * The build entrants (dimg, and Docker and buildah when usable) for one kind of case, with the peers
+ * that cannot run listed as skipped; `cold` gives each a preparation that empties its cache, `changed`
+ * one that rewrites one small context file (changeOneFile).
+ */
+export function buildEntrants(b: Bench, kind: 'cold' | 'cached' | 'changed'): { list: Entrant[]; skipped: ToolResult[] } {
   const store = buildStore(b);
   const base = kind === 'cold' ? baseTemplate(b) : '';
   const change = kind === 'changed' ? () => changeOneFile(b.workload) : undefined;
@@ -107,7 +111,7 @@ export async function buildCases(b: Bench): Promise<CaseResult[]> {
   const out: CaseResult[] = [];
   for (const kind of ['cold', 'cached', 'changed'] as const) {
     process.stderr.write(`== build: ${TITLES[kind]} (load ${loadNow()})\n`);
-    const { list, skipped } = entrants(b, kind);
+    const { list, skipped } = buildEntrants(b, kind);
     if (kind !== 'cold') {
       // each tool must hold a complete build of the current files before a cached/changed run
       for (const e of list) {
@@ -127,11 +131,11 @@ export async function buildCases(b: Bench): Promise<CaseResult[]> {
 export function ensureBuilt(b: Bench, docker: boolean): void {
   if (!b.built.dimg) {
     if (!isStore(buildStore(b))) copyStore(baseTemplate(b), buildStore(b));
-    once(entrants(b, 'cached').list[0]!);
+    once(buildEntrants(b, 'cached').list[0]!);
     b.built.dimg = true;
   }
   if (docker && b.opts.peers && b.peers.docker === null && !b.built.docker) {
-    const e = entrants(b, 'cached').list.find((x) => x.tool === 'docker')!;
+    const e = buildEntrants(b, 'cached').list.find((x) => x.tool === 'docker')!;
     once(e);
     b.built.docker = true;
   }
