@@ -100,7 +100,9 @@ test('blobs: a 64 MiB blob is streamed in PATCH chunks with bounded memory; a co
   } finally {
     clearInterval(sampler);
   }
-  assert.ok(peak < 24 << 20, `upload held ${peak} bytes of buffers`);
+  // Half the blob: buffering it would hold all 64 MiB. (The in-process fault proxy's buffers count
+  // too, and dead buffers wait for V8's next collection, so the peak varies by a few MiB run to run.)
+  assert.ok(peak < 32 << 20, `upload held ${peak} bytes of buffers`);
   assert.equal(proxy.counts.PATCH, 5, 'four 16 MiB chunks and the rest');
   assert.equal(progress, size);
   assert.equal(await digestOfStream(await repo.getBlob(digest, size)), digest);
