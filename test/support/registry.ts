@@ -39,7 +39,6 @@ export function freePort(): Promise<number> {
 
 /** Starts a registry and waits until `/v2/` answers. Stop it with `stop()` (or via `t.after`). */
 export async function startRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
-  const bin = requireTool('/usr/bin/docker-registry', 'docker-registry');
   const dir = tempDir(undefined, 'dimg-registry-');
   const storage = join(dir, 'storage');
   mkdirSync(storage);
@@ -68,42 +67,53 @@ http:
   addr: 127.0.0.1:${port}
   secret: dimg-test-secret
 ${authBlock}`;
+  const host = `127.0.0.1:${port}`;
+  const url = `http://${host}`;
+  const running = await launchRegistry(dir, config, `docker-registry on ${url}`, async () => {
+    const r = await fetch(`${url}/v2/`);
+    return r.status === 200 || r.status === 401;
+  });
+  return { host, url, dir, log: running.log, stop: running.stop };
+}
+
+/** A registry process started by launchRegistry. */
+export interface LaunchedRegistry {
+  /** Its stdout/stderr lines so far. */
+  log: string[];
+  /** Stops it (SIGTERM, then SIGKILL after 3 s) and removes `dir`. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Writes `config` to `dir/config.yml`, starts docker-registry on it and waits (15 s at most) until
+ * `ready()` resolves true; `ready` may throw while the port is not open yet. `what` names the
+ * registry in errors, which carry its log.
+ */
+export async function launchRegistry(dir: string, config: string, what: string, ready: () => Promise<boolean>): Promise<LaunchedRegistry> {
+  const bin = requireTool('/usr/bin/docker-registry', 'docker-registry');
   writeFileSync(join(dir, 'config.yml'), config);
   const child: ChildProcess = spawn(bin, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } });
   const log: string[] = [];
   const onData = (b: Buffer) => log.push(...b.toString('utf8').split('\n').filter(Boolean));
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
-  const host = `127.0.0.1:${port}`;
-  const url = `http://${host}`;
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
   const deadline = Date.now() + 15_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited at start:\n${log.join('\n')}`);
-    try {
-      const r = await fetch(`${url}/v2/`);
-      if (r.status === 200 || r.status === 401) break;
-    } catch {
-      /* not listening yet */
-    }
+    if (child.exitCode !== null) throw new Error(`${what} exited at start:\n${log.join('\n')}`);
+    if (await ready().catch(() => false)) return { log, stop };
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`docker-registry did not answer on ${url} within 15 s:\n${log.join('\n')}`);
+      throw new Error(`${what} did not answer within 15 s:\n${log.join('\n')}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return {
-    host,
-    url,
-    dir,
-    log,
-    async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }

@@ -3,11 +3,10 @@
  * tests of certificate verification. The certificate names `registry.dimg.test` (resolved to
  * 127.0.0.1 inside dimg by dns-preload.ts) and 127.0.0.1.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { freePort } from './registry.js';
+import { freePort, launchRegistry } from './registry.js';
 import { requireTool, run } from './tools.js';
 import { tempDir } from './tmp.js';
 
@@ -39,14 +38,11 @@ export function makeCertificates(dir: string, names: string[]): { ca: string; ce
 
 /** Starts docker-registry with `http.tls` on a free 127.0.0.1 port and waits until it answers. */
 export async function startTlsRegistry(): Promise<TlsRegistry> {
-  const bin = requireTool('/usr/bin/docker-registry', 'docker-registry');
   const dir = tempDir(undefined, 'dimg-tls-registry-');
   mkdirSync(join(dir, 'storage'));
   const certs = makeCertificates(dir, [TLS_HOSTNAME, '127.0.0.1']);
   const port = await freePort();
-  writeFileSync(
-    join(dir, 'config.yml'),
-    `version: 0.1
+  const config = `version: 0.1
 log:
   level: warn
 storage:
@@ -60,46 +56,25 @@ http:
   tls:
     certificate: ${certs.cert}
     key: ${certs.key}
-`,
-  );
-  const child: ChildProcess = spawn(bin, ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } });
-  const log: string[] = [];
-  child.stdout!.on('data', (b: Buffer) => log.push(b.toString()));
-  child.stderr!.on('data', (b: Buffer) => log.push(b.toString()));
+`;
   const directUrl = `https://127.0.0.1:${port}`;
   const ca = readFileSync(certs.ca);
-  const deadline = Date.now() + 15_000;
   const https = await import('node:https');
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`docker-registry (TLS) exited at start:\n${log.join('')}`);
-    const up = await new Promise<boolean>((resolve) => {
+  const running = await launchRegistry(dir, config, `docker-registry (TLS) on ${directUrl}`, () =>
+    new Promise<boolean>((resolve) => {
       const req = https.get(`${directUrl}/v2/`, { ca }, (res) => {
         res.resume();
         resolve(res.statusCode === 200);
       });
       req.on('error', () => resolve(false));
-    });
-    if (up) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`docker-registry (TLS) did not answer on ${directUrl}:\n${log.join('')}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    }),
+  );
   const preload = pathToFileURL(join(fileURLToPath(new URL('.', import.meta.url)), 'dns-preload.js')).href;
   return {
     host: `${TLS_HOSTNAME}:${port}`,
     directUrl,
     caFile: certs.ca,
     env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${preload}`.trim() },
-    async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: running.stop,
   };
 }
