@@ -2,8 +2,8 @@
  * The state one bench run shares between its workloads: options, paths under the work directory, the
  * dimg command line, which peers are usable (or why not), and the lazily started scratch registry.
  */
-import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { cpSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { startRegistry, type BenchRegistry } from './env.js';
 
 /** Options of a bench run (see run.ts for the flags). */
@@ -53,9 +53,32 @@ export function workPath(b: Bench, ...parts: string[]): string {
   return p;
 }
 
+/** Where setAside puts what a preparation replaces, until emptyTrash. */
+let trashDir: string | undefined;
+let trashed = 0;
+
+/**
+ * Moves `path` (a store, a saved tar) out of the way instead of deleting it. The root file system here
+ * is mounted with `discard`: blocks freed by a deletion are trimmed at a later journal commit, and a
+ * timed command's fsyncs then wait for them. Deleting the previous run's store in each preparation made
+ * five cold builds grow 1.9 → 3.3 s and five loads 0.8 → 1.1 s; moving it aside keeps runs independent.
+ * Everything set aside is deleted by emptyTrash when the bench ends.
+ */
+export function setAside(b: Bench, path: string): void {
+  if (!existsSync(path)) return;
+  trashDir ??= workPath(b, 'trash');
+  mkdirSync(trashDir, { recursive: true });
+  renameSync(path, join(trashDir, `${trashed++}-${basename(path)}`));
+}
+
+/** Deletes what setAside moved (and any trash an interrupted bench left), untimed, at the end of a run. */
+export function emptyTrash(b: Bench): void {
+  rmSync(workPath(b, 'trash'), { recursive: true, force: true });
+}
+
 /** Replaces store `dst` with a copy of store `src` (untimed preparation: a store in a known state). */
-export function copyStore(src: string, dst: string): void {
-  rmSync(dst, { recursive: true, force: true });
+export function copyStore(b: Bench, src: string, dst: string): void {
+  setAside(b, dst);
   cpSync(src, dst, { recursive: true, verbatimSymlinks: true });
 }
 

@@ -14,7 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BASE_REF } from './build-workload.js';
-import type { Bench, BenchOptions } from './context.js';
+import { emptyTrash, type Bench, type BenchOptions } from './context.js';
 import { concurrentBenches, ensureDocker, ensureSharedBase, ensureTool, loadNow, machine, sh, snapshotDimg, stopAll } from './env.js';
 import { judge, planGrowth, table, updateDocs, writeJson, type RunRecord } from './report.js';
 import type { CaseResult } from './runner.js';
@@ -153,6 +153,7 @@ async function main(): Promise<number> {
     sample();
   } finally {
     await stopAll();
+    emptyTrash(b);
   }
   const judged = judge(cases);
   const record: RunRecord = {

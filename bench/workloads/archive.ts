@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { copyStore, dimgArgv, workPath, type Bench } from '../context.js';
+import { copyStore, dimgArgv, setAside, workPath, type Bench } from '../context.js';
 import { DOCKER, ensureTool, loadNow, sh, shOrThrow } from '../env.js';
 import { alternate, once, type CaseResult, type Entrant, type ToolResult } from '../runner.js';
 import { buildStore, ensureBuilt } from './build.js';
@@ -60,7 +60,7 @@ export async function archiveCases(b: Bench): Promise<CaseResult[]> {
   ensureBuilt(b, dockerOk);
   const second = secondImageTar(b);
   const store = workPath(b, 'stores', 'save');
-  copyStore(buildStore(b), store);
+  copyStore(b, buildStore(b), store);
   process.stderr.write(`== save/load setup: importing ${second.label} (${mib(second.tar)} MiB tar) into both stores\n`);
   once({ tool: 'dimg', argv: dimgArgv(b, store, 'image', 'import', '-c', 'CMD ["/bin/bash"]', second.tar, second.name) });
   if (dockerOk && !sh(`${DOCKER} image inspect ${second.name} >/dev/null 2>&1`).ok) {
@@ -74,9 +74,9 @@ export async function archiveCases(b: Bench): Promise<CaseResult[]> {
 
   process.stderr.write(`== save 2 images (load ${loadNow()})\n`);
   const saves: Entrant[] = [
-    { tool: 'dimg', argv: dimgArgv(b, store, 'image', 'save', '-o', dimgTar, b.appName, second.name), prepare: () => rmSync(dimgTar, { force: true }) },
+    { tool: 'dimg', argv: dimgArgv(b, store, 'image', 'save', '-o', dimgTar, b.appName, second.name), prepare: () => setAside(b, dimgTar) },
   ];
-  if (dockerOk) saves.push({ tool: 'docker', argv: [DOCKER, 'save', '-o', dockerTar, b.appName, second.name], docker: true, prepare: () => rmSync(dockerTar, { force: true }) });
+  if (dockerOk) saves.push({ tool: 'docker', argv: [DOCKER, 'save', '-o', dockerTar, b.appName, second.name], docker: true, prepare: () => setAside(b, dockerTar) });
   let before = loadNow();
   let tools = await alternate(saves, b.opts.runs, skipped);
   out.push({ id: 'save', title: 'save 2 images to a tar', unit: 's', tools, load: { before, after: loadNow() }, notes: [...notes, `tar sizes: dimg ${mib(dimgTar)} MiB, docker ${mib(dockerTar)} MiB`] });
@@ -84,7 +84,7 @@ export async function archiveCases(b: Bench): Promise<CaseResult[]> {
   process.stderr.write(`== load 2 images into an empty store (load ${loadNow()})\n`);
   const loadStore = workPath(b, 'stores', 'load');
   const loads: Entrant[] = [
-    { tool: 'dimg', argv: dimgArgv(b, loadStore, 'image', 'load', '-i', dimgTar), prepare: () => rmSync(loadStore, { recursive: true, force: true }) },
+    { tool: 'dimg', argv: dimgArgv(b, loadStore, 'image', 'load', '-i', dimgTar), prepare: () => setAside(b, loadStore) },
   ];
   if (dockerOk && existsSync(dockerTar)) {
     loads.push({

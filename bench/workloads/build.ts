@@ -66,7 +66,7 @@ export function buildEntrants(b: Bench, kind: 'cold' | 'cached' | 'changed'): { 
       tool: 'dimg',
       argv: dimgArgv(b, store, 'image', 'build', '-f', 'Dockerfile', '-t', b.appName, '.'),
       cwd: b.workload,
-      prepare: kind === 'cold' ? () => copyStore(base, store) : change,
+      prepare: kind === 'cold' ? () => copyStore(b, base, store) : change,
     },
   ];
   const skipped: ToolResult[] = [];
@@ -115,7 +115,7 @@ export async function buildCases(b: Bench): Promise<CaseResult[]> {
     if (kind !== 'cold') {
       // each tool must hold a complete build of the current files before a cached/changed run
       for (const e of list) {
-        if (e.tool === 'dimg' && !isStore(buildStore(b))) copyStore(baseTemplate(b), buildStore(b));
+        if (e.tool === 'dimg' && !isStore(buildStore(b))) copyStore(b, baseTemplate(b), buildStore(b));
         once(e);
       }
     }
@@ -130,7 +130,7 @@ export async function buildCases(b: Bench): Promise<CaseResult[]> {
 /** Makes sure dimg's build store (and Docker, when it is a peer) hold a built app image: untimed. */
 export function ensureBuilt(b: Bench, docker: boolean): void {
   if (!b.built.dimg) {
-    if (!isStore(buildStore(b))) copyStore(baseTemplate(b), buildStore(b));
+    if (!isStore(buildStore(b))) copyStore(b, baseTemplate(b), buildStore(b));
     once(buildEntrants(b, 'cached').list[0]!);
     b.built.dimg = true;
   }

@@ -16,7 +16,7 @@ export async function registryCases(b: Bench, which: { push: boolean; copy: bool
   ensureBuilt(b, dockerOk);
   const reg = await scratchRegistry(b);
   const template = workPath(b, 'stores', 'push-template');
-  copyStore(buildStore(b), template);
+  copyStore(b, buildStore(b), template);
   const store = workPath(b, 'stores', 'push');
   const dimgDst = `${reg.host}/bench/dimg:1`;
   const dockerDst = `${reg.host}/bench/docker:1`;
@@ -28,7 +28,7 @@ export async function registryCases(b: Bench, which: { push: boolean; copy: bool
   const out: CaseResult[] = [];
 
   // the warm and copy cases need the image in the registry and dimg's store as left by a push
-  copyStore(template, store);
+  copyStore(b, template, store);
   if (which.push) {
     process.stderr.write(`== push: cold, empty registry (load ${loadNow()})\n`);
     const list: Entrant[] = [
@@ -36,7 +36,7 @@ export async function registryCases(b: Bench, which: { push: boolean; copy: bool
         ...dimgPush,
         prepare: async () => {
           await reg.restartEmpty();
-          copyStore(template, store);
+          copyStore(b, template, store);
         },
       },
     ];

@@ -85,7 +85,7 @@ export async function rssCases(b: Bench): Promise<CaseResult[]> {
   process.stderr.write(`== rss: push of a ${mib} MiB layer to an empty registry (load ${before})\n`);
   for (let i = 0; i < runs; i++) {
     await reg.restartEmpty();
-    copyStore(template, store);
+    copyStore(b, template, store);
     const r = await runSampled(dimgArgv(b, store, 'image', 'push', '-q', BIG, `${reg.host}/bench/big:1`));
     peaks.push(r.peakMiB);
     times.push(r.seconds);

@@ -154,7 +154,7 @@ export async function watchCases(b: Bench): Promise<CaseResult[]> {
   mkdirSync(dir, { recursive: true });
   const specFile = writeWatchSpec(b, dir);
   const store = workPath(b, 'stores', 'watch');
-  copyStore(baseTemplate(b), store);
+  copyStore(b, baseTemplate(b), store);
 
   const w = new WatchProcess(dimgArgv(b, store, 'watch', specFile, '--progress', 'plain'), dir);
   try {
