@@ -136,7 +136,8 @@ async function repositoriesToPrune(spec: Spec, client: RegistryClient, resolved:
  * would) must give the pinned digest; otherwise the lock would change, which CI must not do silently.
  */
 async function checkFrozen(resolved: ResolvedSpec, lock: LockFile, specFile: string, fresh: BaseResolver): Promise<void> {
-  for (const [key, pinned] of resolved.pins) {
+  // Sorted: images are keyed concurrently, so the map's order is completion order.
+  for (const [key, pinned] of [...resolved.pins].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const [ref, platform] = key.split('|') as [string, string];
     const entry = lock.bases[key];
     const now = await fresh.resolve(ref, parsePlatform(platform));

@@ -191,7 +191,10 @@ export class Transport {
       r.on('response', (res) => resolve(wrapResponse(res, url)));
       if (body === undefined) r.end();
       else if (Buffer.isBuffer(body)) r.end(body);
-      else {
+      else if (body.destroyed) {
+        // Piping a destroyed stream ends nothing: the request would wait for the idle timeout.
+        r.destroy(Object.assign(new Error('the request body was abandoned before it was sent'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      } else {
         body.on('error', (e) => r.destroy(e));
         body.pipe(r);
       }

@@ -228,7 +228,6 @@ export async function startStreamingUpload(repo: RemoteRepository): Promise<Stre
   return {
     body,
     async commit(digest, size) {
-      settled = true;
       const subject = `blob ${digest}`;
       const r = await patch;
       await repo.expect(r, [202, 204], subject);
@@ -239,6 +238,7 @@ export async function startStreamingUpload(repo: RemoteRepository): Promise<Stre
       loc = sessionLocation(repo, r.header('location') ?? loc, subject);
       const done = await repo.request('PUT', withDigest(loc, digest), { access: 'push', object: subject, bufferBody: 1 << 20 });
       await repo.expect(done, [201, 204], subject);
+      settled = true; // a refused commit leaves the session to cancel()
     },
     async cancel() {
       if (settled) return;

@@ -16,7 +16,8 @@
  * That upload is an optimisation only: if it fails, or gzip is not kept, it is cancelled, and the push
  * uploads the stored blob the ordinary way.
  */
-import { createWriteStream, promises as fs } from 'node:fs';
+import { closeSync, createWriteStream, openSync, promises as fs, readSync } from 'node:fs';
+import { deflateRawSync } from 'node:zlib';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HashingStream, type Digest } from '../oci/digest.js';
@@ -93,7 +94,7 @@ async function decide(store: Store, diffId: Digest, rawSize: number, opts: Layer
   const started = Date.now();
   const tmp = tempPath(store.tmpDir, 'gzip');
   const hash = new HashingStream();
-  const early = opts.earlyUpload && rawSize >= EARLY_UPLOAD_MIN ? await opts.earlyUpload().catch(() => undefined) : undefined;
+  const early = opts.earlyUpload && rawSize >= EARLY_UPLOAD_MIN && !looksIncompressible(store.blobs.path(diffId), rawSize) ? await opts.earlyUpload().catch(() => undefined) : undefined;
   const tee = early ? new UploadTee(early.body) : undefined;
   try {
     const src = abortable(store.blobs.open(diffId, rawSize), opts.signal, `compression of layer ${diffId}`);
@@ -115,6 +116,33 @@ async function decide(store: Store, diffId: Digest, rawSize: number, opts: Layer
   } finally {
     await early?.cancel();
     await fs.rm(tmp, { force: true });
+  }
+}
+
+/**
+ * True when samples spread over the layer tar barely shrink under fast deflate, so gzip will almost
+ * surely not be kept (KEEP_GZIP_BELOW) and a streamed gzip upload would be sent for nothing before the
+ * uncompressed tar is uploaded after all. Costs 16 reads of 16 KiB; any read error says no.
+ */
+function looksIncompressible(path: string, size: number): boolean {
+  const SAMPLE = 16 << 10;
+  const N = 16;
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const buf = Buffer.alloc(SAMPLE);
+    let raw = 0;
+    let packed = 0;
+    for (let i = 0; i < N; i++) {
+      const n = readSync(fd, buf, 0, SAMPLE, Math.floor(((size - SAMPLE) * i) / (N - 1)));
+      raw += n;
+      packed += deflateRawSync(buf.subarray(0, n), { level: 1 }).length;
+    }
+    return raw > 0 && packed > raw * 0.99;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

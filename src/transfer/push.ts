@@ -23,6 +23,8 @@ import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js';
 import { startStreamingUpload, transferImage, type ImageSink, type ImageSource, type ManifestBytes, type RegistryClient, type TransferEvent } from '../registry/index.js';
 import type { Store } from '../store/store.js';
 import { layerForm, type LayerFormEvent, type LayerFormOptions } from './layer-form.js';
+import { BLOCK_SIZE } from '../layer/adaptive-gzip.js';
+import pLimit from 'p-limit';
 import { PushState } from './push-state.js';
 import { abortError, abortable } from './abort.js';
 
@@ -135,15 +137,30 @@ export async function pushManifest(store: Store, desc: Descriptor, opts: LayerFo
       throw new DimgError('IMAGE_INVALID', `layer ${i + 1} of local image ${desc.digest} is an uncompressed tar ${l.digest} but the config says diff_id ${diffIds[i]}`, 'the image is inconsistent; rebuild it');
     }
   }
-  // All layers at once: small ones compress on this thread while a big one keeps the workers busy.
-  const layers = await Promise.all(
-    manifest.layers.map(async (l): Promise<Descriptor> => {
-      if (layerCompression(l.mediaType) !== 'none' || (l.urls && l.urls.length > 0)) return l;
-      const form = await layerForm(store, l.digest, l.size, opts);
-      if (form.digest === l.digest) return l;
-      return { ...l, mediaType: docker ? MediaType.dockerLayerGzip : form.mediaType, digest: form.digest, size: form.size };
-    }),
-  );
+  // Small layers (one block, compressed on this thread) all at once; layers of several blocks one at a
+  // time, each on the whole worker pool and with at most one streamed upload open. After a failure no
+  // further layer starts, and the push reports it only when nothing it started is still running.
+  const big = pLimit(1);
+  let failed = false;
+  const formOf = async (l: Descriptor): Promise<Descriptor> => {
+    if (layerCompression(l.mediaType) !== 'none' || (l.urls && l.urls.length > 0)) return l;
+    const run = async (): Promise<Descriptor> => {
+      if (failed) throw new DimgError('PUSH_CANCELLED', `layer ${l.digest} not compressed: another layer of the push failed`, '');
+      try {
+        const form = await layerForm(store, l.digest, l.size, opts);
+        if (form.digest === l.digest) return l;
+        return { ...l, mediaType: docker ? MediaType.dockerLayerGzip : form.mediaType, digest: form.digest, size: form.size };
+      } catch (e) {
+        failed = true; // before the limiter starts the next layer
+        throw e;
+      }
+    };
+    return l.size > BLOCK_SIZE ? big(run) : run();
+  };
+  const settled = await Promise.allSettled(manifest.layers.map(formOf));
+  const firstError = settled.find((r) => r.status === 'rejected' && !isDimgError(r.reason, 'PUSH_CANCELLED')) ?? settled.find((r) => r.status === 'rejected');
+  if (firstError) throw (firstError as PromiseRejectedResult).reason;
+  const layers = settled.map((r) => (r as PromiseFulfilledResult<Descriptor>).value);
   const changed = layers.some((l, i) => l !== manifest.layers[i]);
   if (!changed) return { bytes, mediaType: desc.mediaType, digest: desc.digest };
   const out = canonicalBytes({ ...manifest, layers });

@@ -5,8 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv } from 'node:crypto';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, rmSync } from 'node:fs';
 import { writeArchive } from '../../src/archive/index.js';
+import { isDimgError } from '../../src/errors.js';
 import { loadImage } from '../../src/image/local-image.js';
 import { sha256, type Digest } from '../../src/oci/digest.js';
 import { join } from 'node:path';
@@ -240,6 +241,30 @@ test('cold push streams a big layer to the registry while compressing it (one PA
     const blob = await fetch(`${reg.url}/v2/stream/${fault.kind}/blobs/${l.digest}`);
     assert.equal(sha256(Buffer.from(await blob.arrayBuffer())), l.digest, 'the registry serves the blob its manifest names');
   }
+});
+
+test('push of several big layers: one compressed at a time; after a failure no further layer starts and the error names the layer', async (t) => {
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const store = await Store.open(tempDir(t));
+  const a = await store.blobs.write(mixedStream(10 << 20));
+  const b = await store.blobs.write(new Readable({ read() { this.push(Buffer.from('second layer text '.repeat(700_000))); this.push(null); } }));
+  const { descriptor } = await commitImage(store, {
+    config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [a.digest, b.digest] }, config: {} },
+    layers: [
+      { mediaType: MediaType.ociLayer, digest: a.digest, size: a.size },
+      { mediaType: MediaType.ociLayer, digest: b.digest, size: b.size },
+    ],
+  });
+  // The first layer's tar goes missing from the store.
+  rmSync(store.blobs.path(a.digest));
+  const client = new RegistryClient();
+  t.after(() => client.close());
+  await assert.rejects(pushImage(store, client, descriptor, `${reg.host}/two/layers:1`), (e: unknown) => isDimgError(e) && e.message.includes(a.digest));
+  const rec = await store.layers.get(b.digest).catch(() => undefined);
+  assert.ok(!rec?.blobs.some((x) => x.mediaType === MediaType.ociLayerGzip), 'the second big layer was not compressed after the first failed');
+  const tags = await fetch(`${reg.url}/v2/two/layers/tags/list`);
+  assert.notEqual(tags.status, 200, 'nothing was tagged');
 });
 
 test('adaptive gzip: deterministic, valid, stores random blocks and compresses text', async () => {
