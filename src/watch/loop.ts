@@ -262,6 +262,10 @@ export class WatchLoop {
       // A file changed between planning and building: the builder saw the newer content. Start
       // over with the new state (the burst that made the change is evaluated after this anyway).
       r.info('inputs changed during the build: starting over');
+      // The builder's own walk disagrees with what planning used. If that came from a remembered walk
+      // (a change no file event reported, or one made while a walk ran), forget them all: otherwise the
+      // next plan would use the same digest and this would repeat forever.
+      this.trees.reset();
       this.converged = undefined;
       if (this.running === run) this.running = undefined;
       this.pendingPaths = [...run.paths, ...this.pendingPaths];

@@ -300,6 +300,11 @@ test('watch: a cycle reuses the digest of a rootfs that had no file event, and w
   t.after(() => w.kill());
   let text = await w.waitFor(/ready in \d+\.\d\ds/);
   assert.match(text, /rebuild two: new/);
+  // One more cycle before the mount, so that no walk of rootfs2 (the first cycle's, or one after the
+  // watcher became ready) can overlap the mount below and remember a tree half before, half after it.
+  const m0 = w.mark();
+  writeFileSync(join(p.dir, 'web', 'index.html'), '<h1>settled</h1>\n');
+  await w.waitFor(/ready in \d+\.\d\ds/, m0);
 
   // Change what rootfs2 holds without any file event: a bind mount over its etc/ (mounts are not
   // inotify events). Only a walk of rootfs2 can notice it.
