@@ -11,6 +11,7 @@ import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { tempDir } from '../support/tmp.js';
 import { requireRoot, requireTool, run } from '../support/tools.js';
+import { remoteDigest } from '../support/skopeo.js';
 
 function writeSpec(dir: string, host: string, extra = ''): string {
   const file = join(dir, 'images.yaml');
@@ -58,10 +59,6 @@ function project(t: Parameters<typeof tempDir>[0], host: string) {
   writeFileSync(join(dir, 'api', 'app.sh'), '#!/bin/sh\necho api\n');
   const file = writeSpec(dir, host);
   return { dir, file, root: join(dir, 'store') };
-}
-
-function remoteDigest(ref: string): string {
-  return JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])).Digest as string;
 }
 
 function writes(reg: TestRegistry): number {

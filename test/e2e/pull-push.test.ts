@@ -13,6 +13,7 @@ import { makeBusyboxRootfs } from '../support/busybox.js';
 import { requireTool, run } from '../support/tools.js';
 import { tempDir } from '../support/tmp.js';
 import { assertNoSecrets, basicForm } from '../integration/registry-fixtures.js';
+import { remoteDigest, remoteManifest } from '../support/skopeo.js';
 
 const env = { SOURCE_DATE_EPOCH: '1700000000' };
 
@@ -46,7 +47,7 @@ test('CLI push/pull/ls --remote/copy (oci:, docker-archive:) with skopeo and umo
   assert.match(first.stdout, /^[a-f0-9]{12}: Pushed$/m);
   const digest = digestOf(first);
   assert.ok(first.stdout.endsWith(`1: digest: ${digest} size: `.concat(/size: (\d+)\n$/.exec(first.stdout)![1]!, '\n')));
-  assert.equal((JSON.parse(skopeo(['inspect', '--tls-verify=false', `docker://${name}`])) as { Digest: string }).Digest, digest);
+  assert.equal(remoteDigest(name), digest);
 
   const again = ok(await dimg(['image', 'push', name], { root }));
   assert.equal(digestOf(again), digest);
@@ -143,7 +144,7 @@ test('push of a store blob that no longer matches its digest fails naming the bl
   ok(await dimg(['image', 'import', rootfs, name], { root, env }));
   ok(await dimg(['push', '-q', name], { root }));
   // Now the store holds the gzip form the push made; damage it in place (same size, other bytes).
-  const manifest = JSON.parse(skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${name}`])) as { layers: { digest: string; size: number }[] };
+  const manifest = remoteManifest<{ layers: { digest: string; size: number }[] }>(name);
   const layer = manifest.layers[0]!;
   const file = join(root, 'oci', 'blobs', 'sha256', layer.digest.slice('sha256:'.length));
   assert.ok(existsSync(file), `the pushed gzip layer ${layer.digest} is in the store`);

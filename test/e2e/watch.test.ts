@@ -12,6 +12,7 @@ import { startRegistry } from '../support/registry.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { tempDir } from '../support/tmp.js';
 import { requireRoot, requireTool, run } from '../support/tools.js';
+import { remoteDigest } from '../support/skopeo.js';
 
 const TIMEOUT = 60_000;
 
@@ -62,10 +63,6 @@ function project(t: Parameters<typeof tempDir>[0], host: string, opts: { slow?: 
   mkdirSync(join(dir, 'web', '.git'));
   // The store inside a context: it must never be watched (builds write to it: that would loop).
   return { dir, root: join(dir, 'web', '.dimg-store') };
-}
-
-function remoteDigest(ref: string): string {
-  return JSON.parse(run('skopeo', ['inspect', '--tls-verify=false', `docker://${ref}`])).Digest as string;
 }
 
 /** A running `dimg watch` with its output, and waits on it. */

@@ -14,6 +14,7 @@ import { startFaultProxy } from '../support/fault-proxy.js';
 import { requireTool, run } from '../support/tools.js';
 import { tempDir } from '../support/tmp.js';
 import { makeImage, makeIndex, pushImage, randomBlob, readAllStream } from './registry-fixtures.js';
+import { remoteDigest as skopeoDigest } from '../support/skopeo.js';
 
 /** A deterministic pseudo-random stream of `size` bytes (AES-CTR keystream; never held in memory whole). */
 function patternStream(size: number, seed: string): Readable {
@@ -224,7 +225,6 @@ test('copy registry→registry keeps digests (skopeo agrees), mounts within one 
   assert.equal(r1.digest, idx.digest);
   assert.equal(proxy.counts.PATCH ?? 0, 0);
   assert.deepEqual([...new Set(events)], ['mounted']);
-  const skopeoDigest = (ref: string) => run('skopeo', ['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${ref}`]).trim();
   const skopeoRaw = (ref: string) => sha256(Buffer.from(run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${ref}`]).replace(/\n$/, '')));
   assert.equal(skopeoRaw(`${reg.host}/dst/app:copied`), idx.digest);
 

@@ -26,6 +26,7 @@ import { makeBusyboxRootfs } from '../support/busybox.js';
 import { requireTool, run } from '../support/tools.js';
 import { tempDir } from '../support/tmp.js';
 import { gunzipSync } from 'node:zlib';
+import { remoteDigest as skopeoDigest, remoteManifest } from '../support/skopeo.js';
 
 const EPOCH = 1_700_000_000;
 
@@ -33,10 +34,6 @@ async function busyboxImage(t: Parameters<typeof tempDir>[0], store: Store): Pro
   const rootfs = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
   const img = await importImage(store, { source: rootfs, sourceLabel: 'busybox', sourceDateEpoch: EPOCH, platform: { os: 'linux', architecture: 'amd64' } });
   return img.descriptor;
-}
-
-function skopeoDigest(ref: string): string {
-  return (JSON.parse(run(requireTool('skopeo', 'skopeo'), ['inspect', '--tls-verify=false', `docker://${ref}`])) as { Digest: string }).Digest;
 }
 
 test('push: skopeo sees the digest, umoci unpacks the files; re-push is one HEAD; another repository mounts; digests are deterministic across stores', async (t) => {
@@ -55,7 +52,7 @@ test('push: skopeo sees the digest, umoci unpacks the files; re-push is one HEAD
   const r = await pushImage(store, client, desc, `${proxy.host}/shop/web:1`, { onEvent: (e) => events.push(e) });
   client.close();
   assert.equal(skopeoDigest(`${reg.host}/shop/web:1`), r.digest);
-  const pushed = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/shop/web:1`])) as ImageManifest;
+  const pushed = remoteManifest<ImageManifest>(`${reg.host}/shop/web:1`);
   assert.equal(pushed.layers[0]!.mediaType, MediaType.ociLayerGzip, 'busybox compresses: pushed as gzip');
   assert.equal(pushed.config.digest, local.config.digest, 'config unchanged');
   assert.ok(events.some((e) => e.kind === 'layer-form' && e.compressed));
@@ -181,7 +178,7 @@ test('push of a 256 MiB layer streams: RSS does not grow with the layer', async 
   const growth = (peak - base) / 2 ** 20;
   process.stderr.write(`# 256 MiB layer push: RSS base ${(base / 2 ** 20).toFixed(0)} MiB, peak ${(peak / 2 ** 20).toFixed(0)} MiB\n`);
   assert.ok(growth < 160, `RSS grew by ${growth.toFixed(0)} MiB while pushing a 256 MiB layer`);
-  const m = JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/big/layer:1`])) as ImageManifest;
+  const m = remoteManifest<ImageManifest>(`${reg.host}/big/layer:1`);
   assert.equal(m.layers[0]!.mediaType, MediaType.ociLayerGzip);
   assert.ok(m.layers[0]!.size < size * 0.6, 'the text half compresses');
   assert.equal(skopeoDigest(`${reg.host}/big/layer:1`), r.digest);
@@ -212,7 +209,7 @@ test('cold push streams a big layer to the registry while compressing it (one PA
       client.close();
     }
   };
-  const layerOf = (ref: string) => (JSON.parse(run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/${ref}`])) as ImageManifest).layers[0]!;
+  const layerOf = (ref: string) => remoteManifest<ImageManifest>(`${reg.host}/${ref}`).layers[0]!;
 
   // Healthy: the compressed layer goes up in one streamed PATCH while it is made; the transfer then
   // has nothing left to send for it, and the registry holds exactly the blob the store kept.
