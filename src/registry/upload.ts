@@ -12,7 +12,7 @@ import { DimgError, isDimgError } from '../errors.js';
 import { VerifyingStream, type Digest } from '../oci/digest.js';
 import { repositoryScope } from './auth.js';
 import type { RemoteRepository } from './repository.js';
-import { sleep } from './transport.js';
+import { sleep, type HttpResponse } from './transport.js';
 
 /** How a blob ended up in the repository. */
 export type UploadResult = 'exists' | 'mounted' | 'uploaded';
@@ -118,17 +118,11 @@ async function sendBlob(repo: RemoteRepository, loc: string, digest: Digest, siz
         bufferBody: 1 << 20,
         noRetry: true,
       });
-      await repo.expect(r, [202, 204], object);
       sent += n;
-      const end = parseRangeEnd(r.header('range'));
-      if (end !== undefined && end !== sent - 1) {
-        throw new DimgError('REGISTRY_BLOB_UPLOAD_INVALID', `registry ${repo.domain}, repository ${repo.path}, ${object}: registry has ${end + 1} bytes after sending ${sent}`, 'retry the push');
-      }
-      loc = sessionLocation(repo, r.header('location') ?? loc, object);
+      loc = await acceptedPatch(repo, r, sent, loc, object);
     }
     await reader.finish();
-    const r = await repo.request('PUT', withDigest(loc, digest), { access: 'push', object, bufferBody: 1 << 20 });
-    await repo.expect(r, [201, 204], object);
+    await completeUpload(repo, loc, digest, object);
     ok = true;
   } finally {
     if (!ok) {
@@ -140,6 +134,25 @@ async function sendBlob(repo: RemoteRepository, loc: string, digest: Digest, siz
         .catch(() => undefined);
     }
   }
+}
+
+/**
+ * Checks a PATCH answer after `sent` bytes in all (status, and the `Range` the registry reports when
+ * it reports one) and returns the session location for the next request.
+ */
+async function acceptedPatch(repo: RemoteRepository, r: HttpResponse, sent: number, loc: string, object: string): Promise<string> {
+  await repo.expect(r, [202, 204], object);
+  const end = parseRangeEnd(r.header('range'));
+  if (end !== undefined && end !== sent - 1) {
+    throw new DimgError('REGISTRY_BLOB_UPLOAD_INVALID', `registry ${repo.domain}, repository ${repo.path}, ${object}: registry has ${end + 1} bytes after sending ${sent}`, 'retry the push');
+  }
+  return sessionLocation(repo, r.header('location') ?? loc, object);
+}
+
+/** Closes an upload session as `digest` (the registry verifies digest and size before linking the blob). */
+async function completeUpload(repo: RemoteRepository, loc: string, digest: Digest, object: string): Promise<void> {
+  const r = await repo.request('PUT', withDigest(loc, digest), { access: 'push', object, bufferBody: 1 << 20 });
+  await repo.expect(r, [201, 204], object);
 }
 
 /** The inclusive end of a `Range: 0-N` or `Range: bytes=0-N` upload answer. */
@@ -229,15 +242,8 @@ export async function startStreamingUpload(repo: RemoteRepository): Promise<Stre
     body,
     async commit(digest, size) {
       const subject = `blob ${digest}`;
-      const r = await patch;
-      await repo.expect(r, [202, 204], subject);
-      const end = parseRangeEnd(r.header('range'));
-      if (end !== undefined && end !== size - 1) {
-        throw new DimgError('REGISTRY_BLOB_UPLOAD_INVALID', `registry ${repo.domain}, repository ${repo.path}, ${subject}: registry has ${end + 1} bytes of ${size} after the streamed upload`, 'retry the push');
-      }
-      loc = sessionLocation(repo, r.header('location') ?? loc, subject);
-      const done = await repo.request('PUT', withDigest(loc, digest), { access: 'push', object: subject, bufferBody: 1 << 20 });
-      await repo.expect(done, [201, 204], subject);
+      loc = await acceptedPatch(repo, await patch, size, loc, subject);
+      await completeUpload(repo, loc, digest, subject);
       settled = true; // a refused commit leaves the session to cancel()
     },
     async cancel() {
