@@ -36,16 +36,27 @@ export function compressBlock(block: Buffer): Buffer {
   return gzipSync(block, { level: blockLevel(block) });
 }
 
-function blockLevel(block: Buffer): number {
-  if (block.length < SAMPLES * SAMPLE_SIZE * 2) return LEVEL;
-  const step = Math.floor((block.length - SAMPLE_SIZE) / (SAMPLES - 1));
+/**
+ * How well data compresses, estimated cheaply: the raw and the deflated (level 1) size of `count`
+ * samples of SAMPLE_SIZE bytes spread evenly over `size` bytes. `read(offset, length)` returns the bytes
+ * at an offset (fewer at the end). Part of the push compressor's output identity through blockLevel:
+ * keep the sample positions as they are.
+ */
+export function sampleDeflate(read: (offset: number, length: number) => Buffer, size: number, count: number): { raw: number; packed: number } {
+  const step = Math.floor((size - SAMPLE_SIZE) / (count - 1));
   let raw = 0;
   let packed = 0;
-  for (let i = 0; i < SAMPLES; i++) {
-    const s = block.subarray(i * step, i * step + SAMPLE_SIZE);
+  for (let i = 0; i < count; i++) {
+    const s = read(i * step, SAMPLE_SIZE);
     raw += s.length;
     packed += deflateRawSync(s, { level: 1 }).length;
   }
+  return { raw, packed };
+}
+
+function blockLevel(block: Buffer): number {
+  if (block.length < SAMPLES * SAMPLE_SIZE * 2) return LEVEL;
+  const { raw, packed } = sampleDeflate((o, n) => block.subarray(o, o + n), block.length, SAMPLES);
   return packed > raw * STORE_RATIO ? 0 : LEVEL;
 }
 
@@ -75,6 +86,7 @@ const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { gzipSync, deflateRawSync } = require('node:zlib');
 const SAMPLES = ${SAMPLES}, SAMPLE_SIZE = ${SAMPLE_SIZE}, STORE_RATIO = ${STORE_RATIO}, LEVEL = ${LEVEL};
+${sampleDeflate.toString()}
 ${blockLevel.toString()}
 ${GC_SOURCE}
 parentPort.on('message', (m) => {

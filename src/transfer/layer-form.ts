@@ -17,7 +17,6 @@
  * uploads the stored blob the ordinary way.
  */
 import { closeSync, createWriteStream, openSync, promises as fs, readSync } from 'node:fs';
-import { deflateRawSync } from 'node:zlib';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HashingStream, type Digest } from '../oci/digest.js';
@@ -26,7 +25,7 @@ import type { Descriptor } from '../oci/types.js';
 import { tempPath } from '../store/fsutil.js';
 import type { Store } from '../store/store.js';
 import { abortable } from './abort.js';
-import { adaptiveGzip } from '../layer/adaptive-gzip.js';
+import { adaptiveGzip, sampleDeflate } from '../layer/adaptive-gzip.js';
 import { PushState } from './push-state.js';
 import type { StreamingUpload } from '../registry/index.js';
 
@@ -122,22 +121,16 @@ async function decide(store: Store, diffId: Digest, rawSize: number, opts: Layer
 /**
  * True when samples spread over the layer tar barely shrink under fast deflate, so gzip will almost
  * surely not be kept (KEEP_GZIP_BELOW) and a streamed gzip upload would be sent for nothing before the
- * uncompressed tar is uploaded after all. Costs 16 reads of 16 KiB; any read error says no.
+ * uncompressed tar is uploaded after all. Costs 16 reads of 16 KiB (the push compressor's own
+ * sampling, over the whole layer); any read error says no.
  */
 function looksIncompressible(path: string, size: number): boolean {
-  const SAMPLE = 16 << 10;
-  const N = 16;
   let fd: number | undefined;
   try {
     fd = openSync(path, 'r');
-    const buf = Buffer.alloc(SAMPLE);
-    let raw = 0;
-    let packed = 0;
-    for (let i = 0; i < N; i++) {
-      const n = readSync(fd, buf, 0, SAMPLE, Math.floor(((size - SAMPLE) * i) / (N - 1)));
-      raw += n;
-      packed += deflateRawSync(buf.subarray(0, n), { level: 1 }).length;
-    }
+    const file = fd;
+    const buf = Buffer.alloc(1 << 16);
+    const { raw, packed } = sampleDeflate((offset, length) => buf.subarray(0, readSync(file, buf, 0, Math.min(length, buf.length), offset)), size, 16);
     return raw > 0 && packed > raw * 0.99;
   } catch {
     return false;
