@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { dimg, type CliOptions } from '../support/cli.js';
+import { dimg, dimgOk, type CliOptions } from '../support/cli.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { tempDir } from '../support/tmp.js';
@@ -65,10 +65,8 @@ function writes(reg: TestRegistry): number {
   return reg.log.filter((l) => /"(PUT|POST|PATCH|DELETE) \/v2\//.test(l)).length;
 }
 
-async function ok(args: string[], opts: CliOptions) {
-  const r = await dimg(args, { timeoutMs: 300_000, ...opts });
-  assert.equal(r.code, 0, `dimg ${args.join(' ')} exited ${r.code}:\n${r.stderr}\n${r.stdout}`);
-  return r;
+function ok(args: string[], opts: CliOptions) {
+  return dimgOk(args, { timeoutMs: 300_000, ...opts });
 }
 
 test('apply converges, is idempotent, survives an empty store, rebuilds only what changed, and restores drift', async (t) => {

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { dimg, type CliOptions, type CliResult } from '../support/cli.js';
+import { dimg, dimgOk, type CliOptions, type CliResult } from '../support/cli.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { between, runAndKill, tally, type CrashTally } from '../support/crash.js';
 import { checkRegistry } from '../support/registry-check.js';
@@ -23,10 +23,8 @@ import { requireRoot } from '../support/tools.js';
 const SOAK = process.env.DIMG_SOAK === '1';
 const KILLS_PER_COMMAND = Number(process.env.DIMG_CRASH_KILLS ?? (SOAK ? 20 : 5));
 
-async function ok(args: string[], opts: CliOptions): Promise<CliResult> {
-  const r = await dimg(args, { timeoutMs: 300_000, ...opts });
-  assert.equal(r.code, 0, `dimg ${args.join(' ')} exited ${r.code}:\n${r.stderr}\n${r.stdout}`);
-  return r;
+function ok(args: string[], opts: CliOptions): Promise<CliResult> {
+  return dimgOk(args, { timeoutMs: 300_000, ...opts });
 }
 
 interface Campaign {

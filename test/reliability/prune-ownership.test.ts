@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dimg, type CliOptions } from '../support/cli.js';
+import { dimgOk, type CliOptions } from '../support/cli.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { checkRegistry } from '../support/registry-check.js';
 import { startRegistry } from '../support/registry.js';
@@ -34,11 +34,7 @@ test('apply --prune removes only the tags this project owns and no longer declar
   const dir = tempDir(t);
   makeBusyboxRootfs(join(dir, 'rootfs'));
   const opts: CliOptions = { root: join(dir, 'store'), cwd: dir, env: { SOURCE_DATE_EPOCH: '0' }, timeoutMs: 180_000 };
-  const ok = async (args: string[]) => {
-    const r = await dimg(args, opts);
-    assert.equal(r.code, 0, `dimg ${args.join(' ')}:\n${r.stderr}\n${r.stdout}`);
-    return r;
-  };
+  const ok = (args: string[]) => dimgOk(args, opts);
   const copy = (from: string, to: string) => run(skopeo, ['copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', from, `docker://${reg.host}/${to}`]);
   // A foreign image: imported (no project annotation), pushed by skopeo from the store's OCI layout.
   const foreignRootfs = join(dir, 'foreign');

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dimg, type CliOptions } from '../support/cli.js';
+import { dimg, dimgOk, type CliOptions } from '../support/cli.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { startRegistry } from '../support/registry.js';
 import { startTlsRegistry } from '../support/tls-registry.js';
@@ -91,11 +91,7 @@ test('TLS: insecure means HTTPS without verification when the registry speaks TL
   const env = { ...reg.env, SOURCE_DATE_EPOCH: '0', DIMG_DEBUG: '1' };
   delete (env as Record<string, string | undefined>).NODE_TLS_REJECT_UNAUTHORIZED;
   const opts: CliOptions = { root: join(dir, 'store'), cwd: dir, env, timeoutMs: 120_000 };
-  const okRun = async (args: string[], o: CliOptions = opts) => {
-    const r = await dimg(args, o);
-    assert.equal(r.code, 0, `dimg ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
-    return r;
-  };
+  const okRun = (args: string[], o: CliOptions = opts) => dimgOk(args, o);
 
   // The spec's insecure: true against the private-CA HTTPS registry, no CA anywhere: apply pushes
   // over HTTPS, the plan is clean, and the scheme was decided by one probe in each run.

@@ -1,4 +1,5 @@
 /** Runs the real `bin/dimg` as a child process, as a user would. */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
@@ -46,4 +47,14 @@ export function dimg(args: string[], opts: CliOptions = {}): Promise<CliResult> 
     child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/**
+ * Runs `dimg ARGS` and fails the test unless it exits 0, with the command, exit code, stderr and
+ * (the start of) stdout in the message.
+ */
+export async function dimgOk(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  const r = await dimg(args, opts);
+  assert.equal(r.code, 0, `dimg ${args.join(' ')} exited ${r.code ?? r.signal}:\n${r.stderr}\n${r.stdout.slice(0, 2000)}`);
+  return r;
 }
