@@ -86,6 +86,8 @@ ${list.map((im) => `  ${im.key}:\n    from: base\n    steps:\n      - env: { WHI
     };
     const theirTags = theirs.flatMap((im) => im.tags.map((x) => `${im.repo}:${x}`));
     const protect = [...foreignTags, ...theirTags];
+    // The random draw of this round, so that a failure can be replayed by hand.
+    process.stderr.write(`# round ${round}: images ${JSON.stringify(images)}; removed ${JSON.stringify(removed.map((im) => im.key))}; theirs ${JSON.stringify(theirs)}; foreign ${JSON.stringify(foreignTags)}\n`);
     for (const ref of protect) assert.ok(digestOf(before, ref), `${ref} exists before prune`);
 
     writeFileSync(join(dir, 'mine.yaml'), specOf('mine', keptImages));
