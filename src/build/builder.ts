@@ -36,6 +36,7 @@ import type { LayerView } from './layer-view.js';
 // cached build does not pay for loading them.
 import type { RunDriver, SecretMount } from './sandbox.js';
 import type { LayerMirror } from '../layer/mirror.js';
+import type { PackedFile } from '../layer/previous-pack.js';
 import type { BuildListener } from './events.js';
 
 /** Options of one build. */
@@ -374,12 +375,15 @@ class ImageBuild {
     // A later RUN needs this layer as a lowerdir: write it there while packing (from the same bytes)
     // rather than unpacking the tar afterwards.
     const slot = `${this.spec.key}\0${stepIndex}`;
+    const { loadCopyMemory, saveCopyMemory } = await import('./copy-memory.js');
+    const memory = await loadCopyMemory(this.store, slot);
     const dirs = lowerdirSoon ? await import('./layer-dirs.js') : undefined;
-    const mirror: LayerMirror | undefined = dirs
-      ? { dir: await this.store.overlay.stagingDir('copy'), donor: await dirs.loadCopyDonor(this.store, slot), recorded: new Map() }
-      : undefined;
+    const mirror: LayerMirror | undefined = dirs ? { dir: await this.store.overlay.stagingDir('copy'), donor: memory.donor } : undefined;
+    const record = new Map<string, PackedFile>();
     const packOpts: PackOptions = {
       mirror,
+      previous: memory.previous,
+      record,
       sourceDateEpoch: this.epoch,
       owner,
       mode,
@@ -387,14 +391,17 @@ class ImageBuild {
       filter: filter ? (rel, isDir, src) => (src.from.startsWith(plan!.root) ? filter(rel, isDir, src) : true) : undefined,
       parentAttrs: (p) => attrs.get(p.replace(/^\/+|\/+$/g, '')),
     };
-    if (!mirror || !dirs) return packLayerSources(this.store, sources, packOpts);
     try {
       const layer = await packLayerSources(this.store, sources, packOpts);
       const chain = lastChainId([...diffIds, layer.diffId]);
-      if (mirror.complete && (await dirs.adoptLayerDir(this.store, chain, mirror.dir))) await dirs.saveCopyDonor(this.store, slot, chain, mirror.recorded!);
+      if (mirror?.complete) await dirs!.adoptLayerDir(this.store, chain, mirror.dir);
+      // Remembered once the tar is in the store (the image waits for it like for the cache entry).
+      const remembered = layer.durable.then(() => saveCopyMemory(this.store, slot, layer.diffId, chain, record));
+      remembered.catch(() => undefined);
+      this.recording.push(remembered);
       return layer;
     } finally {
-      await fs.rm(mirror.dir, { recursive: true, force: true }).catch(() => undefined);
+      if (mirror) await fs.rm(mirror.dir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 

@@ -7,10 +7,8 @@
  * Adoption is an optimisation: when it fails the directory is dropped and the layer is unpacked from
  * its tar the first time a later step needs it, exactly as before.
  */
-import { lstatSync, promises as fs, readdirSync, rmSync, unlinkSync, lutimesSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { dirname, join } from 'node:path';
-import { tempPath } from '../store/fsutil.js';
+import { lstatSync, readdirSync, rmSync, unlinkSync, lutimesSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Digest } from '../oci/digest.js';
 import type { Store } from '../store/store.js';
 
@@ -65,47 +63,4 @@ export async function adoptLayerDir(store: Store, chainId: Digest, dir: string):
     /* a leftover staging dir is swept when the store is next opened */
   }
   return adopted;
-}
-
-/**
- * Where a copy step's last mirrored layer dir is remembered: one small file per image and step under
- * `build/copy-layers/`, pointing at the chain ID; the dir's `sources.json` (beside `diff`) maps each
- * archive path to the source file and stat it was written from. The next build of the same step hard-
- * links the files that did not change from that dir instead of writing them again (see LayerMirror).
- * Both are hints: wrong, missing or stale ones only mean files are written rather than linked.
- */
-function donorPointer(store: Store, slot: string): string {
-  return join(store.root, 'build', 'copy-layers', `${createHash('sha256').update(slot).digest('hex')}.json`);
-}
-
-/** The donor for a copy step's mirror (`slot` names the image and step), or undefined. */
-export async function loadCopyDonor(store: Store, slot: string): Promise<{ dir: string; sources: Map<string, string> } | undefined> {
-  try {
-    const { chainId } = JSON.parse(await fs.readFile(donorPointer(store, slot), 'utf8')) as { chainId: Digest };
-    const found = await store.overlay.get(chainId);
-    if (!found) return undefined;
-    const sources = JSON.parse(await fs.readFile(join(dirname(found.diffDir), 'sources.json'), 'utf8')) as Record<string, string>;
-    return { dir: found.diffDir, sources: new Map(Object.entries(sources)) };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Remembers the layer dir of `chainId` (just adopted from a mirror that recorded `sources`) as the donor of `slot`. */
-export async function saveCopyDonor(store: Store, slot: string, chainId: Digest, sources: ReadonlyMap<string, string>): Promise<void> {
-  try {
-    const found = await store.overlay.get(chainId);
-    if (!found) return;
-    // Temp file + rename without fsync: a hint lost in a crash costs only rewriting files.
-    const write = async (path: string, text: string): Promise<void> => {
-      const tmp = tempPath(store.tmpDir, 'donor');
-      await fs.writeFile(tmp, text);
-      await fs.rename(tmp, path);
-    };
-    await write(join(dirname(found.diffDir), 'sources.json'), JSON.stringify(Object.fromEntries(sources)));
-    await fs.mkdir(dirname(donorPointer(store, slot)), { recursive: true });
-    await write(donorPointer(store, slot), JSON.stringify({ chainId }));
-  } catch {
-    /* a hint only */
-  }
 }

@@ -4,6 +4,7 @@
  */
 export { packDirectory, packSources, type PackOptions } from './tar-writer.js';
 export type { LayerMirror } from './mirror.js';
+export type { PackedFile, PreviousPack } from './previous-pack.js';
 export type { LayerSource, ExplicitEntry, EntryAttrs } from './walk.js';
 export { hashTar, writeLayer, type TarDigest, type WrittenLayer } from './hash.js';
 export { detectCompression, decompress, gzip, peek, MAGIC_BYTES, type Compression } from './compression.js';

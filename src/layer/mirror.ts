@@ -24,14 +24,14 @@ export interface LayerMirror {
   /** Apply uid/gid (default: when running as root, as extractLayer does). */
   chown?: boolean;
   /**
-   * An earlier mirrored layer dir to hard-link unchanged files from instead of writing them again.
-   * `sources` is that mirror's `recorded` map. A file is linked only when its archive path was written
-   * there from the same source path with the same sourceStatKey (so the same content), the donor file
-   * has exactly the attributes of the new entry, and the source is still unchanged after it was read.
+   * An earlier layer dir of the same step to hard-link unchanged files from instead of writing them
+   * again. `sources` maps its archive paths to the `SOURCE\0STATKEY` each file was packed from (the
+   * `origin` in that pack's PackOptions.record). A file is linked only when its archive path was
+   * written there from the same source path with the same sourceStatKey (so the same content), the
+   * donor file has exactly the attributes of the new entry, and the source is still unchanged after
+   * it was read (or its content came from that pack's tar, which holds the donor's very bytes).
    */
-  donor?: { dir: string; sources: ReadonlyMap<string, string> };
-  /** Filled while mirroring: archive path → `SOURCE\0STATKEY` of every regular file read from disk. */
-  recorded?: Map<string, string>;
+  donor?: { dir: string; sources: ReadonlyMap<string, { origin: string }> };
   /** Set once the tar ended: true only when every entry was materialised exactly. */
   complete?: boolean;
   /** Set once the tar ended: how many files were hard-linked from the donor. */
@@ -60,7 +60,7 @@ export class MirrorWriter {
   private readonly chown: boolean;
   private readonly dirTimes: Array<[string, number]> = [];
   private fd: number | undefined;
-  private pending: { abs: string; h: TarHeader; how: { chown: boolean; chmod: boolean }; linkedFrom?: { src: string; statKey: string } } | undefined;
+  private pending: { abs: string; h: TarHeader; how: { chown: boolean; chmod: boolean }; linkedFrom?: { src: string; statKey: string; recorded: boolean } } | undefined;
   private linked = 0;
   /** Directories (relative) created with the setgid bit: their new files take the directory's group. */
   private readonly setgidDirs = new Set<string>();
@@ -93,9 +93,11 @@ export class MirrorWriter {
 
   /**
    * Creates the entry of `h`. For a regular file, `content` is its whole content, or undefined when
-   * the content follows through `write` calls and `endFile`.
+   * the content follows through `write` calls and `endFile`. `recorded` says the content was copied
+   * from the previous tar that `statKey` was recorded with, not read from `src`: it then is the
+   * donor's content by construction and the source need not be checked again.
    */
-  entry(h: TarHeader, content: Buffer | undefined, src?: string, statKey?: string): void {
+  entry(h: TarHeader, content: Buffer | undefined, src?: string, statKey?: string, recorded = false): void {
     this.guard(() => {
       const rel = h.name.replace(/\/+$/, '');
       const base = rel.slice(rel.lastIndexOf('/') + 1);
@@ -116,10 +118,9 @@ export class MirrorWriter {
         case 'file': {
           if (src !== undefined && statKey !== undefined) {
             const origin = `${src}\0${statKey}`;
-            this.target.recorded?.set(rel, origin);
             if (this.linkFromDonor(rel, abs, h, origin)) {
-              if (content === undefined) this.pending = { abs, h, how: { chown: false, chmod: false }, linkedFrom: { src, statKey } };
-              else if (!unchanged(src, statKey)) this.fail();
+              if (content === undefined) this.pending = { abs, h, how: { chown: false, chmod: false }, linkedFrom: { src, statKey, recorded } };
+              else if (!recorded && !unchanged(src, statKey)) this.fail();
               return;
             }
           }
@@ -175,7 +176,7 @@ export class MirrorWriter {
       if (linked) {
         this.pending = undefined;
         // The tar got what was read just now: it must still be the content the donor holds.
-        if (!unchanged(linked.src, linked.statKey)) this.fail();
+        if (!linked.recorded && !unchanged(linked.src, linked.statKey)) this.fail();
         return;
       }
       const fd = this.fd!;
@@ -203,7 +204,7 @@ export class MirrorWriter {
   /** Hard-links `rel` from the donor when it holds the same content with the same attributes. */
   private linkFromDonor(rel: string, abs: string, h: TarHeader, origin: string): boolean {
     const donor = this.target.donor;
-    if (!donor || donor.sources.get(rel) !== origin) return false;
+    if (!donor || donor.sources.get(rel)?.origin !== origin) return false;
     const from = join(donor.dir, rel);
     let st;
     try {

@@ -12,6 +12,7 @@ import { DimgError, messageOf } from '../errors.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, compareBytes } from './paths.js';
 import { END_OF_ARCHIVE, contentPadding, encodeHeader, type TarHeader } from './tar-header.js';
 import { MirrorWriter, type LayerMirror } from './mirror.js';
+import { PreviousTarReader, type PackedFile, type PreviousPack } from './previous-pack.js';
 import { addExplicit, addFromDisk, newTree, type EntryAttrs, type LayerSource, type NodeEntry, type TreeNode, type WalkOptions } from './walk.js';
 
 /** Options of packDirectory / packSources. */
@@ -58,6 +59,13 @@ export interface PackOptions {
    * partial and must be discarded (see mirror.ts). Meant for layers without whiteouts or xattrs.
    */
   mirror?: LayerMirror;
+  /**
+   * An earlier pack of these sources: a regular file whose source is unchanged since it was recorded
+   * there is copied from that tar instead of read again (see previous-pack.ts). Same bytes either way.
+   */
+  previous?: PreviousPack;
+  /** Filled while packing: every regular file read from disk, with its content offset (for `previous`). */
+  record?: Map<string, PackedFile>;
 }
 
 const SMALL_FILE = 1 << 20;
@@ -154,7 +162,10 @@ async function* generateTar(sources: LayerSource[], opts: PackOptions, reuse: bo
   const root = newTree();
   const walkOpts: WalkOptions = { owner: opts.owner, mode: opts.mode, dirMode: opts.dirMode, filter: opts.filter, overlay: opts.overlay, overlayXattrPrefix: opts.overlayXattrPrefix };
   const mirror = opts.mirror ? new MirrorWriter(opts.mirror) : undefined;
+  const previous = opts.previous ? new PreviousTarReader(opts.previous) : undefined;
   let finished = false;
+  /** Bytes of the archive so far: where the next content starts once its header is out. */
+  let offset = 0;
   try {
     for (const source of sources) {
       if ('entry' in source) addExplicit(root, source.entry);
@@ -166,30 +177,43 @@ async function* generateTar(sources: LayerSource[], opts: PackOptions, reuse: bo
     const shared = reuse ? Buffer.allocUnsafe(READ_CHUNK) : undefined;
     for (const p of plan) {
       const header = encodeHeader(p.header);
+      offset += header.length;
+      const origin = p.src !== undefined && p.statKey !== undefined ? `${p.src}\0${p.statKey}` : undefined;
+      if (origin !== undefined) opts.record?.set(p.header.name, { origin, offset });
+      offset += p.header.size + contentPadding(p.header.size);
       if (reuse) yield header;
       else {
         pending.push(header);
         pendingLen += header.length;
       }
       let content: Buffer | undefined = p.data;
+      /** True when the content comes from the previous tar: the source was not read, so not re-checked. */
+      let recorded = false;
       if (p.src && p.header.size <= SMALL_FILE) {
+        const kept = origin !== undefined ? previous?.small(p.header.name, origin, header, p.header.size) : undefined;
         // Synchronous on purpose: measured 10x faster than the thread pool for small files
         // (docs/benchmarks.md), and each read blocks for microseconds only.
-        content = readSmall(p.src, p.header.size);
+        if (kept) {
+          // A window slice is overwritten by the next read: copy it when the stream may keep it.
+          content = reuse ? kept : Buffer.from(kept);
+          recorded = true;
+        } else content = readSmall(p.src, p.header.size);
       } else if (p.src) {
         if (pendingLen > 0) {
           yield pending.length === 1 ? pending[0]! : Buffer.concat(pending);
           pending = [];
           pendingLen = 0;
         }
-        mirror?.entry(p.header, undefined, p.src, p.statKey);
-        for await (const chunk of readLarge(p.src, p.header.size, shared)) {
+        const at = origin !== undefined ? previous?.locate(p.header.name, origin, header, p.header.size) : undefined;
+        mirror?.entry(p.header, undefined, p.src, p.statKey, at !== undefined);
+        const chunks = at !== undefined ? readRecorded(previous!, at, p.header.size, shared) : readLarge(p.src, p.header.size, shared);
+        for await (const chunk of chunks) {
           mirror?.write(chunk);
           yield chunk;
         }
         mirror?.endFile();
       }
-      if (mirror && !(p.src && p.header.size > SMALL_FILE)) mirror.entry(p.header, content ?? (p.header.type === 'file' ? EMPTY : undefined), p.src, p.statKey);
+      if (mirror && !(p.src && p.header.size > SMALL_FILE)) mirror.entry(p.header, content ?? (p.header.type === 'file' ? EMPTY : undefined), p.src, p.statKey, recorded);
       const pad = contentPadding(p.header.size);
       if (reuse) {
         if (content && content.length > 0) yield content;
@@ -218,6 +242,7 @@ async function* generateTar(sources: LayerSource[], opts: PackOptions, reuse: bo
       yield Buffer.concat(pending);
     }
   } finally {
+    previous?.close();
     if (!finished) mirror?.abort();
   }
 }
@@ -267,6 +292,19 @@ async function* readLarge(path: string, size: number, shared?: Buffer): AsyncGen
     if (probe.bytesRead !== 0) throw changed(path, `grew beyond ${size} bytes while being read`);
   } finally {
     await fh.close();
+  }
+}
+
+/** `size` bytes at `at` of the previous tar, in 1 MiB reads (into `shared` when given). */
+async function* readRecorded(previous: PreviousTarReader, at: number, size: number, shared?: Buffer): AsyncGenerator<Buffer> {
+  let done = 0;
+  while (done < size) {
+    const want = Math.min(READ_CHUNK, size - done);
+    const buf = shared ? shared.subarray(0, want) : Buffer.allocUnsafe(want);
+    const n = previous.read(buf, at + done);
+    if (n === 0) throw new DimgError('LAYER_BAD_SOURCE', `previous layer ${previous.previous.tar} ended inside a recorded file`, 'run `dimg store verify`; the layer blob is damaged');
+    done += n;
+    yield n === buf.length ? buf : buf.subarray(0, n);
   }
 }
 

@@ -138,6 +138,11 @@ test('layer dirs kept from RUN upperdirs and from packing COPY layers equal thei
   assert.match(readFileSync(join(newCopy, 'app', 'src', 'sub', 'deep', 'b.sh'), 'utf8'), /changed/);
   assert.match(readFileSync(join(oldCopy, 'app', 'src', 'sub', 'deep', 'b.sh'), 'utf8'), /echo b/, 'the old layer dir is untouched');
   assert.equal(unpacked, 1, 'still nothing unpacked');
+  // The rebuilt COPY layer copied unchanged contents from the previous layer tar: it must be the very
+  // layer a fresh store builds from the same files.
+  const other = await Store.open(join(work, 'store-fresh'), storeOptions());
+  const fresh = await buildImage(s, { store: other, project: 'p', sourceDateEpoch: 1000 });
+  assert.deepEqual(fresh.config.rootfs.diff_ids, again.config.rootfs.diff_ids, 'an incremental rebuild equals a fresh build');
 });
 
 test('a pack with a mirror writes the tree extractLayer would unpack, and refuses what it cannot reproduce', async (t) => {

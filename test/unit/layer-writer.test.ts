@@ -7,7 +7,7 @@ import { Readable, Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { createServer } from 'node:net';
 import tarStream from 'tar-stream';
-import { packDirectory, packSources, hashTar, writeLayer, type PackOptions, type LayerSource } from '../../src/layer/index.js';
+import { packDirectory, packSources, hashTar, writeLayer, type PackOptions, type LayerSource, type PackedFile } from '../../src/layer/index.js';
 import { isDimgError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
 import { requireTool, run } from '../support/tools.js';
@@ -227,4 +227,64 @@ test('pack failures are DimgErrors: missing source, whiteout-named file; sockets
   await assert.rejects(toBuffer(packDirectory(join(dir, 'missing'))), (e: unknown) => isDimgError(e, 'LAYER_BAD_SOURCE') && /missing/.test((e as Error).message));
   await fs.writeFile(join(dir, '.wh.trick'), '');
   await assert.rejects(toBuffer(packDirectory(dir)), (e: unknown) => isDimgError(e, 'LAYER_BAD_SOURCE') && /\.wh\.trick.*whiteout/.test((e as Error).message));
+});
+
+test('an earlier pack\'s bytes are reused only for files unchanged since it was recorded, giving the same tar', async (t) => {
+  const dir = await tempDir(t);
+  const src = join(dir, 'src');
+  await goldenTree(src, 1_800_000_000);
+  for (let i = 0; i < 300; i++) await fs.writeFile(join(src, 'etc', `f${String(i).padStart(3, '0')}`), `small file ${i}\n`.repeat(1 + (i % 7)));
+  const packFile = async (opts: PackOptions, name: string): Promise<Buffer> => {
+    const path = join(dir, name);
+    const fh = await fs.open(path, 'w');
+    try {
+      const { packSourcesToFile } = await import('../../src/layer/tar-writer.js');
+      await packSourcesToFile([{ from: src, to: 'app' }], opts, fh.fd);
+    } finally {
+      await fh.close();
+    }
+    return readFileSync(path);
+  };
+  const record = new Map<string, PackedFile>();
+  const first = await packFile({ ...GOLDEN_OPTS, record }, 'first.tar');
+  assert.equal(record.size, 308, 'every regular file read from disk is recorded once (the hard link is not)');
+  for (const [name, f] of record) {
+    // The recorded offset is where the content starts: the header block before it names the file.
+    // (Long and non-ASCII names are in a PAX header before it, the USTAR name is a stand-in.)
+    if (/^[ -~]{1,100}$/.test(name)) assert.equal(first.subarray(f.offset - 512, f.offset - 412).toString('latin1').replace(/\0+$/, ''), name);
+  }
+
+  // Edits: one small file changed, one added, one removed, the big file rewritten with the same size.
+  await fs.writeFile(join(src, 'etc', 'f007'), 'changed\n');
+  await fs.writeFile(join(src, 'etc', 'new-file'), 'added\n');
+  await fs.rm(join(src, 'etc', 'f100'));
+  await fs.writeFile(join(src, 'etc', 'app', 'secret'), 'hunter3\n');
+  const fresh = (opts: PackOptions) => packFile(opts, 'fresh.tar');
+  const again = new Map<string, PackedFile>();
+  const reused = await packFile({ ...GOLDEN_OPTS, previous: { tar: join(dir, 'first.tar'), files: record }, record: again }, 'again.tar');
+  assert.ok(reused.equals(await fresh(GOLDEN_OPTS)), 'reusing the earlier tar gives the bytes of a fresh pack');
+  assert.equal(again.size, 308);
+
+  // The reuse is real: a forged earlier tar (same headers, other content) shows through for unchanged
+  // files only. Changed files, and files whose header differs, are read from disk.
+  const forged = Buffer.from(first);
+  for (const f of record.values()) forged.fill(0x2a, f.offset, f.offset + 3);
+  await fs.writeFile(join(dir, 'forged.tar'), forged);
+  const fromForged = await packFile({ ...GOLDEN_OPTS, previous: { tar: join(dir, 'forged.tar'), files: record } }, 'from-forged.tar');
+  const entries = new Map((await listTar(fromForged)).map((e) => [e.name, e.data.toString('latin1')]));
+  assert.match(entries.get('app/etc/f001')!, /^\*\*\*ll file 1/, 'an unchanged small file comes from the earlier tar');
+  assert.match(entries.get('app/big.bin')!, /^\*\*\*/, 'an unchanged big file comes from the earlier tar');
+  assert.equal(entries.get('app/etc/f007'), 'changed\n', 'a changed file is read from disk');
+  assert.equal(entries.get('app/etc/app/secret'), 'hunter3\n');
+  const chmodded = await packFile({ ...GOLDEN_OPTS, mode: 0o640, previous: { tar: join(dir, 'forged.tar'), files: record } }, 'chmod.tar');
+  assert.ok(chmodded.equals(await fresh({ ...GOLDEN_OPTS, mode: 0o640 })), 'another mode changes every header: nothing is reused');
+
+  // A recorded offset that points elsewhere, an earlier tar cut short or gone: read from disk instead.
+  const shifted = new Map([...record].map(([k, v]) => [k, { ...v, offset: v.offset + 512 }]));
+  assert.ok((await packFile({ ...GOLDEN_OPTS, previous: { tar: join(dir, 'forged.tar'), files: shifted } }, 'x.tar')).equals(await fresh(GOLDEN_OPTS)));
+  await fs.writeFile(join(dir, 'short.tar'), first.subarray(0, first.length >> 1));
+  assert.ok((await packFile({ ...GOLDEN_OPTS, previous: { tar: join(dir, 'short.tar'), files: record } }, 'y.tar')).equals(await fresh(GOLDEN_OPTS)), 'contents beyond a truncated tar are read from disk');
+  assert.ok((await packFile({ ...GOLDEN_OPTS, previous: { tar: join(dir, 'gone.tar'), files: record } }, 'z.tar')).equals(await fresh(GOLDEN_OPTS)));
+  // The streaming packer reuses the same way.
+  assert.ok((await toBuffer(packSources([{ from: src, to: 'app' }], { ...GOLDEN_OPTS, previous: { tar: join(dir, 'first.tar'), files: record } }))).equals(await fresh(GOLDEN_OPTS)));
 });

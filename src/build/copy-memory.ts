@@ -1,0 +1,78 @@
+/**
+ * What a copy step remembers of its last pack, so that rebuilding it after a small edit costs little:
+ * the layer tar it wrote (whose unchanged file contents the next pack copies instead of reading every
+ * source again, see layer/previous-pack.ts) and the layer dir mirrored from it (whose unchanged files
+ * the next mirror hard-links instead of writing them, see layer/mirror.ts), with every file's source
+ * state and offset in that tar.
+ *
+ * One JSON file per image and step under `build/copy-layers/`. Everything in it is a hint: a missing,
+ * stale or damaged memory, or a tar or dir that is gone (GC), only means files are read and written
+ * again; every reuse is checked against the source's state and the tar's own header bytes.
+ */
+import { promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { tempPath } from '../store/fsutil.js';
+import type { Digest } from '../oci/digest.js';
+import type { Store } from '../store/store.js';
+import type { PackedFile, PreviousPack } from '../layer/previous-pack.js';
+
+/** What a copy step's next pack may reuse. */
+export interface CopyMemory {
+  /** The previous layer tar, when its blob is still in the store uncompressed. */
+  previous?: PreviousPack;
+  /** The previous layer dir and its files' origins, when the dir is still unpacked. */
+  donor?: { dir: string; sources: ReadonlyMap<string, PackedFile> };
+}
+
+/** The file's format: `files` maps archive path → [origin, content offset]. */
+interface Stored {
+  version: 2;
+  diffId: Digest;
+  chainId: Digest;
+  files: Record<string, [string, number]>;
+}
+
+function memoryPath(store: Store, slot: string): string {
+  return join(store.root, 'build', 'copy-layers', `${createHash('sha256').update(slot).digest('hex')}.json`);
+}
+
+/** The memory of the copy step `slot` (image and step), or an empty one. */
+export async function loadCopyMemory(store: Store, slot: string): Promise<CopyMemory> {
+  let stored: Stored;
+  try {
+    stored = JSON.parse(await fs.readFile(memoryPath(store, slot), 'utf8')) as Stored;
+    if (stored.version !== 2 || typeof stored.files !== 'object') return {};
+  } catch {
+    return {};
+  }
+  const files = new Map<string, PackedFile>();
+  for (const [path, value] of Object.entries(stored.files)) {
+    if (Array.isArray(value) && typeof value[0] === 'string' && Number.isSafeInteger(value[1])) files.set(path, { origin: value[0], offset: value[1] });
+  }
+  const memory: CopyMemory = {};
+  // The step's tar is stored uncompressed under its diff_id (a layer dimg built).
+  if ((await store.blobs.stat(stored.diffId).catch(() => undefined)) !== undefined) memory.previous = { tar: store.blobs.path(stored.diffId), files };
+  const dir = await store.overlay.get(stored.chainId).catch(() => undefined);
+  if (dir) memory.donor = { dir: dir.diffDir, sources: files };
+  return memory;
+}
+
+/**
+ * Remembers the pack of `slot` that wrote the layer `diffId` (chain ID `chainId`) with `files`
+ * recorded (PackOptions.record). Never throws.
+ */
+export async function saveCopyMemory(store: Store, slot: string, diffId: Digest, chainId: Digest, files: ReadonlyMap<string, PackedFile>): Promise<void> {
+  const stored: Stored = { version: 2, diffId, chainId, files: {} };
+  for (const [path, f] of files) stored.files[path] = [f.origin, f.offset];
+  try {
+    const path = memoryPath(store, slot);
+    await fs.mkdir(join(path, '..'), { recursive: true });
+    // Temp file + rename without fsync: a memory lost in a crash costs only reading files again.
+    const tmp = tempPath(store.tmpDir, 'copy-memory');
+    await fs.writeFile(tmp, JSON.stringify(stored));
+    await fs.rename(tmp, path);
+  } catch {
+    /* a hint only */
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Reusing an earlier pack's bytes. A copy step rebuilt after a one-file edit packs almost the same
+ * files as last time; rather than opening and reading every unchanged source again (four system
+ * calls per small file, plus a re-check that it did not change while read), the writer copies the
+ * content from the previous layer tar, which lies in the store uncompressed and is read sequentially.
+ *
+ * Content is taken from the previous tar only when both hold: the source path and its sourceStatKey
+ * (inode, size, mtime, ctime) are the ones recorded when the previous tar was written, so the file
+ * still has the content it had then; and the 512-byte header block in the previous tar right before
+ * the recorded offset is byte-for-byte the header this pack writes, so the offset points at that
+ * file's content (name, size, mode, owner and mtime all agree). Anything else is read from the source.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { BLOCK } from './tar-header.js';
+
+/** Where a regular file's content went in a pack, and from which source state it was read. */
+export interface PackedFile {
+  /** `SOURCE\0STATKEY`: the source path and its sourceStatKey when it was read. */
+  origin: string;
+  /** Byte offset of the content in the tar (its header block ends there). */
+  offset: number;
+}
+
+/** An earlier pack to copy unchanged contents from (see the module comment). */
+export interface PreviousPack {
+  /** Path of the earlier, uncompressed layer tar. */
+  tar: string;
+  /** Its files by archive path (no trailing slash), as recorded while it was written. */
+  files: ReadonlyMap<string, PackedFile>;
+}
+
+const WINDOW = 1 << 20;
+
+/**
+ * Reads content out of a previous tar through one sliding 1 MiB window: files come in the same
+ * archive order as before, so almost every small file is already in the window. Synchronous like the
+ * rest of the writer's small-file path. Any read failure disables reuse (the caller reads the source).
+ */
+export class PreviousTarReader {
+  private fd: number | undefined;
+  private size = 0;
+  private failed = false;
+  private readonly window = Buffer.allocUnsafe(WINDOW);
+  private start = 0;
+  private length = 0;
+
+  constructor(readonly previous: PreviousPack) {}
+
+  /**
+   * The content recorded for `path` when it matches `origin` and `header` (the encoded USTAR block
+   * this pack writes for it), as a slice of the window valid until the next call; undefined when it
+   * cannot be reused. Only for contents of at most 1 MiB - 512 bytes (use `locate` for larger).
+   */
+  small(path: string, origin: string, header: Buffer, size: number): Buffer | undefined {
+    const offset = this.locate(path, origin, header, size);
+    if (offset === undefined || !this.ensure(offset, size)) return undefined;
+    return this.window.subarray(offset - this.start, offset - this.start + size);
+  }
+
+  /**
+   * The offset of `path`'s content in the previous tar when it matches `origin` and `header`, after
+   * checking the header block there; undefined when it cannot be reused.
+   */
+  locate(path: string, origin: string, header: Buffer, size: number): number | undefined {
+    if (this.failed) return undefined;
+    const known = this.previous.files.get(path);
+    if (!known || known.origin !== origin || known.offset < BLOCK) return undefined;
+    if (this.open() === undefined || known.offset + size > this.size) return undefined;
+    const block = header.subarray(header.length - BLOCK);
+    const at = known.offset - BLOCK;
+    // The header block is checked through the window, which then usually holds the content too.
+    if (!this.ensure(at, BLOCK + Math.min(size, WINDOW - BLOCK))) return undefined;
+    if (!this.window.subarray(at - this.start, at - this.start + BLOCK).equals(block)) return undefined;
+    return known.offset;
+  }
+
+  /** Reads `length` bytes at `position` of the previous tar into `into` (for large contents). */
+  read(into: Buffer, position: number): number {
+    const fd = this.open();
+    if (fd === undefined) throw new Error(`previous layer ${this.previous.tar} cannot be read`);
+    return readSync(fd, into, 0, into.length, position);
+  }
+
+  /** Closes the previous tar. */
+  close(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private open(): number | undefined {
+    if (this.fd === undefined && !this.failed) {
+      try {
+        this.fd = openSync(this.previous.tar, 'r');
+        this.size = fstatSync(this.fd).size;
+      } catch {
+        this.failed = true;
+      }
+    }
+    return this.fd;
+  }
+
+  /** Makes the window cover [position, position + length); false when the tar is shorter or unreadable. */
+  private ensure(position: number, length: number): boolean {
+    if (length > WINDOW) return false;
+    if (position >= this.start && position + length <= this.start + this.length) return true;
+    const fd = this.open();
+    if (fd === undefined) return false;
+    try {
+      let got = 0;
+      while (got < WINDOW) {
+        const n = readSync(fd, this.window, got, WINDOW - got, position + got);
+        if (n === 0) break;
+        got += n;
+      }
+      this.start = position;
+      this.length = got;
+    } catch {
+      this.failed = true;
+      this.close();
+      return false;
+    }
+    return length <= this.length;
+  }
+}
