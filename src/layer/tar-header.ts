@@ -61,8 +61,13 @@ function splitUstar(name: string): { prefix: string; name: string } | undefined 
 }
 
 function writeOctal(buf: Buffer, off: number, width: number, value: number): void {
-  // width includes the terminating NUL.
-  buf.write(value.toString(8).padStart(width - 1, '0'), off, width - 1, 'ascii');
+  // width includes the terminating NUL. Digit by digit: a string per field was a visible share of
+  // packing thousands of small files. Division rather than bit shifts: sizes go past 2^32.
+  let v = value;
+  for (let i = off + width - 2; i >= off; i--) {
+    buf[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
   buf[off + width - 1] = 0;
 }
 
