@@ -18,7 +18,10 @@ export interface ChangeBatch {
 
 /** Timing of a Debouncer. */
 export interface DebounceOptions {
-  /** Quiet window after the last event (default 100 ms). */
+  /**
+   * Quiet window after the last event (default 50 ms, as watchexec's: an editor's save, even as
+   * write-temp-then-rename, is one burst of events a few milliseconds apart).
+   */
   quietMs?: number;
   /** Longest a batch waits after its first event (default 3000 ms: chokidar may take over two
    * seconds to report a checkout creating a few hundred files, which must still be one batch). */
@@ -42,7 +45,7 @@ export class Debouncer {
     private readonly fire: (batch: ChangeBatch) => void,
     opts: DebounceOptions = {},
   ) {
-    this.quietMs = opts.quietMs ?? 100;
+    this.quietMs = opts.quietMs ?? 50;
     this.maxMs = Math.max(opts.maxMs ?? 3000, this.quietMs);
     this.now = opts.now ?? (() => performance.now());
   }

@@ -34,7 +34,7 @@ export function register(program: Command): void {
     .option('--push <registry...>', 'also push to these registries of the spec (default: local store only)')
     .option('--once', 'run a single cycle and exit (0 when everything converged)')
     .option('--poll', 'poll the files instead of using inotify')
-    .option('--debounce <ms>', 'quiet time after the last file event before a cycle starts', '100')
+    .option('--debounce <ms>', 'quiet time after the last file event before a cycle starts', '50')
     .option('--parallelism <n>', 'actions run at once', '4')
     .option('--progress <mode>', 'auto, tty or plain', 'auto')
     .action(async (file: string | undefined, o: WatchFlags, cmd: Command) => {
