@@ -16,7 +16,8 @@
 import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { deflateRawSync, gzipSync } from 'node:zlib';
+import { deflateRawSync, gzip, gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
 import { createRequire } from 'node:module';
 
 /** Input bytes per gzip member. Part of the output's identity: never change it casually. */
@@ -53,6 +54,19 @@ export function sampleDeflate(read: (offset: number, length: number) => Buffer, 
   }
   return { raw, packed };
 }
+
+/**
+ * compressBlock without blocking the event loop: a level 6 block is deflated on libuv's thread pool
+ * (the same bytes: deflate's output does not depend on how its input and output are chunked, except
+ * for stored blocks), a stored one inline (a memcpy and a CRC, whose stored-block boundaries do depend
+ * on zlib's output buffer, so it must take the same path as compressBlock).
+ */
+export async function compressBlockOffThread(block: Buffer): Promise<Buffer> {
+  const level = blockLevel(block);
+  return level === 0 ? gzipSync(block, { level }) : gzipAsync(block, { level });
+}
+
+const gzipAsync = promisify(gzip);
 
 function blockLevel(block: Buffer): number {
   if (block.length < SAMPLES * SAMPLE_SIZE * 2) return LEVEL;
@@ -186,8 +200,9 @@ async function* members(source: Readable, workers: number): AsyncGenerator<Buffe
     }
     if (have > 0 || blocks === 0) {
       const tail = Buffer.concat(parts);
-      // A layer of one short block needs no threads.
-      if (!pool) yield compressBlock(tail);
+      // A layer of one short block needs no worker, nor the main thread: a push compresses its small
+      // layers while a big one streams, and a sync gzip of a few MiB would stall that stream.
+      if (!pool) yield await compressBlockOffThread(tail);
       else submit(tail);
     }
     while (inFlight.length > 0) {

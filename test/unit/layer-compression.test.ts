@@ -102,4 +102,10 @@ test('parallel gzip (writeLayer): valid multi-member gzip that gzip(1) reads, th
   const small = Buffer.from('small layer '.repeat(1000));
   assert.ok((await toBuffer(adaptiveGzip(Readable.from([small])))).equals(await toBuffer(gzip(Readable.from([small]), 6))));
   assert.ok((await toBuffer(adaptiveGzip(Readable.from([])))).equals(await toBuffer(gzip(Readable.from([]), 6))), 'empty input');
+  // A single short block is compressed off the main thread; the bytes must be those of compressBlock
+  // (the workers' function), for compressible and for stored (random) blocks alike.
+  const { compressBlock } = await import('../../src/layer/index.js');
+  for (const tail of [Buffer.from('text '.repeat(300_000)), randomBytes(BLOCK_SIZE - 1), randomBytes(2 << 20)]) {
+    assert.ok((await toBuffer(adaptiveGzip(Readable.from([tail])))).equals(compressBlock(tail)), `one block of ${tail.length} bytes`);
+  }
 });
