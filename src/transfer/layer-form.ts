@@ -16,13 +16,14 @@
  * That upload is an optimisation only: if it fails, or gzip is not kept, it is cancelled, and the push
  * uploads the stored blob the ordinary way.
  */
-import { closeSync, createWriteStream, openSync, promises as fs, readSync } from 'node:fs';
+import { closeSync, openSync, promises as fs, readSync } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HashingStream, type Digest } from '../oci/digest.js';
 import { MediaType } from '../oci/media-types.js';
 import type { Descriptor } from '../oci/types.js';
 import { tempPath } from '../store/fsutil.js';
+import { createWriteBehindStream } from '../store/write-behind.js';
 import type { Store } from '../store/store.js';
 import { abortable } from './abort.js';
 import { adaptiveGzip, sampleDeflate } from '../layer/adaptive-gzip.js';
@@ -98,14 +99,22 @@ async function decide(store: Store, diffId: Digest, rawSize: number, opts: Layer
   try {
     const src = abortable(store.blobs.open(diffId, rawSize), opts.signal, `compression of layer ${diffId}`);
     const gz = adaptiveGzip(src);
-    if (tee) await pipeline(gz, hash, tee, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
-    else await pipeline(gz, hash, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
+    if (tee) await pipeline(gz, hash, tee, createWriteBehindStream(tmp));
+    else await pipeline(gz, hash, createWriteBehindStream(tmp));
     let form: Form;
     if (hash.size <= rawSize * KEEP_GZIP_BELOW) {
-      form = { mediaType: MediaType.ociLayerGzip, digest: hash.digest(), size: hash.size };
-      await store.blobs.adopt(tmp, form.digest);
-      await store.layers.add(diffId, { digest: form.digest, mediaType: form.mediaType, size: form.size }, rawSize);
-      if (early && tee!.intact) await commitEarly(early, form, opts);
+      const gz: Form = { mediaType: MediaType.ociLayerGzip, digest: hash.digest(), size: hash.size };
+      form = gz;
+      // The registry finishing the streamed upload and the store making its copy durable (an fsync of
+      // the whole blob) do not depend on each other: wait for both at once.
+      const kept = (async () => {
+        await store.blobs.adopt(tmp, gz.digest);
+        await store.layers.add(diffId, { digest: gz.digest, mediaType: gz.mediaType, size: gz.size }, rawSize);
+      })();
+      const committed = early && tee!.intact ? commitEarly(early, gz, opts) : undefined;
+      // Both settle before anything else happens (commitEarly never throws; the store's error wins).
+      await Promise.allSettled([kept, committed]);
+      await kept;
     } else {
       form = { mediaType: MediaType.ociLayer, digest: diffId, size: rawSize };
     }
