@@ -20,7 +20,7 @@ import { sha256, type Digest } from '../oci/digest.js';
 import { MediaType, isImageManifestType, isIndexType, layerCompression } from '../oci/media-types.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js';
-import { startStreamingUpload, transferImage, type ImageSink, type ImageSource, type ManifestBytes, type RegistryClient, type TransferEvent } from '../registry/index.js';
+import { startStreamingUpload, transferImage, type BlobOutcome, type ImageSink, type ImageSource, type ManifestBytes, type RegistryClient, type TransferEvent } from '../registry/index.js';
 import type { Store } from '../store/store.js';
 import { layerForm, type LayerFormEvent, type LayerFormOptions } from './layer-form.js';
 import { BLOCK_SIZE } from '../layer/adaptive-gzip.js';
@@ -63,48 +63,82 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
   const state = new PushState(store);
   // Layers compressed during this push are streamed into `repo` as they are compressed (layer-form.ts).
   const streamed = new Set<Digest>();
-  const pm = await pushManifest(store, localDescriptor, {
-    onEvent: opts.onEvent,
-    signal,
-    earlyUpload: () => startStreamingUpload(repo),
-    onEarlyUploaded: async (digest) => {
-      streamed.add(digest);
-      await state.addHolder(digest, repo.domain, repo.path);
-    },
-  });
+  const mountedFrom = new Map<Digest, string>();
+  const openBlob = async (d: Descriptor): Promise<Readable> => {
+    check();
+    // Unverified here: the upload verifies digest and size while it sends (and the registry again).
+    return abortable(store.blobs.openUnverified(d.digest), signal, `push of ${what}`);
+  };
+  // Every blob is uploaded at most once per push, whoever asks first. While a push compresses a layer,
+  // the blobs known by then (the config, the layers already in their registry form) go up alongside
+  // it rather than after it; that starts only once some layer is being compressed, so pushing an image
+  // the registry already holds still costs no more than the tag's HEAD.
+  const uploads = new Map<Digest, Promise<BlobOutcome>>();
+  const upload = (desc: Descriptor): Promise<BlobOutcome> => {
+    let p = uploads.get(desc.digest);
+    if (!p) {
+      p = uploadBlob(desc);
+      uploads.set(desc.digest, p);
+    }
+    return p;
+  };
+  const uploadBlob = async (desc: Descriptor): Promise<BlobOutcome> => {
+    check();
+    if (streamed.has(desc.digest)) return 'uploaded';
+    const holders = (await state.holders(desc.digest, repo.domain)).filter((p) => p !== repo.path);
+    const outcome = await repo.uploadBlob(desc.digest, desc.size, () => openBlob(desc), {
+      mountFrom: holders.length > 0 ? holders : undefined,
+      onProgress: opts.onBytes ? (n) => opts.onBytes!(desc, n) : undefined,
+    });
+    if (outcome === 'mounted') mountedFrom.set(desc.digest, holders[0]!);
+    await state.addHolder(desc.digest, repo.domain, repo.path);
+    return outcome;
+  };
+  const ready: Descriptor[] = [(await store.blobs.readJson<ImageManifest>(localDescriptor.digest)).config];
+  let eager = false;
+  const onForm = (e: LayerFormEvent): void => {
+    ready.push({ mediaType: e.mediaType, digest: e.digest, size: e.size });
+    eager ||= e.compressed;
+    // Observed later through transferImage (or the allSettled below on failure).
+    if (eager) for (const d of ready.splice(0)) upload(d).catch(() => undefined);
+  };
+  let pm: ManifestBytes;
+  try {
+    pm = await pushManifest(store, localDescriptor, {
+      onEvent: (e) => {
+        opts.onEvent?.(e);
+        onForm(e);
+      },
+      signal,
+      earlyUpload: () => startStreamingUpload(repo),
+      onEarlyUploaded: async (digest) => {
+        streamed.add(digest);
+        await state.addHolder(digest, repo.domain, repo.path);
+      },
+    });
+  } catch (e) {
+    // Nothing of this push may still be running once it has failed.
+    await Promise.allSettled(uploads.values());
+    throw e;
+  }
   check();
   const head = await repo.headManifest(ref.tag);
   if (head && head.digest === pm.digest) {
+    await Promise.allSettled(uploads.values());
     opts.onEvent?.({ kind: 'up-to-date', digest: pm.digest, ref: ref.tag });
     return { digest: pm.digest, mediaType: pm.mediaType, size: pm.bytes.length };
   }
-  const mountedFrom = new Map<Digest, string>();
   const source: ImageSource = {
     name: 'local store',
     manifest: async (r: string): Promise<ManifestBytes> => {
       if (r === ref.tag || r === pm.digest) return pm;
       throw new DimgError('INTERNAL', `push of ${what}: unexpected manifest request ${r}`, 'this is a bug in dimg');
     },
-    blob: async (d: Descriptor): Promise<Readable> => {
-      check();
-      // Unverified here: the upload verifies digest and size while it sends (and the registry again).
-      return abortable(store.blobs.openUnverified(d.digest), signal, `push of ${what}`);
-    },
+    blob: openBlob,
   };
   const sink: ImageSink = {
     name: repo.name,
-    putBlob: async (desc, open) => {
-      check();
-      if (streamed.has(desc.digest)) return 'uploaded';
-      const holders = (await state.holders(desc.digest, repo.domain)).filter((p) => p !== repo.path);
-      const outcome = await repo.uploadBlob(desc.digest, desc.size, open, {
-        mountFrom: holders.length > 0 ? holders : undefined,
-        onProgress: opts.onBytes ? (n) => opts.onBytes!(desc, n) : undefined,
-      });
-      if (outcome === 'mounted') mountedFrom.set(desc.digest, holders[0]!);
-      await state.addHolder(desc.digest, repo.domain, repo.path);
-      return outcome;
-    },
+    putBlob: (desc) => upload(desc),
     putManifest: async (r, m) => {
       check();
       await putManifestSettling(repo, r, m, check);
