@@ -118,7 +118,7 @@ export class MirrorWriter {
         case 'file': {
           if (src !== undefined && statKey !== undefined) {
             const origin = `${src}\0${statKey}`;
-            if (this.linkFromDonor(rel, abs, h, origin, recorded)) {
+            if (this.linkFromDonor(rel, abs, h, origin)) {
               if (content === undefined) this.pending = { abs, h, how: { chown: false, chmod: false }, linkedFrom: { src, statKey, recorded } };
               else if (!recorded && !unchanged(src, statKey)) this.fail();
               return;
@@ -201,24 +201,11 @@ export class MirrorWriter {
     this.target.linked = this.linked;
   }
 
-  /**
-   * Hard-links `rel` from the donor when it holds the same content with the same attributes. With
-   * `recorded` the writer has already matched this entry's header against the donor's own tar (the
-   * donor dir is that tar unpacked or mirrored), so the donor file is linked without looking at it.
-   */
-  private linkFromDonor(rel: string, abs: string, h: TarHeader, origin: string, recorded: boolean): boolean {
+  /** Hard-links `rel` from the donor when it holds the same content with the same attributes. */
+  private linkFromDonor(rel: string, abs: string, h: TarHeader, origin: string): boolean {
     const donor = this.target.donor;
     if (!donor || donor.sources.get(rel)?.origin !== origin) return false;
     const from = join(donor.dir, rel);
-    if (recorded) {
-      try {
-        linkSync(from, abs);
-      } catch {
-        return false; // gone or unlinkable: the file is written instead
-      }
-      this.linked++;
-      return true;
-    }
     let st;
     try {
       st = lstatSync(from);
