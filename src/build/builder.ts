@@ -376,7 +376,8 @@ class ImageBuild {
     // rather than unpacking the tar afterwards.
     const slot = `${this.spec.key}\0${stepIndex}`;
     const { loadCopyMemory, saveCopyMemory } = await import('./copy-memory.js');
-    const memory = await loadCopyMemory(this.store, slot);
+    // --no-cache: nothing from earlier builds, not even unchanged file contents.
+    const memory = this.opts.noCache ? {} : await loadCopyMemory(this.store, slot);
     const dirs = lowerdirSoon ? await import('./layer-dirs.js') : undefined;
     const mirror: LayerMirror | undefined = dirs ? { dir: await this.store.overlay.stagingDir('copy'), donor: memory.donor } : undefined;
     const record = new Map<string, PackedFile>();
@@ -396,7 +397,8 @@ class ImageBuild {
       const chain = lastChainId([...diffIds, layer.diffId]);
       if (mirror?.complete) await dirs!.adoptLayerDir(this.store, chain, mirror.dir);
       // Remembered once the tar is in the store (the image waits for it like for the cache entry).
-      const remembered = layer.durable.then(() => saveCopyMemory(this.store, slot, layer.diffId, chain, record));
+      const parentChain = diffIds.length > 0 ? lastChainId(diffIds) : undefined;
+      const remembered = layer.durable.then(() => saveCopyMemory(this.store, slot, layer.diffId, parentChain, record));
       remembered.catch(() => undefined);
       this.recording.push(remembered);
       return layer;

@@ -13,6 +13,7 @@ import { promises as fs } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { tempPath } from '../store/fsutil.js';
+import { chainOf } from '../store/overlay.js';
 import type { Digest } from '../oci/digest.js';
 import type { Store } from '../store/store.js';
 import type { PackedFile, PreviousPack } from '../layer/previous-pack.js';
@@ -27,9 +28,10 @@ export interface CopyMemory {
 
 /** The file's format: `files` maps archive path → [origin, content offset]. */
 interface Stored {
-  version: 2;
+  version: 3;
   diffId: Digest;
-  chainId: Digest;
+  /** Chain ID of the layers below (null for a first layer): the layer dir is chainOf(parent, diffId). */
+  parentChainId: Digest | null;
   files: Record<string, [string, number]>;
 }
 
@@ -37,15 +39,15 @@ function memoryPath(store: Store, slot: string): string {
   return join(store.root, 'build', 'copy-layers', `${createHash('sha256').update(slot).digest('hex')}.json`);
 }
 
-/** The memory of the copy step `slot` (image and step), or an empty one. */
+/** The memory of the copy step `slot` (image and step), or an empty one. Never throws. */
 export async function loadCopyMemory(store: Store, slot: string): Promise<CopyMemory> {
   let stored: Stored;
   try {
     stored = JSON.parse(await fs.readFile(memoryPath(store, slot), 'utf8')) as Stored;
-    if (stored.version !== 2 || typeof stored.files !== 'object') return {};
   } catch {
     return {};
   }
+  if (stored?.version !== 3 || typeof stored.diffId !== 'string' || stored.files === null || typeof stored.files !== 'object') return {};
   const files = new Map<string, PackedFile>();
   for (const [path, value] of Object.entries(stored.files)) {
     if (Array.isArray(value) && typeof value[0] === 'string' && Number.isSafeInteger(value[1])) files.set(path, { origin: value[0], offset: value[1] });
@@ -53,26 +55,28 @@ export async function loadCopyMemory(store: Store, slot: string): Promise<CopyMe
   const memory: CopyMemory = {};
   // The step's tar is stored uncompressed under its diff_id (a layer dimg built).
   if ((await store.blobs.stat(stored.diffId).catch(() => undefined)) !== undefined) memory.previous = { tar: store.blobs.path(stored.diffId), files };
-  const dir = await store.overlay.get(stored.chainId).catch(() => undefined);
+  // The layer dir of that very tar: its chain ID is derived here, not taken from the file.
+  const chainId = chainOf(typeof stored.parentChainId === 'string' ? stored.parentChainId : undefined, stored.diffId);
+  const dir = await store.overlay.get(chainId).catch(() => undefined);
   if (dir) memory.donor = { dir: dir.diffDir, sources: files };
   return memory;
 }
 
 /**
- * Remembers the pack of `slot` that wrote the layer `diffId` (chain ID `chainId`) with `files`
- * recorded (PackOptions.record). Never throws.
+ * Remembers the pack of `slot` that wrote the layer `diffId` on top of the chain `parentChainId`
+ * (undefined for a first layer) with `files` recorded (PackOptions.record). Never throws.
  */
-export async function saveCopyMemory(store: Store, slot: string, diffId: Digest, chainId: Digest, files: ReadonlyMap<string, PackedFile>): Promise<void> {
-  const stored: Stored = { version: 2, diffId, chainId, files: {} };
+export async function saveCopyMemory(store: Store, slot: string, diffId: Digest, parentChainId: Digest | undefined, files: ReadonlyMap<string, PackedFile>): Promise<void> {
+  const stored: Stored = { version: 3, diffId, parentChainId: parentChainId ?? null, files: {} };
   for (const [path, f] of files) stored.files[path] = [f.origin, f.offset];
+  const tmp = tempPath(store.tmpDir, 'copy-memory');
   try {
     const path = memoryPath(store, slot);
     await fs.mkdir(join(path, '..'), { recursive: true });
     // Temp file + rename without fsync: a memory lost in a crash costs only reading files again.
-    const tmp = tempPath(store.tmpDir, 'copy-memory');
     await fs.writeFile(tmp, JSON.stringify(stored));
     await fs.rename(tmp, path);
   } catch {
-    /* a hint only */
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
   }
 }

@@ -9,6 +9,11 @@
  * still has the content it had then; and the 512-byte header block in the previous tar right before
  * the recorded offset is byte-for-byte the header this pack writes, so the offset points at that
  * file's content (name, size, mode, owner and mtime all agree). Anything else is read from the source.
+ * (The writer records only files left alone for a while, see PackOptions.record, so a same-size
+ * rewrite too quick for the file system's timestamps cannot keep a recorded stat key.)
+ *
+ * The previous tar's content bytes are not re-hashed: damage to that blob inside a file's content
+ * (bit rot) would be carried into the new layer. `dimg store verify` finds such a blob.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { BLOCK } from './tar-header.js';
@@ -49,7 +54,7 @@ export class PreviousTarReader {
   /**
    * The content recorded for `path` when it matches `origin` and `header` (the encoded USTAR block
    * this pack writes for it), as a slice of the window valid until the next call; undefined when it
-   * cannot be reused. Only for contents of at most 1 MiB - 512 bytes (use `locate` for larger).
+   * cannot be reused. Only for contents of at most 1 MiB (use `locate` and `read` for larger).
    */
   small(path: string, origin: string, header: Buffer, size: number): Buffer | undefined {
     const offset = this.locate(path, origin, header, size);
@@ -74,7 +79,10 @@ export class PreviousTarReader {
     return known.offset;
   }
 
-  /** Reads `length` bytes at `position` of the previous tar into `into` (for large contents). */
+  /**
+   * Reads `into.length` bytes at `position` of the previous tar into `into` (for large contents, after
+   * `locate`). A read error fails the pack: part of the file may already be written by then.
+   */
   read(into: Buffer, position: number): number {
     const fd = this.open();
     if (fd === undefined) throw new Error(`previous layer ${this.previous.tar} cannot be read`);

@@ -13,7 +13,7 @@ import { OPAQUE_MARKER, WHITEOUT_PREFIX, compareBytes } from './paths.js';
 import { END_OF_ARCHIVE, contentPadding, encodeHeader, type TarHeader } from './tar-header.js';
 import { MirrorWriter, type LayerMirror } from './mirror.js';
 import { PreviousTarReader, type PackedFile, type PreviousPack } from './previous-pack.js';
-import { addExplicit, addFromDisk, newTree, type EntryAttrs, type LayerSource, type NodeEntry, type TreeNode, type WalkOptions } from './walk.js';
+import { addExplicit, addFromDisk, newTree, statKeyChangedMs, type EntryAttrs, type LayerSource, type NodeEntry, type TreeNode, type WalkOptions } from './walk.js';
 
 /** Options of packDirectory / packSources. */
 export interface PackOptions {
@@ -64,9 +64,19 @@ export interface PackOptions {
    * there is copied from that tar instead of read again (see previous-pack.ts). Same bytes either way.
    */
   previous?: PreviousPack;
-  /** Filled while packing: every regular file read from disk, with its content offset (for `previous`). */
+  /**
+   * Filled while packing: every regular file read from disk, with its content offset (for a later
+   * pack's `previous`). Files whose ctime is not before `recordChangedBefore` are left out, as git
+   * treats "racily clean" index entries: a same-size rewrite within the file system's timestamp
+   * granularity of the state recorded would keep the stat key, and the old bytes would be reused.
+   */
   record?: Map<string, PackedFile>;
+  /** See `record`: default 2 s before the pack starts (ms since the epoch). */
+  recordChangedBefore?: number;
 }
+
+/** How long a file must have been left alone before a pack records it for reuse (see PackOptions.record). */
+const RACY_MS = 2000;
 
 const SMALL_FILE = 1 << 20;
 const READ_CHUNK = 1 << 20;
@@ -166,6 +176,7 @@ async function* generateTar(sources: LayerSource[], opts: PackOptions, reuse: bo
   let finished = false;
   /** Bytes of the archive so far: where the next content starts once its header is out. */
   let offset = 0;
+  const recordBefore = opts.recordChangedBefore ?? Date.now() - RACY_MS;
   try {
     for (const source of sources) {
       if ('entry' in source) addExplicit(root, source.entry);
@@ -179,7 +190,7 @@ async function* generateTar(sources: LayerSource[], opts: PackOptions, reuse: bo
       const header = encodeHeader(p.header);
       offset += header.length;
       const origin = p.src !== undefined && p.statKey !== undefined ? `${p.src}\0${p.statKey}` : undefined;
-      if (origin !== undefined) opts.record?.set(p.header.name, { origin, offset });
+      if (origin !== undefined && opts.record && statKeyChangedMs(p.statKey!) < recordBefore) opts.record.set(p.header.name, { origin, offset });
       offset += p.header.size + contentPadding(p.header.size);
       if (reuse) yield header;
       else {

@@ -75,6 +75,11 @@ export function sourceStatKey(st: Stats): string {
   return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
+/** The ctime (ms since the epoch) a sourceStatKey was taken with. */
+export function statKeyChangedMs(key: string): number {
+  return Number(key.slice(key.lastIndexOf(':') + 1));
+}
+
 /** UTF-8 byte order; plain comparison where it is the same thing (no surrogates, nothing from U+E000). */
 function byteOrder(a: string, b: string): number {
   if (/^[\u0000-\ud7ff]*$/.test(a) && /^[\u0000-\ud7ff]*$/.test(b)) return a < b ? -1 : a > b ? 1 : 0;

@@ -183,6 +183,11 @@ export function chainIds(diffIds: readonly Digest[]): Digest[] {
   return out;
 }
 
+/** The chain ID of layer `diffId` on top of the chain `parent` (undefined: a first layer). */
+export function chainOf(parent: Digest | undefined, diffId: Digest): Digest {
+  return parent === undefined ? diffId : chainStep(parent, diffId);
+}
+
 function chainStep(prev: Digest, diffId: Digest): Digest {
   return `sha256:${createHash('sha256').update(`${prev} ${diffId}`).digest('hex')}`;
 }

@@ -91,6 +91,9 @@ test('layer dirs kept from RUN upperdirs and from packing COPY layers equal thei
   symlinkSync('../a.txt', join(ctx, 'sub', 'a-link'));
   writeFileSync(join(ctx, 'big.bin'), Buffer.alloc(3 << 20, 7));
   utimesSync(join(ctx, 'a.txt'), 5, 5);
+  // A pack records (for the next build to reuse) only files left alone for 2 s: a same-size rewrite
+  // within the file system's timestamp tick would keep their stat key (git's racy-clean rule).
+  await new Promise((r) => setTimeout(r, 2100));
   let unpacked = 0;
   const real = storeOptions().unpack!;
   const store = await Store.open(join(work, 'store'), { unpack: (tar, dir) => (unpacked++, real(tar, dir)) });

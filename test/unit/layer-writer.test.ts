@@ -245,8 +245,15 @@ test('an earlier pack\'s bytes are reused only for files unchanged since it was 
     }
     return readFileSync(path);
   };
+  // Every file here was written a moment ago: a pack records none of them (git's racy-clean rule),
+  // since a same-size rewrite within the file system's timestamp tick would keep its stat key.
+  const racy = new Map<string, PackedFile>();
+  await packFile({ ...GOLDEN_OPTS, record: racy }, 'racy.tar');
+  assert.equal(racy.size, 0, 'files changed within the last 2 s are not recorded');
+  // The rest of this test records them anyway, as if they had been left alone long enough.
+  const settled = { recordChangedBefore: Date.now() + 3_600_000 };
   const record = new Map<string, PackedFile>();
-  const first = await packFile({ ...GOLDEN_OPTS, record }, 'first.tar');
+  const first = await packFile({ ...GOLDEN_OPTS, ...settled, record }, 'first.tar');
   assert.equal(record.size, 308, 'every regular file read from disk is recorded once (the hard link is not)');
   for (const [name, f] of record) {
     // The recorded offset is where the content starts: the header block before it names the file.
@@ -254,14 +261,17 @@ test('an earlier pack\'s bytes are reused only for files unchanged since it was 
     if (/^[ -~]{1,100}$/.test(name)) assert.equal(first.subarray(f.offset - 512, f.offset - 412).toString('latin1').replace(/\0+$/, ''), name);
   }
 
-  // Edits: one small file changed, one added, one removed, the big file rewritten with the same size.
+  // Edits: one small file changed, one added, one removed, `secret` rewritten with the same size (its
+  // old mtime was below the epoch: the header changes too), and f001 rewritten with the same size
+  // and, its mtime being clamped to the epoch either way, the same header: only its stat key differs.
+  await fs.writeFile(join(src, 'etc', 'f001'), 'SMALL FILE 1\nSMALL FILE 1\n');
   await fs.writeFile(join(src, 'etc', 'f007'), 'changed\n');
   await fs.writeFile(join(src, 'etc', 'new-file'), 'added\n');
   await fs.rm(join(src, 'etc', 'f100'));
   await fs.writeFile(join(src, 'etc', 'app', 'secret'), 'hunter3\n');
   const fresh = (opts: PackOptions) => packFile(opts, 'fresh.tar');
   const again = new Map<string, PackedFile>();
-  const reused = await packFile({ ...GOLDEN_OPTS, previous: { tar: join(dir, 'first.tar'), files: record }, record: again }, 'again.tar');
+  const reused = await packFile({ ...GOLDEN_OPTS, ...settled, previous: { tar: join(dir, 'first.tar'), files: record }, record: again }, 'again.tar');
   assert.ok(reused.equals(await fresh(GOLDEN_OPTS)), 'reusing the earlier tar gives the bytes of a fresh pack');
   assert.equal(again.size, 308);
 
@@ -272,7 +282,8 @@ test('an earlier pack\'s bytes are reused only for files unchanged since it was 
   await fs.writeFile(join(dir, 'forged.tar'), forged);
   const fromForged = await packFile({ ...GOLDEN_OPTS, previous: { tar: join(dir, 'forged.tar'), files: record } }, 'from-forged.tar');
   const entries = new Map((await listTar(fromForged)).map((e) => [e.name, e.data.toString('latin1')]));
-  assert.match(entries.get('app/etc/f001')!, /^\*\*\*ll file 1/, 'an unchanged small file comes from the earlier tar');
+  assert.match(entries.get('app/etc/f002')!, /^\*\*\*ll file 2/, 'an unchanged small file comes from the earlier tar');
+  assert.equal(entries.get('app/etc/f001'), 'SMALL FILE 1\nSMALL FILE 1\n', 'a same-size rewrite with the same header is read from disk (stat key)');
   assert.match(entries.get('app/big.bin')!, /^\*\*\*/, 'an unchanged big file comes from the earlier tar');
   assert.equal(entries.get('app/etc/f007'), 'changed\n', 'a changed file is read from disk');
   assert.equal(entries.get('app/etc/app/secret'), 'hunter3\n');
