@@ -23,7 +23,7 @@ export function createWriteBehindStream(path: string, mode = 0o644): WriteStream
   let flushedAt = 0;
   let flushing: Promise<void> | undefined;
   const maybeFlush = (): void => {
-    if (flushing || fd === undefined || ws.bytesWritten - flushedAt < FLUSH_EVERY) return;
+    if (flushing || fd === undefined || ws.destroyed || ws.bytesWritten - flushedAt < FLUSH_EVERY) return;
     flushedAt = ws.bytesWritten;
     const open = fd;
     flushing = new Promise<void>((resolve) => fdatasync(open, () => resolve())).finally(() => {

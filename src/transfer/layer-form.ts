@@ -112,9 +112,10 @@ async function decide(store: Store, diffId: Digest, rawSize: number, opts: Layer
         await store.layers.add(diffId, { digest: gz.digest, mediaType: gz.mediaType, size: gz.size }, rawSize);
       })();
       const committed = early && tee!.intact ? commitEarly(early, gz, opts) : undefined;
-      // Both settle before anything else happens (commitEarly never throws; the store's error wins).
+      // Both settle before anything else happens; then the store's error, else the commit's, fails it.
       await Promise.allSettled([kept, committed]);
       await kept;
+      await committed;
     } else {
       form = { mediaType: MediaType.ociLayer, digest: diffId, size: rawSize };
     }
@@ -148,7 +149,10 @@ function looksIncompressible(path: string, size: number): boolean {
   }
 }
 
-/** Completes a streamed upload; a refusal leaves the blob to the ordinary upload (see the module comment). */
+/**
+ * Completes a streamed upload; a refusal leaves the blob to the ordinary upload (see the module
+ * comment). Throws only what recording the upload (`onEarlyUploaded`) throws.
+ */
 async function commitEarly(early: StreamingUpload, form: Form, opts: LayerFormOptions): Promise<void> {
   try {
     await early.commit(form.digest, form.size);
