@@ -72,13 +72,20 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
   // Every blob is uploaded at most once per push, whoever asks first. While a push compresses a layer,
   // the blobs known by then (the config, the layers already in their registry form) go up alongside
   // it rather than after it; that starts only once some layer is being compressed, so pushing an image
-  // the registry already holds still costs no more than the tag's HEAD.
+  // the registry already holds still costs no more than the tag's HEAD (with a layer to compress,
+  // each blob costs a HEAD even if the tag turns out to be up to date). A failed upload is forgotten,
+  // so a later request tries again; at most `concurrency` run at once, early or not.
   const uploads = new Map<Digest, Promise<BlobOutcome>>();
+  const limit = pLimit(opts.concurrency ?? 4);
   const upload = (desc: Descriptor): Promise<BlobOutcome> => {
     let p = uploads.get(desc.digest);
     if (!p) {
-      p = uploadBlob(desc);
-      uploads.set(desc.digest, p);
+      const started = limit(() => uploadBlob(desc));
+      started.catch(() => {
+        if (uploads.get(desc.digest) === started) uploads.delete(desc.digest);
+      });
+      uploads.set(desc.digest, started);
+      p = started;
     }
     return p;
   };
@@ -102,9 +109,9 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
     // Observed later through transferImage (or the allSettled below on failure).
     if (eager) for (const d of ready.splice(0)) upload(d).catch(() => undefined);
   };
-  let pm: ManifestBytes;
+  const tag = ref.tag; // narrowed above
   try {
-    pm = await pushManifest(store, localDescriptor, {
+    const pm = await pushManifest(store, localDescriptor, {
       onEvent: (e) => {
         opts.onEvent?.(e);
         onForm(e);
@@ -116,40 +123,40 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
         await state.addHolder(digest, repo.domain, repo.path);
       },
     });
+    check();
+    const head = await repo.headManifest(tag);
+    if (head && head.digest === pm.digest) {
+      await Promise.allSettled(uploads.values());
+      opts.onEvent?.({ kind: 'up-to-date', digest: pm.digest, ref: tag });
+      return { digest: pm.digest, mediaType: pm.mediaType, size: pm.bytes.length };
+    }
+    const source: ImageSource = {
+      name: 'local store',
+      manifest: async (r: string): Promise<ManifestBytes> => {
+        if (r === tag || r === pm.digest) return pm;
+        throw new DimgError('INTERNAL', `push of ${what}: unexpected manifest request ${r}`, 'this is a bug in dimg');
+      },
+      blob: openBlob,
+    };
+    const sink: ImageSink = {
+      name: repo.name,
+      putBlob: (desc) => upload(desc),
+      putManifest: async (r, m) => {
+        check();
+        await putManifestSettling(repo, r, m, check);
+      },
+      hasManifest: async (digest) => (await repo.headManifest(digest)) !== undefined,
+    };
+    const result = await transferImage(source, sink, tag, [tag], {
+      concurrency: opts.concurrency,
+      onEvent: opts.onEvent ? (e) => opts.onEvent!(e.kind === 'blob' && mountedFrom.has(e.digest) ? { ...e, from: mountedFrom.get(e.digest) } : e) : undefined,
+    });
+    return result;
   } catch (e) {
     // Nothing of this push may still be running once it has failed.
     await Promise.allSettled(uploads.values());
     throw e;
   }
-  check();
-  const head = await repo.headManifest(ref.tag);
-  if (head && head.digest === pm.digest) {
-    await Promise.allSettled(uploads.values());
-    opts.onEvent?.({ kind: 'up-to-date', digest: pm.digest, ref: ref.tag });
-    return { digest: pm.digest, mediaType: pm.mediaType, size: pm.bytes.length };
-  }
-  const source: ImageSource = {
-    name: 'local store',
-    manifest: async (r: string): Promise<ManifestBytes> => {
-      if (r === ref.tag || r === pm.digest) return pm;
-      throw new DimgError('INTERNAL', `push of ${what}: unexpected manifest request ${r}`, 'this is a bug in dimg');
-    },
-    blob: openBlob,
-  };
-  const sink: ImageSink = {
-    name: repo.name,
-    putBlob: (desc) => upload(desc),
-    putManifest: async (r, m) => {
-      check();
-      await putManifestSettling(repo, r, m, check);
-    },
-    hasManifest: async (digest) => (await repo.headManifest(digest)) !== undefined,
-  };
-  const result = await transferImage(source, sink, ref.tag, [ref.tag], {
-    concurrency: opts.concurrency,
-    onEvent: opts.onEvent ? (e) => opts.onEvent!(e.kind === 'blob' && mountedFrom.has(e.digest) ? { ...e, from: mountedFrom.get(e.digest) } : e) : undefined,
-  });
-  return result;
 }
 
 /**
@@ -171,7 +178,7 @@ export async function pushManifest(store: Store, desc: Descriptor, opts: LayerFo
       throw new DimgError('IMAGE_INVALID', `layer ${i + 1} of local image ${desc.digest} is an uncompressed tar ${l.digest} but the config says diff_id ${diffIds[i]}`, 'the image is inconsistent; rebuild it');
     }
   }
-  // Small layers (one block, compressed on this thread) all at once; layers of several blocks one at a
+  // Small layers (one block, compressed on libuv's thread pool) all at once; layers of several blocks one at a
   // time, each on the whole worker pool and with at most one streamed upload open. After a failure no
   // further layer starts, and the push reports it only when nothing it started is still running.
   const big = pLimit(1);
