@@ -105,7 +105,8 @@ test('parallel gzip (writeLayer): valid multi-member gzip that gzip(1) reads, th
   // A single short block is compressed off the main thread; the bytes must be those of compressBlock
   // (the workers' function), for compressible and for stored (random) blocks alike.
   const { compressBlock } = await import('../../src/layer/index.js');
-  for (const tail of [Buffer.from('text '.repeat(300_000)), randomBytes(BLOCK_SIZE - 1), randomBytes(2 << 20)]) {
+  const mixed = Buffer.concat([randomBytes(1_500_000), Buffer.from('text '.repeat(300_000))]); // level 6 over random bytes
+  for (const tail of [Buffer.from('text '.repeat(300_000)), mixed, randomBytes(BLOCK_SIZE - 1), randomBytes(2 << 20)]) {
     assert.ok((await toBuffer(adaptiveGzip(Readable.from([tail])))).equals(compressBlock(tail)), `one block of ${tail.length} bytes`);
   }
 });
