@@ -173,6 +173,8 @@ export function adaptiveGzip(source: Readable, opts: { workers?: number } = {}):
   return Readable.from(members(source, workers), { objectMode: false });
 }
 
+const NOTHING = Buffer.alloc(0);
+
 async function* members(source: Readable, workers: number): AsyncGenerator<Buffer> {
   let pool: Pool | undefined;
   const inFlight: Promise<Buffer>[] = [];
@@ -189,14 +191,24 @@ async function* members(source: Readable, workers: number): AsyncGenerator<Buffe
     for await (const chunk of source) {
       let buf = chunk as Buffer;
       while (buf.length > 0) {
-        const take = Math.min(buf.length, BLOCK_SIZE - have);
-        parts.push(buf.subarray(0, take));
-        have += take;
-        buf = buf.subarray(take);
-        if (have === BLOCK_SIZE) {
-          submit(Buffer.concat(parts));
-          parts = [];
-          have = 0;
+        let block: Buffer | undefined;
+        if (have === 0 && buf.length === BLOCK_SIZE) {
+          // A source read in whole blocks: the chunk goes to a worker as it is (moved, not copied).
+          block = buf;
+          buf = NOTHING;
+        } else {
+          const take = Math.min(buf.length, BLOCK_SIZE - have);
+          parts.push(buf.subarray(0, take));
+          have += take;
+          buf = buf.subarray(take);
+          if (have === BLOCK_SIZE) {
+            block = Buffer.concat(parts);
+            parts = [];
+            have = 0;
+          }
+        }
+        if (block) {
+          submit(block);
           blocks++;
           while (inFlight.length > workers) {
             yield await inFlight.shift()!;

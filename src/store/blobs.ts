@@ -115,10 +115,11 @@ export class BlobStore {
 
   /**
    * A verified read stream: errors with DIGEST_MISMATCH / SIZE_MISMATCH at the end if the file on
-   * disk is not what its name says, and with BLOB_NOT_FOUND when it is missing.
+   * disk is not what its name says, and with BLOB_NOT_FOUND when it is missing. Reads in chunks of
+   * `chunkSize` bytes (default 1 MiB; the last may be shorter).
    */
-  open(digest: Digest, size?: number): Readable {
-    const file = createReadStream(this.path(digest), { highWaterMark: 1 << 20 });
+  open(digest: Digest, size?: number, chunkSize = 1 << 20): Readable {
+    const file = createReadStream(this.path(digest), { highWaterMark: chunkSize });
     const verify = new VerifyingStream(digest, size, `blob ${digest}`);
     file.on('error', (e) => verify.destroy(this.readError(digest, e)));
     // A reader that stops early (cancelled push, failed upload) destroys `verify`; close the file too.

@@ -26,7 +26,7 @@ import { tempPath } from '../store/fsutil.js';
 import { createWriteBehindStream } from '../store/write-behind.js';
 import type { Store } from '../store/store.js';
 import { abortable } from './abort.js';
-import { adaptiveGzip, sampleDeflate } from '../layer/adaptive-gzip.js';
+import { adaptiveGzip, BLOCK_SIZE, sampleDeflate } from '../layer/adaptive-gzip.js';
 import { PushState } from './push-state.js';
 import type { StreamingUpload } from '../registry/index.js';
 
@@ -97,7 +97,8 @@ async function decide(store: Store, diffId: Digest, rawSize: number, opts: Layer
   const early = opts.earlyUpload && rawSize >= EARLY_UPLOAD_MIN && !looksIncompressible(store.blobs.path(diffId), rawSize) ? await opts.earlyUpload().catch(() => undefined) : undefined;
   const tee = early ? new UploadTee(early.body) : undefined;
   try {
-    const src = abortable(store.blobs.open(diffId, rawSize), opts.signal, `compression of layer ${diffId}`);
+    // Read in whole gzip blocks: each chunk goes to a compression worker as it is, without a copy.
+    const src = abortable(store.blobs.open(diffId, rawSize, BLOCK_SIZE), opts.signal, `compression of layer ${diffId}`);
     const gz = adaptiveGzip(src);
     if (tee) await pipeline(gz, hash, tee, createWriteBehindStream(tmp));
     else await pipeline(gz, hash, createWriteBehindStream(tmp));

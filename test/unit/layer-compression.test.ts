@@ -90,6 +90,10 @@ test('parallel gzip (writeLayer): valid multi-member gzip that gzip(1) reads, th
   const w = await writeLayer(Readable.from([big]), sink, { compression: 'gzip', parallel: { workers: 3 } });
   const three = await written;
   assert.ok(one.equals(three), 'worker count and input chunking do not change the bytes');
+  // A source read in whole blocks (own buffers, moved to the workers without a copy): same bytes.
+  const blockChunks: Buffer[] = [];
+  for (let o = 0; o < big.length; o += BLOCK_SIZE) blockChunks.push(Buffer.from(big.subarray(o, o + BLOCK_SIZE)));
+  assert.ok((await toBuffer(adaptiveGzip(Readable.from(blockChunks), { workers: 2 }))).equals(one), 'whole-block chunks');
   assert.equal(w.size, big.length);
   assert.equal(w.blobSize, three.length);
   assert.ok(gunzipSync(three).equals(big), 'Node reads all members');
