@@ -4,7 +4,7 @@
  * the mirror configuration, and hands out RemoteRepository handles and image sources/sinks.
  */
 import type { Readable } from 'node:stream';
-import { DimgError, messageOf } from '../errors.js';
+import { DimgError, isDimgError, messageOf } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { Reference } from '../oci/reference.js';
 import type { Descriptor } from '../oci/types.js';
@@ -50,6 +50,8 @@ export class RegistryClient {
   private readonly tuning: RepositoryTuning;
   /** API host → its decided base URL, for insecure registries (one probe per registry and run). */
   private readonly schemes = new Map<string, Promise<string>>();
+  /** Mirrors that could not be reached: skipped for the rest of this client's life (one run). */
+  private readonly downMirrors = new Set<string>();
 
   constructor(private readonly opts: RegistryClientOptions = {}) {
     this.insecure = new Set(opts.insecure ?? []);
@@ -155,6 +157,8 @@ export class RegistryClient {
   /**
    * An ImageSource reading `ref` through its mirrors first: each operation tries the mirrors in order
    * and falls back to the origin; only the origin's failure is reported (mirror failures are logged).
+   * A mirror that cannot be reached at all (after the transport's retries) is not asked again by this
+   * client, so a mirror that is down costs one round of retries per run, not one per blob.
    */
   pullSource(ref: RepositoryRef): ImageSource {
     const repos = this.pullRepositories(ref);
@@ -162,10 +166,13 @@ export class RegistryClient {
     const log = this.opts.log;
     const tryAll = async <T>(op: (r: RemoteRepository) => Promise<T>): Promise<T> => {
       for (const r of repos.slice(0, -1)) {
+        if (this.downMirrors.has(r.domain)) continue;
         try {
           return await op(r);
         } catch (e) {
-          log?.(this.transport.redact(`mirror ${r.domain} failed for ${ref.domain}/${ref.path}: ${messageOf(e)}; trying the next source`));
+          const down = isDimgError(e, 'REGISTRY_UNREACHABLE') || isDimgError(e, 'REGISTRY_CONNECTION') || isDimgError(e, 'REGISTRY_TLS');
+          if (down) this.downMirrors.add(r.domain);
+          log?.(this.transport.redact(`mirror ${r.domain} failed for ${ref.domain}/${ref.path}: ${messageOf(e)}; ${down ? 'not using it again in this run' : 'trying the next source'}`));
         }
       }
       return op(repos[repos.length - 1]!);

@@ -114,7 +114,8 @@ test('pull: a skopeo-pushed image keeps its digest, is usable, and a second pull
   const want = skopeoDigest(`${reg.host}/lib/bb:1.36`) as Digest;
 
   const target = await Store.open(tempDir(t));
-  const client = new RegistryClient({ mirrors: { [reg.host]: ['127.0.0.1:9'] } }); // the mirror is down
+  const mirrorLog: string[] = [];
+  const client = new RegistryClient({ mirrors: { [reg.host]: ['127.0.0.1:9'] }, log: (m) => mirrorLog.push(m) }); // the mirror is down
   t.after(() => client.close());
   const outcomes: string[] = [];
   const got = await pullImage(target, client, `${reg.host}/lib/bb:1.36`, { onEvent: (e) => e.kind === 'blob' && outcomes.push(e.outcome) });
@@ -135,6 +136,12 @@ test('pull: a skopeo-pushed image keeps its digest, is usable, and a second pull
   const again = await pullImage(target, client, `${reg.host}/lib/bb:1.36`, { onEvent: (e) => e.kind === 'blob' && outcomes.push(e.outcome) });
   assert.equal(again.descriptor.digest, want);
   assert.deepEqual(outcomes, [], 'an image complete in the store transfers no blob');
+  // The down mirror was tried once (the first manifest request), not again for each blob or pull.
+  // (Each round of the transport's retries takes ~3 s against a refused port: once, not per request.)
+  const gaveUp = mirrorLog.filter((l) => l.startsWith('mirror '));
+  assert.equal(gaveUp.length, 1, mirrorLog.join('\n'));
+  assert.match(gaveUp[0]!, /mirror 127\.0\.0\.1:9 failed .*not using it again in this run/);
+  assert.equal(mirrorLog.filter((l) => l.startsWith('retrying')).length, 4, 'one round of retries');
 
   // Pushing the pulled image elsewhere keeps its digest (its layers are already compressed).
   assert.equal((await pushImage(target, client, got.descriptor, `${reg.host}/copy/bb:1`)).digest, want);
