@@ -64,7 +64,9 @@ ${list.map((im) => `  ${im.key}:\n    from: base\n    steps:\n      - env: { WHI
     writeFileSync(join(dir, 'theirs.yaml'), specOf('theirs', theirs));
     await ok(['apply', 'theirs.yaml', '--progress', 'plain']);
 
-    const removed = images.filter(() => Math.random() < 0.5);
+    // The last round removes every image: the registry then has no target left in the spec, and
+    // prune must still clean up there (it did not: found by this test's random draw in CI).
+    const removed = round === ROUNDS - 1 ? [...images] : images.filter(() => Math.random() < 0.5);
     if (removed.length === 0) removed.push(pick(images));
     const keptImages = images.filter((im) => !removed.includes(im));
     // Other tools' tags: foreign content anywhere; copies of kept images (same digest as a declared tag).
