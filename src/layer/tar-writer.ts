@@ -290,15 +290,8 @@ async function* readLarge(path: string, size: number, shared?: Buffer): AsyncGen
     throw new DimgError('LAYER_BAD_SOURCE', `layer source ${path}: ${messageOf(err)}`, 'check that the file exists and is readable');
   }
   try {
-    let done = 0;
-    while (done < size) {
-      const want = Math.min(READ_CHUNK, size - done);
-      const buf = shared ? shared.subarray(0, want) : Buffer.allocUnsafe(want);
-      const { bytesRead } = await fh.read(buf, 0, buf.length, done);
-      if (bytesRead === 0) throw changed(path, `shrank to ${done} bytes while being read (expected ${size})`);
-      done += bytesRead;
-      yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
-    }
+    const read = async (buf: Buffer, position: number) => (await fh.read(buf, 0, buf.length, position)).bytesRead;
+    yield* readChunks(read, 0, size, shared, (done) => changed(path, `shrank to ${done} bytes while being read (expected ${size})`));
     const probe = await fh.read(Buffer.alloc(1), 0, 1, size);
     if (probe.bytesRead !== 0) throw changed(path, `grew beyond ${size} bytes while being read`);
   } finally {
@@ -307,13 +300,22 @@ async function* readLarge(path: string, size: number, shared?: Buffer): AsyncGen
 }
 
 /** `size` bytes at `at` of the previous tar, in 1 MiB reads (into `shared` when given). */
-async function* readRecorded(previous: PreviousTarReader, at: number, size: number, shared?: Buffer): AsyncGenerator<Buffer> {
+function readRecorded(previous: PreviousTarReader, at: number, size: number, shared?: Buffer): AsyncGenerator<Buffer> {
+  const damaged = () => new DimgError('LAYER_BAD_SOURCE', `previous layer ${previous.previous.tar} ended inside a recorded file`, 'run `dimg store verify`; the layer blob is damaged');
+  return readChunks((buf, position) => previous.read(buf, position), at, size, shared, damaged);
+}
+
+/**
+ * `size` bytes from `start` through `read` in READ_CHUNK pieces, each into `shared` when given (valid
+ * until the next piece is requested) or a fresh buffer; a read of 0 bytes fails with `short(done)`.
+ */
+async function* readChunks(read: (buf: Buffer, position: number) => number | Promise<number>, start: number, size: number, shared: Buffer | undefined, short: (done: number) => Error): AsyncGenerator<Buffer> {
   let done = 0;
   while (done < size) {
     const want = Math.min(READ_CHUNK, size - done);
     const buf = shared ? shared.subarray(0, want) : Buffer.allocUnsafe(want);
-    const n = previous.read(buf, at + done);
-    if (n === 0) throw new DimgError('LAYER_BAD_SOURCE', `previous layer ${previous.previous.tar} ended inside a recorded file`, 'run `dimg store verify`; the layer blob is damaged');
+    const n = await read(buf, start + done);
+    if (n === 0) throw short(done);
     done += n;
     yield n === buf.length ? buf : buf.subarray(0, n);
   }
