@@ -13,6 +13,7 @@ const required = [
   ['/bin/busybox', 'busybox-static'],
   ['htpasswd', 'apache2-utils'],
   ['unshare', 'util-linux'],
+  ['crun', 'crun'],
   ['setfattr', 'attr'],
 ];
 const missing = required.filter(([tool]) => {

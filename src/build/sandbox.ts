@@ -4,9 +4,13 @@
  * Overlay driver (root with overlayfs): every parent layer is unpacked once into the store's
  * overlay dirs; the step's mount namespace mounts lowerdir = init:newest:…:oldest (short `l/` links,
  * cwd = the store's overlay dir), upperdir = a fresh dir that becomes the layer. Copy driver (no
- * overlay): the parents are flattened into a temp root that is diffed after the run. Either way the
- * command runs under util-linux `unshare` in new mount, PID, UTS, IPC and (unless network: host)
- * network namespaces, chrooted into the root, with the image's env, user and working dir.
+ * overlay): the parents are flattened into a temp root that is diffed after the run.
+ *
+ * Either way the command runs under crun, an OCI runtime, started inside util-linux `unshare`
+ * namespaces that hold the overlay mount and the network: crun pivots into the root (the host's root
+ * is detached, not merely hidden by a chroot), mounts /proc with the non-namespaced parts read-only
+ * or masked and a /dev of its own, drops capabilities, sets no_new_privs and loads a seccomp filter
+ * (src/build/confinement.ts) before it executes the command with the image's env, user and working dir.
  *
  * Nothing outlives the step: mounts exist only inside the step's mount namespace (they vanish with
  * its last process), the PID namespace is killed when dimg dies (`setpriv --pdeathsig` +
@@ -16,7 +20,7 @@
 import { existsSync, promises as fs, constants as FS } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DimgError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
@@ -24,7 +28,8 @@ import type { Store } from '../store/store.js';
 import { LayerView } from './layer-view.js';
 import { prepareMountPoints, type MountPoint } from './mount-points.js';
 import { resolveUser } from './users.js';
-import { DEVICES, mountTables, sandboxScript, type FileBind, type ScriptParams } from './sandbox-script.js';
+import { sandboxScript } from './sandbox-script.js';
+import { runtimeConfig, type StepFileMount } from './runtime-config.js';
 import { OutputTail } from './output-tail.js';
 import { snapshot, writeDiff } from './copy-driver.js';
 import { hostTool } from './tools.js';
@@ -108,7 +113,7 @@ async function probeRemembered(overlayDir: string): Promise<DriverInfo> {
   const root = process.geteuid?.() === 0 && existsSync('/run');
   const dir = root ? '/run/dimg' : overlayDir;
   const file = join(dir, root ? `run-driver-${dev}.json` : '.run-driver.json');
-  const stamp = `${await fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8').then((b) => b.trim(), () => 'unknown')} uid=${process.geteuid?.() ?? -1} dev=${dev} unshare=${hostTool('unshare') ?? ''}`;
+  const stamp = `${await fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8').then((b) => b.trim(), () => 'unknown')} uid=${process.geteuid?.() ?? -1} dev=${dev} unshare=${hostTool('unshare') ?? ''} crun=${hostTool('crun') ?? ''}`;
   try {
     const st = await fs.stat(file);
     // Trust only a file this user owns and nobody else can write.
@@ -134,6 +139,7 @@ async function probeRemembered(overlayDir: string): Promise<DriverInfo> {
 async function probe(overlayDir: string): Promise<DriverInfo> {
   const unshare = hostTool('unshare');
   if (!unshare) return { driver: 'none', reason: 'util-linux unshare is not installed (apt-get install util-linux)' };
+  if (!hostTool('crun')) return { driver: 'none', reason: 'crun, the runtime that confines RUN steps, is not installed (apt-get install crun)' };
   if (process.geteuid?.() === 0) {
     const dir = join(overlayDir, `.tmp-${process.pid}-probe-${randomBytes(4).toString('hex')}`);
     try {
@@ -219,7 +225,7 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
       if (!has(s.rel)) throw new DimgError('SECRET_TARGET_INVALID', `${req.label}: secret "${s.id}" cannot be mounted at /${s.rel}`, 'choose a target whose parent directories are plain directories in the image');
     }
     const ident = resolveUser(req.user, await view.readFile('etc/passwd'), await view.readFile('etc/group'), req.label);
-    const files: FileBind[] = [];
+    const files: StepFileMount[] = [];
     const hostFile = async (name: string, content: string) => {
       const p = join(ws, 'files', name);
       await fs.writeFile(p, content, { mode: 0o644 });
@@ -227,45 +233,41 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
     };
     const resolvConf = await fs.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
     const hostsText = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${hostname}\n`;
-    if (has('etc/resolv.conf')) files.push({ src: await hostFile('resolv.conf', resolvConf), rel: 'etc/resolv.conf', readOnly: false });
-    if (has('etc/hosts')) files.push({ src: await hostFile('hosts', hostsText), rel: 'etc/hosts', readOnly: false });
-    if (has('etc/hostname')) files.push({ src: await hostFile('hostname', `${hostname}\n`), rel: 'etc/hostname', readOnly: false });
-    for (const s of secrets) files.push({ src: s.src, rel: s.rel, readOnly: true });
+    if (has('etc/resolv.conf')) files.push({ source: await hostFile('resolv.conf', resolvConf), destination: '/etc/resolv.conf', readOnly: false });
+    if (has('etc/hosts')) files.push({ source: await hostFile('hosts', hostsText), destination: '/etc/hosts', readOnly: false });
+    if (has('etc/hostname')) files.push({ source: await hostFile('hostname', `${hostname}\n`), destination: '/etc/hostname', readOnly: false });
+    for (const s of secrets) files.push({ source: s.src, destination: `/${s.rel}`, readOnly: true });
     const env = [...req.env];
     if (!env.some((e) => e.startsWith('PATH='))) env.unshift(DEFAULT_PATH);
     if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${ident.home}`);
     const newNet = (req.network ?? 'none') !== 'host';
-    const setup = join(ws, 'setup');
-    const params = {
+    const workdir = absWorkdir(req.workdir);
+    const bundle = join(ws, 'bundle');
+    await fs.mkdir(bundle, { mode: 0o700 });
+    const config = runtimeConfig({ root, argv: req.argv, env, cwd: workdir, uid: ident.uid, gid: ident.gid, hostname, proc: has('proc'), dev: has('dev'), files });
+    await fs.writeFile(join(bundle, 'config.json'), JSON.stringify(config), { mode: 0o600 });
+    const logFile = join(ws, 'runtime.log');
+    const script = sandboxScript({
       overlay,
       root,
-      proc: has('proc'),
-      dev: has('dev'),
-      files,
-      setup,
-      devices: DEVICES.filter((d) => existsSync(`/dev/${d}`)),
-      hostname,
-      workdir: absWorkdir(req.workdir),
-      uid: ident.uid,
-      gid: ident.gid,
-      env,
-      argv: req.argv,
-      envBin: hostTool('env') ?? '/usr/bin/env',
-      unshareBin: hostTool('unshare')!,
+      workdir,
       ipBin: newNet ? hostTool('ip') : undefined,
-    };
-    await writeSetup(params);
-    const script = sandboxScript(params);
+      runtime: { bin: hostTool('crun')!, stateDir: join(ws, 'runtime'), logFile, bundle, id: `dimg-${basename(ws)}` },
+    });
     const result = await execute(req, script, newNet, driver);
-    if (!result.ready) {
-      throw new DimgError('RUN_SANDBOX_FAILED', `${req.label}: the sandbox could not be set up (${driver} driver): ${result.tail.join(' | ') || 'no output'}`, 'check that the store is on a local file system and dimg runs as root; `dimg info` shows the RUN driver');
+    const runtimeErrors = await readRuntimeLog(logFile);
+    if (!result.ready || (runtimeErrors.length > 0 && !runtimeErrors.some(isExecFailure))) {
+      const said = [...result.tail, ...runtimeErrors].join(' | ') || 'no output';
+      throw new DimgError('RUN_SANDBOX_FAILED', `${req.label}: the sandbox could not be set up (${driver} driver): ${said}`, 'check that the store is on a local file system and dimg runs as root; `dimg info` shows the RUN driver');
     }
+    if (runtimeErrors.some(isExecFailure)) result.code = 127; // as a shell says of a missing command
     if (result.code !== 0) {
       const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.code}`;
-      const last = result.tail.length ? `; last output:\n  ${result.tail.join('\n  ')}` : ' (no output)';
+      const lines = result.tail.length > 0 ? result.tail : runtimeErrors;
+      const last = lines.length ? `; last output:\n  ${lines.join('\n  ')}` : ' (no output)';
       throw Object.assign(new DimgError('RUN_FAILED', `${req.label} ${how}${last}`, 'fix the command; steps before it are cached and will not run again'), {
         exitCode: result.code,
-        lastLines: result.tail,
+        lastLines: lines,
       });
     }
     let diffDir = join(ws, 'upper');
@@ -278,25 +280,6 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
   } finally {
     await removeWorkspace(ws);
   }
-}
-
-/**
- * Writes what the script mounts and copies in one process each: the two mount tables and, for /dev,
- * a template with the device mount points, `shm/` and the fd/stdin/stdout/stderr links.
- */
-async function writeSetup(p: ScriptParams): Promise<void> {
-  await fs.mkdir(p.setup, { mode: 0o700 });
-  const tables = mountTables(p);
-  await fs.writeFile(join(p.setup, 'early.tab'), tables.early);
-  await fs.writeFile(join(p.setup, 'late.tab'), tables.late);
-  if (!p.dev) return;
-  const dev = join(p.setup, 'dev');
-  await fs.mkdir(join(dev, 'shm'), { recursive: true, mode: 0o755 });
-  await fs.chmod(dev, 0o755);
-  await fs.chmod(join(dev, 'shm'), 0o1777);
-  for (const d of p.devices) await fs.writeFile(join(dev, d), '', { mode: 0o644 });
-  const links: Array<[string, string]> = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];
-  for (const [name, target] of links) await fs.symlink(target, join(dev, name));
 }
 
 function absWorkdir(w: string | undefined): string {
@@ -326,6 +309,27 @@ async function checkSecrets(req: RunRequest): Promise<{ id: string; src: string;
   return out;
 }
 
+/** The error messages crun wrote to its JSON log (one object per line), oldest first. */
+async function readRuntimeLog(file: string): Promise<string[]> {
+  const text = await fs.readFile(file, 'utf8').catch(() => '');
+  const out: string[] = [];
+  // crun 1.8 writes the JSON objects back to back, without newlines between them.
+  for (const m of text.matchAll(/\{[^{}]*\}/g)) {
+    try {
+      const entry = JSON.parse(m[0]) as { msg?: string; level?: string };
+      if (entry.msg && (entry.level === undefined || entry.level === 'error')) out.push(entry.msg);
+    } catch {
+      /* a torn line of a killed runtime */
+    }
+  }
+  return out;
+}
+
+/** crun's words for a command it could not execute: the step's failure, not the sandbox's. */
+function isExecFailure(message: string): boolean {
+  return /^executable file .* not found|^exec(ve)? .*(No such file|Permission denied|Exec format error)|^open executable/.test(message);
+}
+
 interface ExecResult {
   ready: boolean;
   code: number | null;
@@ -335,7 +339,9 @@ interface ExecResult {
 
 function execute(req: RunRequest, script: string, newNet: boolean, driver: RunDriver): Promise<ExecResult> {
   const unshare = hostTool('unshare')!;
-  const ns = ['--mount', '--uts', '--ipc', '--pid', '--fork', '--kill-child'];
+  // The outer namespaces hold the overlay mount and the network; crun adds the step's own mount,
+  // PID, IPC and UTS namespaces inside them.
+  const ns = ['--mount', '--pid', '--fork', '--kill-child'];
   if (newNet) ns.push('--net');
   if (driver === 'copy' && process.geteuid?.() !== 0) ns.unshift('--user', '--map-root-user');
   const inner = [unshare, ...ns, '--', hostTool('sh') ?? '/bin/sh', '-c', script];

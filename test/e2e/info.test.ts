@@ -49,6 +49,8 @@ test('dimg info: store, driver, file system, counts and namespaces match what th
   assert.equal(r.namespaces.mount.available, ns(['--mount', 'true']));
   assert.equal(r.namespaces.pid.available, ns(['--mount', '--pid', '--fork', 'true']));
   assert.equal(r.namespaces.user.available, ns(['--user', 'true']));
+  const crunVersion = spawnSync('crun', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0];
+  assert.deepEqual(r.runRuntime, { available: true, version: crunVersion });
   assert.deepEqual(readdirSync(join(root, 'tmp')), [], 'the overlay probe cleans up');
 });
 

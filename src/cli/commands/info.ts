@@ -10,6 +10,7 @@ import { openStoreFor } from '../context.js';
 import { humanSize } from '../format.js';
 import type { Store } from '../../store/store.js';
 import { loadImage } from '../../image/local-image.js';
+import { hostTool } from '../../build/tools.js';
 
 /** What `dimg info` reports (also its `--format json` shape). */
 export interface InfoReport {
@@ -25,6 +26,8 @@ export interface InfoReport {
   blobs: number;
   totalSize: number;
   namespaces: Record<'mount' | 'pid' | 'user', { available: boolean; reason?: string }>;
+  /** The OCI runtime that confines RUN steps: its version line, or why there is none. */
+  runRuntime: { available: boolean; version?: string; reason?: string };
 }
 
 /** Registers `dimg info`. */
@@ -58,6 +61,7 @@ export function register(program: Command): void {
           ` mount: ${yes(r.namespaces.mount)}`,
           ` pid: ${yes(r.namespaces.pid)}`,
           ` user: ${yes(r.namespaces.user)}`,
+          `RUN Runtime: ${r.runRuntime.available ? `${r.runRuntime.version} (pivot_root, dropped capabilities, no_new_privs, seccomp)` : `none (${r.runRuntime.reason})`}`,
           '',
         ].join('\n'),
       );
@@ -92,6 +96,7 @@ export async function collectInfo(store: Store): Promise<InfoReport> {
       pid: probe('unshare', ['--mount', '--pid', '--fork', 'true']),
       user: probe('unshare', ['--user', 'true']),
     },
+    runRuntime: probeRuntime(),
   };
 }
 
@@ -149,6 +154,15 @@ export function backingFilesystem(path: string): string {
 
 function unescapeMount(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** crun's first version line, or the install hint when it is missing. */
+function probeRuntime(): { available: boolean; version?: string; reason?: string } {
+  const crun = hostTool('crun');
+  if (!crun) return { available: false, reason: 'crun is not installed: apt-get install crun; RUN steps need it' };
+  const r = spawnSync(crun, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) return { available: false, reason: `${crun} --version failed: ${(r.stderr || r.error?.message || '').trim()}` };
+  return { available: true, version: r.stdout.split('\n')[0]!.trim() };
 }
 
 function probe(cmd: string, args: string[]): { available: boolean; reason?: string } {
