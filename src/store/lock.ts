@@ -6,6 +6,8 @@
  */
 import { promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { DimgError } from '../errors.js';
 
 interface LockOwner {
@@ -31,22 +33,43 @@ export function processAlive(pid: number): boolean {
 }
 
 /**
- * Runs `fn` while holding the lock at `path`. Waits (polling) up to `timeoutMs` (default 60 s) for a
- * live holder; then fails with STORE_LOCKED naming the holder. Re-entrant within one process.
+ * Runs `fn` while holding the lock at `path`: exclusive between processes (the lock file) and
+ * between async tasks of this process (a queue per path, so tasks take turns in arrival order and
+ * only one of them at a time polls the file). Waits up to `timeoutMs` (default 60 s) for a live
+ * holder in another process, then fails with STORE_LOCKED naming it.
+ *
+ * Re-entrant only within one async task: a call made (directly or through awaited calls) from
+ * inside `fn` runs at once, since it would otherwise wait for itself. Another task never gets in,
+ * however the two interleave; that is what re-entrancy "by path" got wrong.
  */
 export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
-  if (held.has(path)) return fn();
-  await acquire(path, opts.timeoutMs ?? 60_000);
-  held.add(path);
+  const key = resolve(path);
+  const holding = heldByTask.getStore();
+  if (holding?.has(key)) return fn();
+  const previous = queues.get(key) ?? Promise.resolve();
+  let done!: () => void;
+  const mine = new Promise<void>((r) => (done = r));
+  const tail = previous.then(() => mine);
+  queues.set(key, tail);
   try {
-    return await fn();
+    await previous;
+    await acquire(key, opts.timeoutMs ?? 60_000);
+    try {
+      return await heldByTask.run(new Set([...(holding ?? []), key]), fn);
+    } finally {
+      await fs.rm(key, { force: true });
+    }
   } finally {
-    held.delete(path);
-    await fs.rm(path, { force: true });
+    done();
+    if (queues.get(key) === tail) queues.delete(key);
   }
 }
 
-const held = new Set<string>();
+/** The lock paths the current async task holds. */
+const heldByTask = new AsyncLocalStorage<ReadonlySet<string>>();
+
+/** Per lock path, the promise that settles when the last task queued for it is done. */
+const queues = new Map<string, Promise<void>>();
 
 async function acquire(path: string, timeoutMs: number): Promise<void> {
   const me: LockOwner = { pid: process.pid, host: hostname(), command: process.argv.slice(2, 4).join(' '), since: new Date().toISOString() };
