@@ -33,7 +33,17 @@ export function applyReporter(mode: ProgressMode, out: (s: string) => void = (s)
   if (mode === 'json') {
     const emit = (o: object) => out(`${JSON.stringify({ time: new Date().toISOString(), ...o })}\n`);
     return {
-      exec: (e) => emit({ type: `action-${e.type}`, action: e.action.id, kind: e.action.kind, ...('ms' in e ? { ms: e.ms } : {}), ...(e.type === 'failed' ? { error: messageOf(e.error) } : {}), ...(e.type === 'skipped' ? { because: e.because } : {}) }),
+      exec: (e) =>
+        emit({
+          type: `action-${e.type}`,
+          action: e.action.id,
+          kind: e.action.kind,
+          ...('target' in e.action ? { ref: e.action.target.ref } : {}),
+          ...('ms' in e ? { ms: e.ms } : {}),
+          ...(e.type === 'done' && e.output.digest ? { digest: e.output.digest } : {}),
+          ...(e.type === 'failed' ? { error: messageOf(e.error) } : {}),
+          ...(e.type === 'skipped' ? { because: e.because } : {}),
+        }),
       build: (e) => {
         if (e.type !== 'step-output') {
           const { type, ...rest } = e;

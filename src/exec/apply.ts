@@ -18,7 +18,7 @@ import { platformOf } from '../resolve/desired.js';
 import { pullImage } from '../transfer/pull.js';
 import { pushImage, putManifestSettling } from '../transfer/push.js';
 import type { PushAction, RetagAction, DeleteAction, BuildAction, Plan } from '../plan/types.js';
-import { executePlan, type ExecEvent, type ExecResult, type ExecutorPorts } from './execute.js';
+import { executePlan, type ActionOutput, type ExecEvent, type ExecResult, type ExecutorPorts } from './execute.js';
 import type { PlanSession } from './plan-session.js';
 import { notifyPushed } from './notify.js';
 
@@ -53,30 +53,33 @@ class ApplyPorts implements ExecutorPorts {
     for (const [input, digest] of session.actual.local.byInputDigest) this.byInput.set(input, { digest, mediaType: '', size: 0 });
   }
 
-  async build(action: BuildAction, signal: AbortSignal): Promise<void> {
+  async build(action: BuildAction, signal: AbortSignal): Promise<ActionOutput> {
     const built = await this.buildOnce(action.image, signal);
     if (built.inputDigest !== action.inputDigest) {
       throw new DimgError('PLAN_MISMATCH', `image ${action.image}: built with input digest ${built.inputDigest}, planned ${action.inputDigest}`, 'the inputs changed while applying; run the plan again');
     }
+    return { digest: built.descriptor.digest };
   }
 
-  async push(action: PushAction, signal: AbortSignal): Promise<void> {
+  async push(action: PushAction, signal: AbortSignal): Promise<ActionOutput> {
     const descriptor = await this.localImage(action.image, action.inputDigest, signal);
     const result = await pushImage(this.session.store, this.session.client, descriptor, action.target.ref, { signal });
     await this.verifyTag(action.target.ref, result.digest);
     await this.notify(action.image, action.target.ref, result.digest);
+    return { digest: result.digest };
   }
 
-  async retag(action: RetagAction): Promise<void> {
+  async retag(action: RetagAction): Promise<ActionOutput> {
     const ref = parseReference(action.target.ref);
     const repo = this.session.client.repository(ref);
     const m = await repo.getManifest(action.digest);
     await putManifestSettling(repo, ref.tag!, m, () => undefined);
     await this.verifyTag(action.target.ref, action.digest);
     await this.notify(action.image, action.target.ref, action.digest);
+    return { digest: action.digest };
   }
 
-  async delete(action: DeleteAction): Promise<void> {
+  async delete(action: DeleteAction): Promise<ActionOutput> {
     const ref = parseReference(action.target.ref);
     try {
       await this.session.client.repository(ref).deleteManifest(action.digest);
@@ -84,6 +87,7 @@ class ApplyPorts implements ExecutorPorts {
       // Already gone (another deletion took the same manifest, or someone else did): converged.
       if (!(isDimgError(e) && /MANIFEST_UNKNOWN|NOT_FOUND/.test(e.code))) throw e;
     }
+    return { digest: action.digest };
   }
 
   /** Builds `key` once per apply (dependants and pushes share the result). */

@@ -5,26 +5,37 @@
  * skipped, independent actions still run, and the result lists every failure.
  */
 import pLimit from 'p-limit';
+import type { Digest } from '../oci/digest.js';
 import type { Action, BuildAction, DeleteAction, Plan, PushAction, RetagAction } from '../plan/types.js';
+
+/**
+ * What an action produced: the manifest digest it built (the local store's) or wrote under its tag
+ * (the registry's, read back), or deleted.
+ */
+export interface ActionOutput {
+  digest?: Digest;
+}
 
 /** What the executor needs from the outside world; one method per action kind. */
 export interface ExecutorPorts {
-  build(action: BuildAction, signal: AbortSignal): Promise<void>;
-  push(action: PushAction, signal: AbortSignal): Promise<void>;
-  retag(action: RetagAction, signal: AbortSignal): Promise<void>;
-  delete(action: DeleteAction, signal: AbortSignal): Promise<void>;
+  build(action: BuildAction, signal: AbortSignal): Promise<ActionOutput | void>;
+  push(action: PushAction, signal: AbortSignal): Promise<ActionOutput | void>;
+  retag(action: RetagAction, signal: AbortSignal): Promise<ActionOutput | void>;
+  delete(action: DeleteAction, signal: AbortSignal): Promise<ActionOutput | void>;
 }
 
 /** Progress events, in the order they happen. */
 export type ExecEvent =
   | { type: 'start'; action: Action; at: number }
-  | { type: 'done'; action: Action; at: number; ms: number }
+  | { type: 'done'; action: Action; at: number; ms: number; output: ActionOutput }
   | { type: 'failed'; action: Action; at: number; ms: number; error: unknown }
   | { type: 'skipped'; action: Action; at: number; because: string };
 
 /** The outcome of an execution. */
 export interface ExecResult {
   done: Action[];
+  /** What each done action produced, by action id. */
+  outputs: Map<string, ActionOutput>;
   failed: { action: Action; error: unknown }[];
   skipped: Action[];
   ms: number;
@@ -46,7 +57,7 @@ export async function executePlan(plan: Pick<Plan, 'actions'>, ports: ExecutorPo
   const actions = plan.actions.filter((a) => a.kind !== 'unchanged');
   const byId = new Map(actions.map((a) => [a.id, a]));
   const outcome = new Map<string, Promise<boolean>>();
-  const result: ExecResult = { done: [], failed: [], skipped: [], ms: 0 };
+  const result: ExecResult = { done: [], outputs: new Map(), failed: [], skipped: [], ms: 0 };
 
   const runOne = (action: Action): Promise<boolean> => {
     const existing = outcome.get(action.id);
@@ -67,9 +78,10 @@ export async function executePlan(plan: Pick<Plan, 'actions'>, ports: ExecutorPo
         const t0 = Date.now();
         emit({ type: 'start', action, at: t0 });
         try {
-          await dispatch(action, ports, signal);
+          const output = (await dispatch(action, ports, signal)) ?? {};
           result.done.push(action);
-          emit({ type: 'done', action, at: Date.now(), ms: Date.now() - t0 });
+          result.outputs.set(action.id, output);
+          emit({ type: 'done', action, at: Date.now(), ms: Date.now() - t0, output });
           return true;
         } catch (error) {
           result.failed.push({ action, error });
@@ -87,7 +99,7 @@ export async function executePlan(plan: Pick<Plan, 'actions'>, ports: ExecutorPo
   return result;
 }
 
-function dispatch(action: Action, ports: ExecutorPorts, signal: AbortSignal): Promise<void> {
+function dispatch(action: Action, ports: ExecutorPorts, signal: AbortSignal): Promise<ActionOutput | void> {
   switch (action.kind) {
     case 'build':
       return ports.build(action, signal);

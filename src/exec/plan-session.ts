@@ -9,12 +9,14 @@ import { DimgError } from '../errors.js';
 import { canonicalJson } from '../oci/canonical-json.js';
 import { sha256, type Digest } from '../oci/digest.js';
 import { loadSpec } from '../spec/load.js';
+import { didYouMean } from '../spec/problems.js';
 import { nodeSpecPorts } from '../spec/node-ports.js';
 import type { Spec } from '../spec/model.js';
 import { RegistryClient } from '../registry/client.js';
 import type { Store } from '../store/store.js';
 import { FileDigests } from '../build/file-digests.js';
 import { diff, repositoryOf } from '../plan/diff.js';
+import { snapshotOf } from '../plan/saved.js';
 import { PLAN_FORMAT_VERSION, type Plan } from '../plan/types.js';
 import type { ActualState } from '../plan/state.js';
 import { BaseResolver } from '../resolve/bases.js';
@@ -67,16 +69,21 @@ export async function planSpec(opts: PlanOptions): Promise<PlanSession> {
     const remote = readTags(client, spec.images.flatMap((i) => i.targets.map((t) => t.ref)));
     remote.catch(() => undefined);
     const bases = new BaseResolver({ store: opts.store, client, lock, warn: opts.warn });
+    checkTargets(opts.targets ?? [], spec);
     const resolved = await resolveSpec(spec, { bases, digests, prune: Boolean(opts.prune || spec.prune) });
     if (opts.frozenLock) await checkFrozen(resolved, lock!, spec.file, new BaseResolver({ store: opts.store, client, warn: opts.warn }));
     const pruneRepositories = resolved.desired.prune ? await repositoriesToPrune(spec, client, resolved, opts.warn) : undefined;
     const actual = await observe(resolved.desired, { store: opts.store, client, pruneRepositories, remote });
     const { actions, warnings } = diff(resolved.desired, actual, { targetImages: opts.targets });
+    if (resolved.desired.prune && opts.targets?.length) {
+      warnings.push({ subject: '--prune', message: `prune is not done with --target (${opts.targets.join(', ')}): it looks at every tag of the project, so it runs only for the whole spec; run without --target to prune` });
+    }
     const plan: Plan = {
       formatVersion: PLAN_FORMAT_VERSION,
       specDigest: await specDigestOf(spec, resolved),
       observedFingerprint: fingerprint(actual),
       specFile: spec.file,
+      observed: snapshotOf(resolved.desired, actual),
       createdAt: new Date().toISOString(),
       options: { prune: Boolean(opts.prune || spec.prune), targets: opts.targets ?? [] },
       actions,
@@ -87,6 +94,15 @@ export async function planSpec(opts: PlanOptions): Promise<PlanSession> {
   } catch (e) {
     client.close();
     throw e;
+  }
+}
+
+/** Every `--target` must name an image of the spec; a typo must not plan nothing and exit 0. */
+function checkTargets(targets: readonly string[], spec: Spec): void {
+  const keys = spec.images.map((i) => i.key);
+  for (const t of targets) {
+    if (keys.includes(t)) continue;
+    throw new DimgError('TARGET_UNKNOWN', `--target ${t}: ${spec.file} has no image "${t}"${didYouMean(t, keys)}`, `choose one of: ${keys.join(', ')}`);
   }
 }
 

@@ -21,7 +21,7 @@ export interface DiffOptions {
 export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptions = {}): DiffResult {
   const images = selectImages(desired.images, opts.targetImages);
   const tagActions = new Map<string, (PushAction | RetagAction | UnchangedAction)[]>();
-  for (const img of images) tagActions.set(img.key, img.targets.map((t) => tagAction(img, t, actual)));
+  for (const img of images) tagActions.set(img.key, img.targets.map((t) => tagAction(img, t, desired, actual)));
 
   const builds = decideBuilds(images, actual, tagActions);
   const actions: Action[] = [];
@@ -63,13 +63,13 @@ function selectImages(all: DesiredImage[], wanted: string[] | undefined): Desire
   return all.filter((i) => keep.has(i.key));
 }
 
-function tagAction(img: DesiredImage, target: TargetRef, actual: ActualState): PushAction | RetagAction | UnchangedAction {
+function tagAction(img: DesiredImage, target: TargetRef, desired: DesiredState, actual: ActualState): PushAction | RetagAction | UnchangedAction {
   const id = `${img.key}:${target.registry}:${target.ref}`;
   const now = actual.remote.get(target.ref) ?? null;
   if (now && now.inputDigest === img.inputDigest) {
     return { kind: 'unchanged', id: `unchanged:${id}`, dependsOn: [], image: img.key, target, digest: now.digest };
   }
-  const reason = pushReason(now, img, actual);
+  const reason = pushReason(now, img, target, desired, actual);
   const sibling = findSameImage(target.ref, img.inputDigest, actual);
   if (sibling) {
     return { kind: 'retag', id: `retag:${id}`, dependsOn: [], image: img.key, target, inputDigest: img.inputDigest, digest: sibling.tag.digest, source: sibling.ref, current: now?.digest, reason };
@@ -77,18 +77,23 @@ function tagAction(img: DesiredImage, target: TargetRef, actual: ActualState): P
   return { kind: 'push', id: `push:${id}`, dependsOn: [], image: img.key, target, inputDigest: img.inputDigest, reason, current: now?.digest };
 }
 
-function pushReason(now: RemoteTag | null, img: DesiredImage, actual: ActualState): PushReason {
+function pushReason(now: RemoteTag | null, img: DesiredImage, target: TargetRef, desired: DesiredState, actual: ActualState): PushReason {
   if (!now) {
-    // Absent, but another tag of the same image already holds it: someone deleted this one.
-    const siblings = img.targets.some((t) => actual.remote.get(t.ref)?.inputDigest === img.inputDigest);
-    return siblings ? 'drift' : 'new tag';
+    // The image is current in another registry and this registry holds none of its tags: the
+    // registry was added to the spec (or emptied), not a tag moved behind dimg's back.
+    const current = (t: TargetRef) => actual.remote.get(t.ref)?.inputDigest === img.inputDigest;
+    const here = img.targets.filter((t) => t.registry === target.registry);
+    if (here.every((t) => !actual.remote.get(t.ref)) && img.targets.some((t) => t.registry !== target.registry && current(t))) return 'new registry';
+    // Absent, but another tag of the same image in this registry already holds it: someone deleted this one.
+    return here.some(current) ? 'drift' : 'new tag';
   }
   if (now.inputDigest === undefined) return 'not owned';
-  return now.inputDigest !== img.inputDigest && siblingsCurrent(img, actual) ? 'drift' : 'outdated';
-}
-
-function siblingsCurrent(img: DesiredImage, actual: ActualState): boolean {
-  return img.targets.some((t) => actual.remote.get(t.ref)?.inputDigest === img.inputDigest);
+  // The tag holds another image of the spec, or another project's image: it was moved behind
+  // dimg's back. Anything else is taken for an older build of this image: the spec (or a watch
+  // session pushing elsewhere) moved on and this tag has not followed yet, which is not drift.
+  const otherImage = desired.images.some((i) => i.key !== img.key && i.inputDigest === now.inputDigest);
+  if (otherImage || (now.project !== undefined && now.project !== desired.project)) return 'drift';
+  return 'outdated';
 }
 
 /** Another observed tag in the same registry repository that already holds the image. */

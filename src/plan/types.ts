@@ -19,7 +19,7 @@ export interface TargetRef {
 export type BuildReason = 'new' | 'input changed' | 'base changed' | 'missing locally';
 
 /** Why a tag must be written. */
-export type PushReason = 'new tag' | 'outdated' | 'drift' | 'not owned';
+export type PushReason = 'new tag' | 'new registry' | 'outdated' | 'drift' | 'not owned';
 
 interface ActionBase {
   /** Stable id, unique within the plan (`build:web`, `push:web:local:127.0.0.1:5000/shop/web:1`). */
@@ -88,6 +88,18 @@ export interface PlanWarning {
   message: string;
 }
 
+/** The observed state a plan was made from, kept so a stale saved plan can say what changed. */
+export interface ObservedSnapshot {
+  /** Every desired tag → the manifest digest it held (null: absent). */
+  remote: Record<string, Digest | null>;
+  /** Prune inventory: tag → digest. */
+  inventory: Record<string, Digest>;
+  /** Input digests the local store held. */
+  local: Digest[];
+  /** Image key → its input digest. */
+  inputs: Record<string, Digest>;
+}
+
 /** A complete plan. */
 export interface Plan {
   formatVersion: typeof PLAN_FORMAT_VERSION;
@@ -95,8 +107,10 @@ export interface Plan {
   specDigest: Digest;
   /** sha256 over the observed actual state the plan was computed from (for stale-plan detection). */
   observedFingerprint: Digest;
-  /** The spec file the plan was made from (absolute path). */
+  /** The spec file the plan was made from: absolute in memory, relative to the plan file when saved. */
   specFile: string;
+  /** What was observed (absent in plans saved by older versions). */
+  observed?: ObservedSnapshot;
   createdAt: string;
   /** The options the plan was made with (a saved plan is re-checked with the same ones). */
   options: { prune: boolean; targets: string[] };

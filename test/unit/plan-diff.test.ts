@@ -57,6 +57,22 @@ test('a tag deleted out of band is drift, restored by a retag from its sibling',
   assert.ok(!r.actions.some((a) => a.kind === 'build'));
 });
 
+test('a push to a newly added registry says "new registry"; an older build of the image is "outdated", not drift', () => {
+  const P = '127.0.0.1:6000/prod';
+  const spec = desired();
+  spec.images[1]!.targets.push({ registry: 'prod', ref: `${P}/web:1` }, { registry: 'prod', ref: `${P}/web:latest` });
+  // Current in `local`, absent from the new registry `prod`.
+  const added = diff(spec, actual({ [`${R}/web:1`]: tag('web-in'), [`${R}/web:latest`]: tag('web-in'), [`${P}/web:1`]: null, [`${P}/web:latest`]: null }, [d('base-in'), d('web-in')]));
+  const toProd = added.actions.filter((a) => (a.kind === 'push' || a.kind === 'retag') && a.target.registry === 'prod');
+  assert.equal(toProd.length, 2);
+  for (const a of toProd) assert.equal((a as { reason: string }).reason, 'new registry');
+  // After a watch session pushed the new build to `local`, `prod` still holds the previous build.
+  const behind = diff(spec, actual({ [`${R}/web:1`]: tag('web-in'), [`${R}/web:latest`]: tag('web-in'), [`${P}/web:1`]: tag('web-old'), [`${P}/web:latest`]: tag('web-old') }, [d('base-in'), d('web-in')]));
+  const prod = behind.actions.filter((a) => (a.kind === 'push' || a.kind === 'retag') && a.target.registry === 'prod');
+  assert.equal(prod.length, 2);
+  for (const a of prod) assert.equal((a as { reason: string }).reason, 'outdated');
+});
+
 test('changed inputs: rebuild with reason, base changed is named', () => {
   const r = diff(desired(), actual({ [`${R}/web:1`]: tag('web-old', { baseDigest: d('base-old') }), [`${R}/web:latest`]: tag('web-old', { baseDigest: d('base-old') }) }, [d('base-in')]));
   const build = r.actions.find((a) => a.kind === 'build');

@@ -9,6 +9,7 @@ import { DimgError } from '../../errors.js';
 import { DEFAULT_SPEC_FILE } from '../../spec/load.js';
 import { renderPlanText } from '../../plan/render/text.js';
 import { parsePlanJson, renderPlanJson } from '../../plan/render/json.js';
+import { describeChanges, planForFile, specFileOf } from '../../plan/saved.js';
 import { hasChanges, type Plan } from '../../plan/types.js';
 import { planSpec, type PlanSession } from '../../exec/plan-session.js';
 import { lockPathFor, renderLock, type LockFile } from '../../resolve/lock.js';
@@ -16,6 +17,7 @@ import { writeFileAtomic } from '../../store/fsutil.js';
 import { openStoreFor } from '../context.js';
 import { positiveInt, withCancellation } from '../build-output.js';
 import { applyReporter, progressMode } from '../apply-output.js';
+import type { ExecResult } from '../../exec/execute.js';
 import { dirname, resolve } from 'node:path';
 
 interface PlanFlags {
@@ -42,7 +44,7 @@ export function register(program: Command): void {
       const session = await openSession(file, o, cmd);
       try {
         const plan = session.plan;
-        if (o.out) await fs.writeFile(o.out, renderPlanJson(plan));
+        if (o.out) await fs.writeFile(o.out, renderPlanJson(planForFile(plan, o.out)));
         process.stdout.write(o.json ? renderPlanJson(plan) : renderPlanText(plan, { showUnchanged: o.showUnchanged, color: colorOn() }));
         if (o.detailedExitcode && hasChanges(plan)) process.exitCode = 2;
       } finally {
@@ -59,15 +61,25 @@ export function register(program: Command): void {
     .option('--frozen-lock', 'fail if images.lock is missing or would change')
     .option('--parallelism <n>', 'actions run at once', '4')
     .option('--progress <mode>', 'auto, tty, plain or json (NDJSON events)', 'auto')
-    .action(async (file: string | undefined, o: PlanFlags & { parallelism: string; progress: string }, cmd: Command) => {
+    .option('--metadata-file <file>', 'write JSON of every image: its digest and each tag with the digest it holds')
+    .action(async (file: string | undefined, o: PlanFlags & { parallelism: string; progress: string; metadataFile?: string }, cmd: Command) => {
       const mode = progressMode(o.progress);
       const reporter = applyReporter(mode);
       const saved = file && file.endsWith('.json') ? parsePlanJson(await readPlanFile(file), file) : undefined;
-      const session = await openSession(saved ? saved.specFile : file, saved ? { ...o, prune: saved.options.prune, target: saved.options.targets } : o, cmd, reporter.warn);
+      const session = await openSession(saved ? specFileOf(saved, file!) : file, saved ? { ...o, prune: saved.options.prune, target: saved.options.targets } : o, cmd, reporter.warn);
       try {
         const plan = saved ? checkSaved(saved, session) : session.plan;
         if (mode !== 'json') process.stdout.write(renderPlanText(plan, { color: mode === 'tty' && colorOn() }));
-        if (!hasChanges(plan)) return;
+        const writeMetadata = async (result: ExecResult) => {
+          if (!o.metadataFile) return;
+          const { applyMetadata } = await import('../../exec/metadata.js');
+          const path = resolve(o.metadataFile);
+          await writeFileAtomic(path, `${JSON.stringify(applyMetadata(plan, result, session.spec.project), null, 2)}\n`, dirname(path));
+        };
+        if (!hasChanges(plan)) {
+          await writeMetadata({ done: [], outputs: new Map(), failed: [], skipped: [], ms: 0 });
+          return;
+        }
         if (mode !== 'json') process.stdout.write('\n');
         // Loaded only now: the executor brings the builder and the push code, which a no-op apply never needs.
         const { applyPlan } = await import('../../exec/apply.js');
@@ -80,6 +92,8 @@ export function register(program: Command): void {
             warn: reporter.warn,
           });
           reporter.finish(result);
+          // Also after a partial failure: what did get written is what CI may need to know.
+          await writeMetadata(result);
           if (result.failed.length > 0) {
             const first = result.failed[0]!;
             throw first.error instanceof DimgError
@@ -137,13 +151,17 @@ async function openSession(file: string | undefined, o: PlanFlags, cmd: Command,
 
 /** A saved plan may run only if the spec and the observed state are what it was made from. */
 function checkSaved(saved: Plan, session: PlanSession): Plan {
-  if (saved.specDigest !== session.plan.specDigest) {
-    throw new DimgError('PLAN_STALE', `the saved plan was made from a different ${saved.specFile} (the spec or its inputs changed)`, 'make a new plan with `dimg plan -o plan.json`');
+  const now = session.plan;
+  const changes = describeChanges(saved.observed, now.observed!);
+  const what = changes.length > 0 ? `:\n  ${changes.join('\n  ')}` : '';
+  if (saved.specDigest !== now.specDigest) {
+    throw new DimgError('PLAN_STALE', `the saved plan was made from a different ${now.specFile} (the spec or its inputs changed)${what}`, 'make a new plan with `dimg plan -o plan.json`');
   }
-  if (saved.observedFingerprint !== session.plan.observedFingerprint) {
-    throw new DimgError('PLAN_STALE', 'the saved plan is stale: the registries or the local store changed since it was made', 'make a new plan with `dimg plan -o plan.json`');
+  if (saved.observedFingerprint !== now.observedFingerprint) {
+    throw new DimgError('PLAN_STALE', `the saved plan is stale: the registries or the local store changed since it was made${what}`, 'make a new plan with `dimg plan -o plan.json`');
   }
-  return saved;
+  // Apply it with this checkout's absolute path, whatever path the plan was made in.
+  return { ...saved, specFile: now.specFile };
 }
 
 async function readPlanFile(file: string): Promise<string> {
