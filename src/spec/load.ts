@@ -8,7 +8,7 @@ import { posix } from 'node:path';
 import { DimgError } from '../errors.js';
 import { formatReference, isValidTag, parseReference } from '../oci/reference.js';
 import type { BaseSpec, CopyFrom, ImageSpec, RegistrySpec, Spec, Step, TargetSpec } from './model.js';
-import { deepFreeze } from './model.js';
+import { DEFAULT_WATCH_TAGS, deepFreeze } from './model.js';
 import { stageImage } from './stage-image.js';
 import type { GitInfo, SpecPorts } from './ports.js';
 import { SpecError, closest, didYouMean, sortProblems, type Problem } from './problems.js';
@@ -103,6 +103,7 @@ class Normaliser {
       annotations: stringMap(recordOr(defaultsRaw.annotations)),
       args: stringMap(recordOr(defaultsRaw.args)),
       push: stringList(defaultsRaw.push),
+      watchTags: Array.isArray(defaultsRaw.watchTags) ? stringList(defaultsRaw.watchTags) : [...DEFAULT_WATCH_TAGS],
     };
     for (const [i, r] of defaults.push.entries()) {
       if (!registries[r]) this.at(['defaults', 'push', i], `registry "${r}" is not declared under "registries"${didYouMean(r, Object.keys(registries))}`);
@@ -317,6 +318,7 @@ class Normaliser {
       targets,
       localRefs,
       push,
+      watchTags: Array.isArray(v.watchTags) ? stringList(v.watchTags) : defaults.watchTags,
       intermediate: false,
       location,
     };

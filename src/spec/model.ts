@@ -180,6 +180,8 @@ export interface ImageSpec {
   readonly localRefs: readonly string[];
   /** Registry names this image is pushed to. */
   readonly push: readonly string[];
+  /** Tag patterns (`*` wildcards) `dimg watch --push` may write; absent means DEFAULT_WATCH_TAGS. */
+  readonly watchTags?: readonly string[];
   /** True for a Dockerfile stage that only feeds another image (never tagged or pushed). */
   readonly intermediate: boolean;
   /** Where the image is declared: its key in the YAML, or its FROM line in a Dockerfile. */
@@ -201,12 +203,37 @@ export interface Spec {
     readonly annotations: Readonly<Record<string, string>>;
     readonly args: Readonly<Record<string, string>>;
     readonly push: readonly string[];
+    readonly watchTags: readonly string[];
   };
   readonly registries: Readonly<Record<string, RegistrySpec>>;
   /** Images in dependency order: every image comes after the images it builds on or copies from. */
   readonly images: readonly ImageSpec[];
   readonly prune: boolean;
   readonly notify: readonly string[];
+}
+
+/**
+ * The tags `dimg watch --push` writes when the spec names none: development tags only, so a dev loop
+ * never overwrites a release tag (`1.4.2`, `stable`, `latest`) that `dimg apply` owns.
+ */
+export const DEFAULT_WATCH_TAGS: readonly string[] = ['dev', '*-dev', 'dev-*'];
+
+/** Whether `tag` matches one of `patterns` (`*` matches any run of characters, nothing else is special). */
+export function matchesTagPattern(tag: string, patterns: readonly string[]): boolean {
+  return patterns.some((p) => {
+    const parts = p.split('*');
+    if (parts.length === 1) return p === tag;
+    // Literal pieces in order: first at the start, last at the end, the others greedily between.
+    if (!tag.startsWith(parts[0]!) || !tag.endsWith(parts[parts.length - 1]!)) return false;
+    let at = parts[0]!.length;
+    const end = tag.length - parts[parts.length - 1]!.length;
+    for (const piece of parts.slice(1, -1)) {
+      const i = tag.indexOf(piece, at);
+      if (i < 0 || i + piece.length > end) return false;
+      at = i + piece.length;
+    }
+    return at <= end;
+  });
 }
 
 /** Deep-freezes a plain data structure in place and returns it. */

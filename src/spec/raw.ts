@@ -24,6 +24,7 @@ export interface RawDefaults {
   annotations?: Record<string, Scalar>;
   args?: Record<string, Scalar>;
   push?: string[];
+  watchTags?: string[];
 }
 
 export interface RawRegistry {
@@ -49,6 +50,7 @@ export interface RawImage {
   repository?: string;
   tags?: string[];
   push?: string[];
+  watchTags?: string[];
 }
 
 /** Options of each step kind besides the kind key itself. */
@@ -70,7 +72,7 @@ export interface RawStepOptions {
 type Keys<T> = { readonly [K in keyof Required<T>]: true };
 
 export const SPEC_KEYS: Keys<RawSpec> = { $schema: true, version: true, project: true, defaults: true, registries: true, images: true, prune: true, notify: true };
-export const DEFAULTS_KEYS: Keys<RawDefaults> = { platform: true, labels: true, annotations: true, args: true, push: true };
+export const DEFAULTS_KEYS: Keys<RawDefaults> = { platform: true, labels: true, annotations: true, args: true, push: true, watchTags: true };
 export const REGISTRY_KEYS: Keys<RawRegistry> = { url: true, insecure: true, auth: true, mirrors: true, ca: true };
 export const IMAGE_KEYS: Keys<RawImage> = {
   from: true,
@@ -87,6 +89,7 @@ export const IMAGE_KEYS: Keys<RawImage> = {
   repository: true,
   tags: true,
   push: true,
+  watchTags: true,
 };
 /** Per step kind, its option keys (the kind key excluded). */
 export const STEP_OPTION_KEYS: { readonly [K in StepKind]: readonly (keyof RawStepOptions[K])[] } = {

@@ -29,7 +29,7 @@ import { Debouncer, type ChangeBatch } from './debounce.js';
 import { FileWatcher } from './watcher.js';
 import { WatchTreeMemo } from './tree-memo.js';
 import { imagesAffectedBy, isIgnoreFileOf, sameWatchSet, watchSetOf, type WatchSet } from './watch-set.js';
-import { desiredFingerprint, planCycle, resolveDesired, restrictTargets, type WatchPlanContext } from './plan.js';
+import { desiredFingerprint, heldBackTags, planCycle, resolveDesired, restrictTargets, type WatchPlanContext } from './plan.js';
 import type { WatchReporter } from './report.js';
 
 /** Options of a watch loop. */
@@ -99,6 +99,17 @@ export class WatchLoop {
   static async create(opts: WatchOptions): Promise<WatchLoop> {
     return new WatchLoop(opts, await FileDigests.load(opts.store.root, opts.store.tmpDir));
   }
+
+  /** Says which release tags watch leaves alone, at the first cycle and whenever that changes. */
+  private tellHeldBack(spec: Spec): void {
+    const lines = heldBackTags(spec, this.opts.push);
+    const key = lines.join('\n');
+    if (key === this.heldBackSaid) return;
+    this.heldBackSaid = key;
+    for (const line of lines) this.opts.reporter.info(line);
+  }
+
+  private heldBackSaid = '';
 
   /**
    * One cycle and no watching (`--once`): resolves to true when everything converged. An invalid
@@ -179,6 +190,7 @@ export class WatchLoop {
     try {
       const loaded = await loadSpec(this.specFile, nodeSpecPorts({ env: this.opts.env ?? process.env }));
       spec = restrictTargets(loaded, this.opts.push);
+      this.tellHeldBack(loaded);
       await this.updateWatchSet(loaded);
       this.trees.watching(this.watcher ? this.watchSet : undefined);
       gen = await this.generationFor(loaded);

@@ -9,7 +9,8 @@
 import { DimgError } from '../errors.js';
 import { canonicalJson } from '../oci/canonical-json.js';
 import { sha256, type Digest } from '../oci/digest.js';
-import type { ImageSpec, Spec } from '../spec/model.js';
+import { DEFAULT_WATCH_TAGS, matchesTagPattern, type ImageSpec, type Spec } from '../spec/model.js';
+import { parseReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { Store } from '../store/store.js';
 import type { FileDigests } from '../build/file-digests.js';
@@ -36,8 +37,33 @@ export function restrictTargets(spec: Spec, pushTo: readonly string[]): Spec {
     );
   }
   const keep = new Set(pushTo);
-  const images: ImageSpec[] = spec.images.map((img) => ({ ...img, targets: img.targets.filter((t) => keep.has(t.registry)) }));
+  const images: ImageSpec[] = spec.images.map((img) => ({ ...img, targets: img.targets.filter((t) => keep.has(t.registry) && isWatchTag(img, t.ref)) }));
   return { ...spec, images };
+}
+
+/** Whether watch may write `ref` (a target of `img`): its tag matches the image's watchTags. */
+function isWatchTag(img: ImageSpec, ref: string): boolean {
+  return matchesTagPattern(parseReference(ref).tag ?? 'latest', img.watchTags ?? DEFAULT_WATCH_TAGS);
+}
+
+/**
+ * One line per image and `--push` registry whose tags watch leaves alone because none is a
+ * development tag (watchTags), e.g. `web: pushes no tag to dev: 0.2.0, stable are not watch tags
+ * (watchTags: dev, *-dev, dev-*); dimg apply writes them`. Empty when every image has one.
+ */
+export function heldBackTags(spec: Spec, pushTo: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const img of spec.images) {
+    for (const registry of pushTo) {
+      const here = img.targets.filter((t) => t.registry === registry);
+      const held = here.filter((t) => !isWatchTag(img, t.ref));
+      if (held.length === 0) continue;
+      const tags = held.map((t) => parseReference(t.ref).tag ?? 'latest').join(', ');
+      const what = held.length === here.length ? `pushes no tag to ${registry}` : `leaves some tags in ${registry} alone`;
+      out.push(`${img.key}: ${what}: ${tags} ${held.length === 1 ? 'is not a watch tag' : 'are not watch tags'} (watchTags: ${(img.watchTags ?? DEFAULT_WATCH_TAGS).join(', ')}); \`dimg apply\` writes them`);
+    }
+  }
+  return out;
 }
 
 /** What resolving and planning a cycle share across cycles. */

@@ -34,6 +34,7 @@ images:
     repository: w/web
     tags: ${JSON.stringify(opts.tags ?? ['1'])}
     push: [dev, prod]
+    watchTags: ["*"]
 ${
   opts.slow
     ? `  slow:
@@ -46,6 +47,7 @@ ${
     repository: w/slow
     tags: ["1"]
     push: [dev]
+    watchTags: ["*"]
 `
     : ''
 }`;
@@ -333,4 +335,55 @@ test('watch: a cycle reuses the digest of a rootfs that had no file event, and w
     if (!passed) w.kill();
   }
   await stopsCleanly(w, p.root);
+});
+
+test('watch --push writes development tags only: release tags in the same registry are left to apply, and it says so', async (t) => {
+  requireTool('skopeo', 'skopeo');
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const dir = tempDir(t);
+  makeBusyboxRootfs(join(dir, 'rootfs'));
+  mkdirSync(join(dir, 'web'));
+  writeFileSync(join(dir, 'web', 'index.html'), '<h1>release</h1>\n');
+  const spec = (extra = '') => `version: 1
+project: watch-tags
+registries:
+  dev: { url: ${reg.host}, insecure: true }
+images:
+  base:
+    from: { rootfs: ./rootfs }
+  web:
+    from: base
+    context: ./web
+    steps:
+      - copy: index.html
+        to: /srv/
+    repository: w/web
+    tags: ["0.2.0", "stable", "pr-7-dev"]
+    push: [dev]
+${extra}`;
+  writeFileSync(join(dir, 'images.yaml'), spec());
+  const root = join(dir, 'store');
+  // The release: apply writes every tag.
+  const applied = await dimg(['apply'], { root, cwd: dir });
+  assert.equal(applied.code, 0, applied.stderr);
+  const release = remoteDigest(`${reg.host}/w/web:0.2.0`);
+  assert.equal(remoteDigest(`${reg.host}/w/web:stable`), release);
+
+  // Work in progress: watch pushes the dev tag and nothing else.
+  writeFileSync(join(dir, 'web', 'index.html'), '<h1>work in progress</h1>\n');
+  const once = await dimg(['watch', '--once', '--push', 'dev'], { root, cwd: dir, env: { CI: 'true' } });
+  assert.equal(once.code, 0, once.stderr + once.stdout);
+  const text = once.stdout + once.stderr;
+  assert.match(text, /web: leaves some tags in dev alone: 0\.2\.0, stable are not watch tags \(watchTags: dev, \*-dev, dev-\*\)/);
+  assert.equal(remoteDigest(`${reg.host}/w/web:0.2.0`), release, 'a release tag was overwritten by watch');
+  assert.equal(remoteDigest(`${reg.host}/w/web:stable`), release, 'a release tag was overwritten by watch');
+  assert.notEqual(remoteDigest(`${reg.host}/w/web:pr-7-dev`), release, 'the dev tag got the work in progress');
+
+  // watchTags in the spec widen it explicitly.
+  writeFileSync(join(dir, 'images.yaml'), spec().replace('    push: [dev]\n', '    push: [dev]\n    watchTags: ["stable"]\n'));
+  const widened = await dimg(['watch', '--once', '--push', 'dev'], { root, cwd: dir, env: { CI: 'true' } });
+  assert.equal(widened.code, 0, widened.stderr + widened.stdout);
+  assert.notEqual(remoteDigest(`${reg.host}/w/web:stable`), release);
+  assert.equal(remoteDigest(`${reg.host}/w/web:0.2.0`), release);
 });
