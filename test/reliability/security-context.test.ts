@@ -1,0 +1,149 @@
+/**
+ * What a build may read from the host (issue #20):
+ *  - D1: a symlink in the build context never leads a copy out of it. Symlinks in a source's parent
+ *    components resolve inside the context as in a chroot (`..` and absolute targets stop at the
+ *    context root); a source that is itself a symlink is copied as a symlink; glob expansion, the
+ *    ignore file, ADD's archive detection and `copy --from` (inside the image's own root) follow the
+ *    same rule. Checked through images.yaml, `dockerfile:`, `dimg image build` and the builder API.
+ *  - D2: a copied symlink keeps its target in the layer (read back by umoci, an independent tool,
+ *    and used by a RUN step), and a symlink copied into a destination directory never replaces it.
+ *  - D3: `from: { rootfs: FILE }` goes through `dimg image import`'s checks: a tar escaping its root
+ *    or a file that is not a tar is refused naming the file, and a good tar gives import's layer.
+ * Every test also scans the whole store for a sentinel secret kept outside the context.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Store } from '../../src/store/store.js';
+import { storeOptions } from '../../src/store/defaults.js';
+import { buildImage } from '../../src/build/index.js';
+import { isDimgError } from '../../src/errors.js';
+import { readDirScoped, readTextScoped, resolveScoped } from '../../src/layer/scoped-path.js';
+import type { ImageSpec, Step } from '../../src/spec/model.js';
+import { dimg, type CliResult } from '../support/cli.js';
+import { makeBusyboxRootfs } from '../support/busybox.js';
+import { packWithTarStream } from '../support/nasty-tars.js';
+import { requireRoot, requireTool, run } from '../support/tools.js';
+import { tempDir } from '../support/tmp.js';
+
+type TestCtx = Parameters<typeof tempDir>[0];
+
+const SECRET = `dimg-host-secret-${randomBytes(12).toString('hex')}`;
+
+/**
+ * A work dir with `outside/` (the host's files: a secret, a tar holding the secret, an ignore file)
+ * and `ctx/` (the build context) holding links out of it and a few harmless files.
+ */
+async function makeWork(t: TestCtx): Promise<{ work: string; ctx: string; outside: string }> {
+  const work = tempDir(t, 'dimg-secctx-');
+  const outside = join(work, 'outside');
+  const ctx = join(work, 'ctx');
+  mkdirSync(outside);
+  mkdirSync(join(ctx, 'sub'), { recursive: true });
+  writeFileSync(join(outside, 'secret'), `${SECRET}\n`);
+  writeFileSync(join(outside, 'secret.tar'), await packWithTarStream([{ header: { name: 'leaked' }, data: `${SECRET}\n` }]));
+  writeFileSync(join(ctx, 'sub', 'file'), 'inside\n');
+  symlinkSync(outside, join(ctx, 'abs')); // absolute target out of the context
+  symlinkSync('../outside', join(ctx, 'rel')); // relative target out of the context
+  symlinkSync('/etc', join(ctx, 'hostetc')); // the probe's own example
+  symlinkSync('/sub', join(ctx, 'inroot')); // absolute, meaning the context's /sub
+  symlinkSync('../../../../sub', join(ctx, 'clamp')); // `..` stops at the context root
+  return { work, ctx, outside };
+}
+
+/** Every regular file under `dir` that contains `needle` (the store: blobs, cache, overlay, tmp). */
+function filesContaining(dir: string, needle: string): string[] {
+  const hits: string[] = [];
+  const walk = (d: string): void => {
+    if (!existsSync(d)) return; // a run that failed before opening the store
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      const st = lstatSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile() && readFileSync(p).includes(needle)) hits.push(p);
+    }
+  };
+  walk(dir);
+  return hits;
+}
+
+function assertNoSecret(store: string): void {
+  assert.deepEqual(filesContaining(store, SECRET), [], 'the secret from outside the context reached the store');
+}
+
+function failed(r: CliResult, ...patterns: RegExp[]): void {
+  assert.equal(r.code, 1, `expected a failure:\n${r.stderr}\n${r.stdout}`);
+  assert.match(r.stderr, /^error: /m);
+  for (const p of patterns) assert.match(r.stderr, p);
+}
+
+function umociUnpack(t: TestCtx, layout: string, name: string): string {
+  requireTool('umoci', 'umoci');
+  const bundle = join(tempDir(t), 'bundle');
+  run('umoci', ['unpack', '--image', `${layout}:${name}`, bundle]);
+  return join(bundle, 'rootfs');
+}
+
+function image(key: string, steps: Step[], extra: Partial<ImageSpec>): ImageSpec {
+  return {
+    key,
+    from: { kind: 'scratch' },
+    steps,
+    labels: {},
+    annotations: {},
+    repository: key,
+    tags: ['1'],
+    targets: [],
+    localRefs: [`docker.io/library/${key}:1`],
+    push: [],
+    intermediate: false,
+    location: { file: 'images.yaml', line: 1, col: 1 },
+    ...extra,
+  };
+}
+
+test('resolveScoped looks a path up as a process chrooted to the root would, never leaving it', (t) => {
+  const work = tempDir(t, 'dimg-secctx-');
+  const root = join(work, 'root');
+  const outside = join(work, 'outside');
+  mkdirSync(join(root, 'sub'), { recursive: true });
+  mkdirSync(outside);
+  writeFileSync(join(outside, 'secret'), `${SECRET}\n`);
+  writeFileSync(join(root, 'sub', 'file'), 'inside\n');
+  writeFileSync(join(root, 'plain'), 'plain\n');
+  symlinkSync(outside, join(root, 'abs'));
+  symlinkSync('../outside', join(root, 'rel'));
+  symlinkSync('/sub', join(root, 'inroot'));
+  symlinkSync('../../../sub', join(root, 'clamp'));
+  symlinkSync('loop', join(root, 'loop'));
+  symlinkSync(join(outside, 'secret'), join(root, 'ign'));
+  symlinkSync('sub/file', join(root, 'ign2'));
+
+  // Out of the root: the host's files are never reached.
+  assert.equal(resolveScoped(root, 'abs/secret'), undefined);
+  assert.equal(resolveScoped(root, 'rel/secret'), undefined);
+  assert.equal(resolveScoped(root, 'abs', true), undefined);
+  assert.equal(readDirScoped(root, 'abs'), undefined);
+  assert.equal(readDirScoped(root, 'rel'), undefined);
+  assert.equal(readTextScoped(root, 'ign'), undefined);
+  assert.equal(readTextScoped(root, 'rel/secret'), undefined);
+  // Inside: absolute targets start at the root, `..` stops there; the last component stays a link.
+  assert.equal(resolveScoped(root, 'inroot/file')?.rel, 'sub/file');
+  assert.equal(resolveScoped(root, '/clamp/file')?.abs, join(root, 'sub', 'file'));
+  assert.equal(resolveScoped(root, 'inroot/')?.rel, 'sub');
+  assert.equal(resolveScoped(root, 'inroot', true)?.rel, 'sub');
+  assert.ok(resolveScoped(root, 'abs')?.stats.isSymbolicLink());
+  assert.equal(resolveScoped(root, 'abs')?.rel, 'abs');
+  assert.deepEqual(readDirScoped(root, 'clamp'), ['file']);
+  assert.equal(readTextScoped(root, 'ign2'), 'inside\n');
+  assert.equal(resolveScoped(root, '')?.abs, root);
+  assert.equal(resolveScoped(root, 'plain/x'), undefined, 'a file is not a directory');
+  assert.throws(() => resolveScoped(root, 'loop/x'), (e: unknown) => isDimgError(e, 'SYMLINK_LOOP'));
+  // The outside path re-rooted: a copy of it inside the root is what `abs` names.
+  mkdirSync(join(root, outside), { recursive: true });
+  writeFileSync(join(root, outside, 'secret'), 'decoy\n');
+  assert.equal(resolveScoped(root, 'abs/secret')?.abs, join(root, outside, 'secret'));
+  assert.equal(readTextScoped(root, 'ign'), 'decoy\n');
+});
