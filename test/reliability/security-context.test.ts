@@ -147,3 +147,115 @@ test('resolveScoped looks a path up as a process chrooted to the root would, nev
   assert.equal(resolveScoped(root, 'abs/secret')?.abs, join(root, outside, 'secret'));
   assert.equal(readTextScoped(root, 'ign'), 'decoy\n');
 });
+
+test('D1: the builder itself (keys, globs, ADD, the ignore file) never reads through a symlink out of the context', async (t) => {
+  const { work, ctx, outside } = await makeWork(t);
+  const store = await Store.open(join(work, 'store'), storeOptions());
+  const build = (steps: Step[]) => buildImage(image('b', steps, { context: ctx }), { store, project: 'sec' });
+  // The builder refuses on its own, whatever checked the spec before (watch and plan key through it).
+  for (const src of ['abs/secret', 'rel/secret', 'hostetc/passwd', 'abs/*', 'hostetc/pass*']) {
+    await assert.rejects(build([{ kind: 'copy', src: [src], to: '/x/' }]), (e: unknown) => isDimgError(e, 'COPY_SOURCE_NOT_FOUND'), src);
+  }
+  // An ignore file that is a symlink out of the context is not read from the host.
+  writeFileSync(join(outside, 'ignore'), 'keep.txt\n');
+  symlinkSync(join(outside, 'ignore'), join(ctx, '.dockerignore'));
+  writeFileSync(join(ctx, 'keep.txt'), 'kept\n');
+  // ADD of a symlink to a host tar copies the link; it never opens (or unpacks) the host's tar.
+  symlinkSync(join(outside, 'secret.tar'), join(ctx, 'host.tar'));
+  await build([
+    { kind: 'copy', src: ['keep.txt'], to: '/keep.txt' },
+    { kind: 'add', src: ['host.tar'], to: '/add/' },
+    { kind: 'copy', src: ['*'], to: '/all/' },
+  ]);
+  const rootfs = umociUnpack(t, store.layoutDir, 'docker.io/library/b:1');
+  assert.equal(readFileSync(join(rootfs, 'keep.txt'), 'utf8'), 'kept\n');
+  assert.equal(readlinkSync(join(rootfs, 'add', 'host.tar')), join(outside, 'secret.tar'));
+  for (const [name, target] of [['abs', outside], ['rel', '../outside'], ['hostetc', '/etc']] as const) {
+    assert.equal(readlinkSync(join(rootfs, 'all', name)), target, `/all/${name} is the context's symlink`);
+  }
+  assertNoSecret(store.root);
+});
+
+test('D1: copy --from resolves symlinks inside the source image, never on the host', async (t) => {
+  const { work, outside } = await makeWork(t);
+  const store = join(work, 'store');
+  const base = join(work, 'rootfs');
+  mkdirSync(join(base, 'data'), { recursive: true });
+  writeFileSync(join(base, 'data', 'real'), 'in-image\n');
+  symlinkSync('/data', join(base, 'alias'));
+  symlinkSync(outside, join(base, 'leak')); // a host path, meaningless inside the image
+  writeFileSync(
+    join(work, 'images.yaml'),
+    `version: 1
+images:
+  src:
+    from: { rootfs: ./rootfs }
+  good:
+    from: scratch
+    steps:
+      - copy: alias/real
+        from: src
+        to: /real
+  bad:
+    from: scratch
+    steps:
+      - copy: leak/secret
+        from: src
+        to: /leak
+`,
+  );
+  const good = await dimg(['build', 'images.yaml', 'good'], { root: store, cwd: work });
+  assert.equal(good.code, 0, good.stderr);
+  const rootfs = umociUnpack(t, join(store, 'oci'), 'docker.io/library/good:latest');
+  assert.equal(readFileSync(join(rootfs, 'real'), 'utf8'), 'in-image\n');
+  failed(await dimg(['build', 'images.yaml', 'bad'], { root: store, cwd: work }), /COPY --from=src leak\/secret \/leak: source leak\/secret not found/);
+  assertNoSecret(store);
+});
+
+test('D2: a copied symlink keeps its target, and never replaces the destination directory', async (t) => {
+  requireRoot('building with RUN steps');
+  const work = tempDir(t, 'dimg-secctx-');
+  makeBusyboxRootfs(join(work, 'rootfs'));
+  const ctx = join(work, 'ctx');
+  mkdirSync(join(ctx, 'd'), { recursive: true });
+  writeFileSync(join(ctx, 'a.txt'), 'a\n');
+  writeFileSync(join(ctx, 'd', 'b.txt'), 'b\n');
+  symlinkSync('d', join(ctx, 'dlink'));
+  symlinkSync('a.txt', join(ctx, 'flink'));
+  symlinkSync('/etc/passwd', join(ctx, 'abslink'));
+  // `copy: "*"` brings a.txt, d's contents (Docker copies a directory's contents), and the three
+  // links as links; the RUN after it reads through them (the layer dir a RUN mounts is written
+  // while packing, see layer/mirror.ts, so both writers are covered).
+  writeFileSync(
+    join(work, 'images.yaml'),
+    `version: 1
+images:
+  links:
+    from: { rootfs: ./rootfs }
+    context: ./ctx
+    steps:
+      - run: mkdir -p /dst && echo keep > /dst/keep
+      - copy: "*"
+        to: /dst/
+      - copy: flink
+        to: /single
+      - copy: dlink
+        to: /dst2/
+      - run: cat /dst/flink /dst/b.txt > /out && readlink /single >> /out && readlink /dst/dlink >> /out
+`,
+  );
+  const store = join(work, 'store');
+  const r = await dimg(['build', 'images.yaml'], { root: store, cwd: work });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const rootfs = umociUnpack(t, join(store, 'oci'), 'docker.io/library/links:latest');
+  assert.equal(readFileSync(join(rootfs, 'out'), 'utf8'), 'a\nb\na.txt\nd\n', 'the RUN step read the copied links');
+  assert.ok(lstatSync(join(rootfs, 'dst')).isDirectory(), '/dst is still a directory');
+  assert.equal(readFileSync(join(rootfs, 'dst', 'keep'), 'utf8'), 'keep\n', 'the destination directory kept its content');
+  assert.equal(readFileSync(join(rootfs, 'dst', 'b.txt'), 'utf8'), 'b\n');
+  assert.equal(readlinkSync(join(rootfs, 'dst', 'dlink')), 'd');
+  assert.equal(readlinkSync(join(rootfs, 'dst', 'flink')), 'a.txt');
+  assert.equal(readlinkSync(join(rootfs, 'dst', 'abslink')), '/etc/passwd');
+  assert.equal(readlinkSync(join(rootfs, 'single')), 'a.txt');
+  assert.equal(readlinkSync(join(rootfs, 'dst2', 'dlink')), 'd', 'dest/ + a symlink X = dest/X, a symlink');
+  assert.ok(lstatSync(join(rootfs, 'dst2')).isDirectory());
+});
