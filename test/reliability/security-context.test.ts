@@ -148,6 +148,57 @@ test('resolveScoped looks a path up as a process chrooted to the root would, nev
   assert.equal(readTextScoped(root, 'ign'), 'decoy\n');
 });
 
+test('D1: copy steps of images.yaml resolve context symlinks inside the context and never leave it', async (t) => {
+  const { work } = await makeWork(t);
+  const store = join(work, 'store');
+  const escaping = ['abs/secret', 'rel/secret', 'hostetc/shadow', 'abs/*', 'rel/sec*', 'hostetc/sha*'];
+  writeFileSync(
+    join(work, 'images.yaml'),
+    `version: 1
+images:
+${escaping.map((src, i) => `  leak${i}:\n    from: scratch\n    context: ./ctx\n    steps:\n      - copy: "${src}"\n        to: /x/\n`).join('')}`,
+  );
+  const r = await dimg(['build', 'images.yaml'], { root: store, cwd: work });
+  failed(r);
+  for (const [i, src] of escaping.entries()) {
+    assert.match(r.stderr, new RegExp(`images\\.yaml:${6 * i + 7}:\\d+: copy source "${src.replace('*', '\\*')}" (does not exist|matches no file) in the context`), `leak${i}`);
+  }
+
+  // Symlinks that stay inside: an absolute target means the context root, `..` stops at it.
+  writeFileSync(
+    join(work, 'images.yaml'),
+    `version: 1
+images:
+  inside:
+    from: scratch
+    context: ./ctx
+    steps:
+      - copy: inroot/file
+        to: /in1
+      - copy: clamp/file
+        to: /in2
+`,
+  );
+  const ok = await dimg(['build', 'images.yaml'], { root: store, cwd: work });
+  assert.equal(ok.code, 0, ok.stderr);
+  const rootfs = umociUnpack(t, join(store, 'oci'), 'docker.io/library/inside:latest');
+  assert.equal(readFileSync(join(rootfs, 'in1'), 'utf8'), 'inside\n');
+  assert.equal(readFileSync(join(rootfs, 'in2'), 'utf8'), 'inside\n');
+  assertNoSecret(store);
+});
+
+test('D1: Dockerfile COPY, through `dockerfile:` and `dimg image build`, stays inside the context', async (t) => {
+  const { work, ctx } = await makeWork(t);
+  const store = join(work, 'store');
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY sub/file /ok\nCOPY abs/secret /leak1\nCOPY rel/* /leak2/\nCOPY hostetc/shadow /leak3\n');
+  const ib = await dimg(['image', 'build', '-t', 'leak:1', ctx], { root: store, cwd: work });
+  failed(ib, /Dockerfile:3:1: copy source "abs\/secret" does not exist/, /Dockerfile:4:1: copy source "rel\/\*" matches no file/, /Dockerfile:5:1: copy source "hostetc\/shadow" does not exist/);
+  writeFileSync(join(work, 'images.yaml'), 'version: 1\nimages:\n  leak:\n    dockerfile: ./ctx/Dockerfile\n');
+  const b = await dimg(['build', 'images.yaml'], { root: store, cwd: work });
+  failed(b, /Dockerfile:3:1: copy source "abs\/secret" does not exist/);
+  assertNoSecret(store);
+});
+
 test('D1: the builder itself (keys, globs, ADD, the ignore file) never reads through a symlink out of the context', async (t) => {
   const { work, ctx, outside } = await makeWork(t);
   const store = await Store.open(join(work, 'store'), storeOptions());
