@@ -310,3 +310,46 @@ images:
   assert.equal(readlinkSync(join(rootfs, 'dst2', 'dlink')), 'd', 'dest/ + a symlink X = dest/X, a symlink');
   assert.ok(lstatSync(join(rootfs, 'dst2')).isDirectory());
 });
+
+test('D3: from: { rootfs: FILE } is checked like `dimg image import`', async (t) => {
+  const work = tempDir(t, 'dimg-secctx-');
+  const store = join(work, 'store');
+  const env = { SOURCE_DATE_EPOCH: '0' };
+  writeFileSync(join(work, 'escape.tar'), await packWithTarStream([{ header: { name: '../escape' }, data: 'x' }]));
+  writeFileSync(
+    join(work, 'link-escape.tar'),
+    await packWithTarStream([{ header: { name: 'l', type: 'symlink', linkname: '/tmp' } }, { header: { name: 'l/planted' }, data: 'x' }]),
+  );
+  writeFileSync(join(work, 'shadow'), `root:$6$${SECRET}:19000:0:99999:7:::\n`);
+  const spec = (file: string) => `version: 1\nimages:\n  base:\n    from: { rootfs: ./${file} }\n`;
+  for (const [file, pattern] of [
+    ['escape.tar', /layer entry "\.\.\/escape"/],
+    ['link-escape.tar', /layer entry "l\/planted"/],
+    ['shadow', /cannot read the tar/],
+  ] as const) {
+    writeFileSync(join(work, 'images.yaml'), spec(file));
+    const b = await dimg(['build', 'images.yaml'], { root: store, cwd: work, env });
+    failed(b, new RegExp(`image base \\(images\\.yaml:3:\\d+\\): rootfs \\S*${file.replace('.', '\\.')}`), pattern, /^hint: .*tar/m);
+    const imp = await dimg(['image', 'import', join(work, file), 'imported'], { root: store, cwd: work, env });
+    failed(imp, pattern);
+  }
+  assert.equal((await dimg(['images', '-q'], { root: store })).stdout.trim(), '', 'nothing was named');
+  assertNoSecret(store);
+
+  // A good tar gives the very layer `dimg image import` makes of it.
+  writeFileSync(
+    join(work, 'good.tar'),
+    await packWithTarStream([
+      { header: { name: 'etc/', type: 'directory', mode: 0o755 } },
+      { header: { name: 'etc/motd', mode: 0o644 }, data: 'hi\n' },
+      { header: { name: 'motd', type: 'symlink', linkname: 'etc/motd' } },
+    ]),
+  );
+  writeFileSync(join(work, 'images.yaml'), spec('good.tar'));
+  const b = await dimg(['build', 'images.yaml'], { root: store, cwd: work, env });
+  assert.equal(b.code, 0, b.stderr);
+  const imp = await dimg(['image', 'import', join(work, 'good.tar'), 'imported:1'], { root: store, cwd: work, env });
+  assert.equal(imp.code, 0, imp.stderr);
+  const layers = async (name: string) => (JSON.parse((await dimg(['image', 'inspect', name], { root: store })).stdout) as { RootFS: { Layers: string[] } }[])[0]!.RootFS.Layers;
+  assert.deepEqual(await layers('base:latest'), await layers('imported:1'));
+});
