@@ -21,9 +21,10 @@ import { storeOptions } from '../../src/store/defaults.js';
 import { buildImage } from '../../src/build/index.js';
 import { isDimgError } from '../../src/errors.js';
 import { readDirScoped, readTextScoped, resolveScoped } from '../../src/layer/scoped-path.js';
-import type { ImageSpec, Step } from '../../src/spec/model.js';
+import type { Step } from '../../src/spec/model.js';
 import { dimg, type CliResult } from '../support/cli.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
+import { imageSpec } from '../support/image-spec.js';
 import { packWithTarStream } from '../support/nasty-tars.js';
 import { requireRoot, requireTool, run } from '../support/tools.js';
 import { tempDir } from '../support/tmp.js';
@@ -86,23 +87,6 @@ function umociUnpack(t: TestCtx, layout: string, name: string): string {
   return join(bundle, 'rootfs');
 }
 
-function image(key: string, steps: Step[], extra: Partial<ImageSpec>): ImageSpec {
-  return {
-    key,
-    from: { kind: 'scratch' },
-    steps,
-    labels: {},
-    annotations: {},
-    repository: key,
-    tags: ['1'],
-    targets: [],
-    localRefs: [`docker.io/library/${key}:1`],
-    push: [],
-    intermediate: false,
-    location: { file: 'images.yaml', line: 1, col: 1 },
-    ...extra,
-  };
-}
 
 test('resolveScoped looks a path up as a process chrooted to the root would, never leaving it', (t) => {
   const work = tempDir(t, 'dimg-secctx-');
@@ -202,7 +186,7 @@ test('D1: Dockerfile COPY, through `dockerfile:` and `dimg image build`, stays i
 test('D1: the builder itself (keys, globs, ADD, the ignore file) never reads through a symlink out of the context', async (t) => {
   const { work, ctx, outside } = await makeWork(t);
   const store = await Store.open(join(work, 'store'), storeOptions());
-  const build = (steps: Step[]) => buildImage(image('b', steps, { context: ctx }), { store, project: 'sec' });
+  const build = (steps: Step[]) => buildImage(imageSpec('b', { kind: 'scratch' }, steps, { context: ctx }), { store, project: 'sec' });
   // The builder refuses on its own, whatever checked the spec before (watch and plan key through it).
   for (const src of ['abs/secret', 'rel/secret', 'hostetc/passwd', 'abs/*', 'hostetc/pass*']) {
     await assert.rejects(build([{ kind: 'copy', src: [src], to: '/x/' }]), (e: unknown) => isDimgError(e, 'COPY_SOURCE_NOT_FOUND'), src);
