@@ -13,7 +13,8 @@ import type { Descriptor, ImageConfig, Platform } from '../oci/types.js';
 import { findImage } from '../image/find.js';
 import type { Store } from '../store/store.js';
 import type { ImageSpec } from '../spec/model.js';
-import { storeLayerTar, type StoredLayer } from './layer-blobs.js';
+import type { StoredLayer } from './layer-blobs.js';
+import { MediaType } from '../oci/media-types.js';
 import { rootfsKey, scratchKey } from './keys.js';
 import type { FileDigests } from './file-digests.js';
 
@@ -74,7 +75,7 @@ export async function resolveBase(spec: ImageSpec, ctx: BaseContext): Promise<Ba
     }
     case 'rootfs': {
       const key = await rootfsKey(from.path, platform, ctx.digests, spec.key);
-      const layer = await rootfsLayer(ctx, from.path, key, spec.key);
+      const layer = await rootfsLayer(ctx, from.path, key, spec);
       const config = emptyConfig(platform);
       config.rootfs.diff_ids = [layer.diffId];
       config.history = [{ created: epochIso(ctx.sourceDateEpoch), created_by: `ROOTFS ${basename(from.path)}`, comment: 'Imported from rootfs' }];
@@ -119,24 +120,29 @@ export function epochIso(seconds: number): string {
  * The rootfs packed as one layer, cached under its key (the tree's content digest with the
  * epoch), so an unchanged rootfs is not packed again on the next build.
  */
-async function rootfsLayer(ctx: BaseContext, path: string, key: Digest, imageKey: string): Promise<StoredLayer> {
+async function rootfsLayer(ctx: BaseContext, path: string, key: Digest, spec: ImageSpec): Promise<StoredLayer> {
   const cacheKey = sha256(canonicalJson({ rootfsLayer: key, epoch: ctx.sourceDateEpoch }));
   const hit = await ctx.store.cache.get(cacheKey);
   const layer = hit?.layer as Descriptor | undefined;
   const diffId = hit?.diffId as Digest | undefined;
   if (layer && diffId && (await ctx.store.blobs.stat(layer.digest)) === layer.size) return { descriptor: layer, diffId };
-  const packed = await packRootfs(ctx, path, imageKey);
+  const packed = await packRootfs(ctx, path, spec);
   await ctx.store.cache.put({ key: cacheKey, blobs: [packed.descriptor.digest], diffIds: [packed.diffId], created: new Date().toISOString(), layer: packed.descriptor, diffId: packed.diffId });
   return packed;
 }
 
-async function packRootfs(ctx: BaseContext, path: string, imageKey: string): Promise<StoredLayer> {
+/**
+ * Packs the rootfs through the very code `dimg image import` uses (image/rootfs-layer.ts): a tarball
+ * is unpacked by the safe extractor and repacked, never stored as it is, so one that escapes its root
+ * or is not a tar at all fails here, naming the image, its place in the spec and the file.
+ */
+async function packRootfs(ctx: BaseContext, path: string, spec: ImageSpec): Promise<StoredLayer> {
   const st = await fs.stat(path).catch(() => undefined);
-  if (!st) throw new DimgError('ROOTFS_NOT_FOUND', `image ${imageKey}: rootfs ${path} does not exist`, 'give a directory or a tarball');
-  const layer = await import('../layer/index.js');
-  if (st.isDirectory()) {
-    // Ownership is kept as on disk (a rootfs says who owns what), mtimes are clamped, like `import`.
-    return storeLayerTar(ctx.store, layer.packDirectory(path, { sourceDateEpoch: ctx.sourceDateEpoch }));
-  }
-  return storeLayerTar(ctx.store, await layer.decompress(createReadStream(path), `rootfs ${path}`));
+  if (!st) throw new DimgError('ROOTFS_NOT_FOUND', `image ${spec.key}: rootfs ${path} does not exist`, 'give a directory or a tarball');
+  const { storeRootfsLayer } = await import('../image/rootfs-layer.js');
+  const at = spec.location;
+  const subject = `image ${spec.key} (${at.file}:${at.line}:${at.col}): rootfs ${path}`;
+  // Ownership is kept as on disk (a rootfs says who owns what), mtimes are clamped, like `import`.
+  const layer = await storeRootfsLayer(ctx.store, st.isDirectory() ? { dir: path } : { tar: createReadStream(path) }, subject, ctx.sourceDateEpoch);
+  return { descriptor: { mediaType: MediaType.ociLayer, digest: layer.digest, size: layer.size }, diffId: layer.digest };
 }

@@ -5,7 +5,7 @@
  * (names resolved through the image's /etc/passwd and /etc/group) and `chmod`. `add` unpacks local
  * tar archives (plain or compressed) into the destination. No root is needed for any of it.
  */
-import { createReadStream, promises as fs } from 'node:fs';
+import { constants as fsConstants, createReadStream, promises as fs } from 'node:fs';
 import { join, posix, relative } from 'node:path';
 import { DimgError } from '../errors.js';
 import type { CopyStep } from '../spec/model.js';
@@ -14,7 +14,8 @@ import { compareBytes } from '../layer/paths.js';
 import type { CopyFilter, CopySource } from './copy-inputs.js';
 import type { LayerView } from './layer-view.js';
 import { resolveUser } from './users.js';
-import { globSegmentRegex } from '../spec/glob.js';
+import { expandSource, WILDCARD, type SourceTree } from '../spec/glob.js';
+import { readDirScoped, readTextScoped, resolveScoped, type ScopedEntry } from '../layer/scoped-path.js';
 
 /** A copy step resolved against its source root. */
 export interface ResolvedCopy {
@@ -28,7 +29,13 @@ export interface ResolvedCopy {
 /** Loads the context's ignore rules (`.dimgignore` wins over `.dockerignore`); undefined when none. */
 export async function loadIgnore(context: string): Promise<IgnoreMatcher | undefined> {
   for (const name of IGNORE_FILES) {
-    const text = await fs.readFile(join(context, name), 'utf8').catch(() => undefined);
+    // Read inside the context like any source: an ignore file linking out of it is not read.
+    let text: string | undefined;
+    try {
+      text = readTextScoped(context, name);
+    } catch {
+      text = undefined; // unreadable or a symlink loop: as before, no rules rather than a failed build
+    }
     if (text !== undefined) {
       const m = IgnoreMatcher.parse(text, join(context, name));
       return m.empty ? undefined : m;
@@ -50,19 +57,27 @@ export function contextFilter(context: string, matcher: IgnoreMatcher | undefine
 
 /**
  * Resolves `step` with `root` as the source root (the context, or a `from` image's unpacked root),
- * `workdir` the WORKDIR in effect. Missing sources fail with COPY_SOURCE_NOT_FOUND naming `label`.
+ * `workdir` the WORKDIR in effect. Sources are looked up inside `root` only (layer/scoped-path.ts):
+ * symlinks in their parent components resolve as in a chroot at `root`, and a source that is a
+ * symlink is copied as that symlink, so nothing outside `root` is ever read. Ignore rules apply to
+ * the resolved path (a link cannot bring back what the ignore file excludes). Missing sources fail
+ * with COPY_SOURCE_NOT_FOUND naming `label`.
  */
 export async function resolveCopy(step: CopyStep, root: string, workdir: string | undefined, matcher: IgnoreMatcher | undefined, label: string): Promise<ResolvedCopy> {
   const dest = posix.resolve(workdir || '/', step.to);
-  const wild = step.src.some((s) => /[*?[]/.test(s));
-  const matches: string[] = [];
+  const wild = step.src.some((s) => WILDCARD.test(s));
+  const matches: { path: string; entry: ScopedEntry }[] = [];
   for (const src of step.src) {
     const rel = posix.normalize(src.replace(/^\/+/, '') || '.');
     if (rel === '..' || rel.startsWith('../')) {
       throw new DimgError('COPY_SOURCE_OUTSIDE', `${label}: source ${src} is outside the build context`, 'sources must be inside the context directory');
     }
-    const found = await expand(root, rel === '.' ? [] : rel.split('/'));
-    const kept = matcher ? found.filter((f) => f === '' || !matcher.ignores(f)) : found;
+    const found = await expandSource(sourceTree(root), rel);
+    const kept: { path: string; entry: ScopedEntry }[] = [];
+    for (const path of found) {
+      const entry = resolveScoped(root, path);
+      if (entry && (!matcher || entry.rel === '' || !matcher.ignores(entry.rel))) kept.push({ path, entry });
+    }
     if (kept.length === 0) {
       throw new DimgError('COPY_SOURCE_NOT_FOUND', `${label}: source ${src} not found in ${root}${found.length ? ' (excluded by the ignore file)' : ''}`, 'check the path (relative to the context) and the ignore file');
     }
@@ -74,46 +89,34 @@ export async function resolveCopy(step: CopyStep, root: string, workdir: string 
   const destArchive = dest.replace(/^\/+/, '');
   const sources: CopySource[] = [];
   const archives = new Set<number>();
-  for (const m of matches) {
-    const abs = m ? join(root, m) : root;
-    const st = await fs.stat(abs).catch(() => undefined);
-    if (!st) throw new DimgError('COPY_SOURCE_NOT_FOUND', `${label}: source ${m} is a broken symlink`, 'fix or remove the link');
+  for (const { path, entry } of matches) {
+    const st = entry.stats;
     if (st.isDirectory()) {
-      sources.push({ from: abs, to: destArchive });
-    } else if (step.kind === 'add' && (await isTarArchive(abs))) {
+      sources.push({ from: entry.abs, to: destArchive });
+    } else if (step.kind === 'add' && st.isFile() && (await isTarArchive(entry.abs))) {
       archives.add(sources.length);
-      sources.push({ from: abs, to: destArchive });
+      sources.push({ from: entry.abs, to: destArchive });
     } else {
-      sources.push({ from: abs, to: destIsDir ? posix.join(destArchive, posix.basename(m)) : destArchive });
+      // A file, or a symlink (never a directory source, even when it points at one): it lands at
+      // dest/NAME in a directory destination, as Docker does, and never replaces the directory.
+      sources.push({ from: entry.abs, to: destIsDir ? posix.join(destArchive, posix.basename(path)) : destArchive });
     }
   }
   return { sources, archives };
 }
 
-/** Matches path segments (with wildcards) under `root`; returns root-relative paths ('' = root). */
-async function expand(root: string, segs: string[]): Promise<string[]> {
-  let current = [''];
-  for (const seg of segs) {
-    const next: string[] = [];
-    for (const base of current) {
-      if (!/[*?[]/.test(seg)) {
-        const p = base ? `${base}/${seg}` : seg;
-        if (await fs.lstat(join(root, p)).then(() => true, () => false)) next.push(p);
-        continue;
-      }
-      const re = globSegmentRegex(seg);
-      const names = await fs.readdir(base ? join(root, base) : root).catch(() => [] as string[]);
-      for (const n of names.sort(compareBytes)) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
-    }
-    current = next;
-  }
-  return current;
+/** `root` as expandSource sees it: looked up inside it only, directory names in byte order. */
+function sourceTree(root: string): SourceTree {
+  return {
+    has: async (rel) => resolveScoped(root, rel) !== undefined,
+    list: async (rel) => readDirScoped(root, rel)?.sort(compareBytes),
+  };
 }
-
 
 /** True for a tar archive, plain or compressed (decided by content, not by name). */
 export async function isTarArchive(path: string): Promise<boolean> {
-  const fh = await fs.open(path, 'r');
+  // O_NOFOLLOW: resolveCopy found a regular file here; a symlink swapped in since is not opened.
+  const fh = await fs.open(path, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   try {
     const head = Buffer.alloc(512);
     const { bytesRead } = await fh.read(head, 0, 512, 0);

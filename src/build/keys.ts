@@ -6,7 +6,7 @@
  *
  * Base key: scratch → digest of (scratch, platform); another image of the spec → that image's input
  * digest; a registry/store reference → its manifest digest; a rootfs directory → digest of its tree
- * (paths, modes, owners, contents); a rootfs tarball → sha256 of the file.
+ * (paths, modes, owners, contents); a rootfs tarball → sha256 of the file (its layer is the tree repacked).
  * Step key = sha256(parent key, canonical step, inputs): copy/add from the context → content digest of
  * the files sent; copy/add `from` an image → that image's identity (as for a base).
  * Input digest = sha256(last step key, entrypoint, cmd, labels, annotations, project).
@@ -132,7 +132,9 @@ export async function rootfsKey(path: string, platform: Platform, digests: FileD
       ? await trees.digest(`rootfs ${JSON.stringify([path, st.dev, st.ino])}`, [path], walk)
       : await walk()
     : await digests.digest(path, st);
-  return sha256(canonicalJson({ base: 'rootfs', content, dir: st.isDirectory(), platform }));
+  // A tarball's layer is its tree repacked by the safe extractor, no longer its bytes: `repacked`
+  // keeps the layers and images made from the verbatim bytes before from being reused.
+  return sha256(canonicalJson({ base: 'rootfs', content, dir: st.isDirectory(), platform, ...(st.isDirectory() ? {} : { repacked: true }) }));
 }
 
 /**

@@ -2,7 +2,7 @@
  * Storing a freshly packed layer tar and opening parent layers for unpacking. Layers dimg builds are
  * stored uncompressed (media type `…layer.v1.tar`, digest = diff_id); compression happens at push.
  */
-import { createWriteStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { MediaType } from '../oci/media-types.js';
 import type { Digest } from '../oci/digest.js';
@@ -24,30 +24,12 @@ export interface PendingLayer extends StoredLayer {
 }
 
 /**
- * Streams `tar` into a temp file while hashing it and resolves as soon as the digest is known; the
- * returned `durable` promise then adopts the file into the blob store (fsync + rename) and records it
- * in the layer index. Nothing is visible under the final name unless complete, and the temp file is
- * removed either way. A builder can run the next step while the kernel writes the blob out, and must
- * wait for `durable` before recording a cache entry or a manifest that names the blob.
- */
-export async function packLayerTar(store: Store, tar: Readable): Promise<PendingLayer> {
-  // Loaded on first use: a fully cached build never packs a layer.
-  const { hashTar } = await import('../layer/hash.js');
-  const tmp = tempPath(store.tmpDir, 'layer');
-  let digest: { diffId: Digest; size: number };
-  try {
-    digest = await hashTar(tar, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
-  } catch (e) {
-    await fs.rm(tmp, { force: true });
-    throw e;
-  }
-  return settle(store, tmp, digest.diffId, digest.size);
-}
-
-/**
- * Like packLayerTar for a layer made from `sources` (see packSources), packed straight into the temp
- * file with synchronous writes through reused buffers (packSourcesToFile): the same bytes without
- * stream machinery or per-chunk garbage.
+ * Packs the layer made from `sources` (see packSources) straight into a temp file with synchronous
+ * writes through reused buffers (packSourcesToFile), hashing it, and resolves as soon as the digest is
+ * known; the returned `durable` promise then adopts the file into the blob store (fsync + rename) and
+ * records it in the layer index. Nothing is visible under the final name unless complete, and the
+ * temp file is removed either way. A builder can run the next step while the kernel writes the blob
+ * out, and must wait for `durable` before recording a cache entry or a manifest that names the blob.
  */
 export async function packLayerSources(store: Store, sources: LayerSource[], opts: PackOptions): Promise<PendingLayer> {
   const { packSourcesToFile } = await import('../layer/tar-writer.js');
@@ -78,16 +60,6 @@ function settle(store: Store, tmp: string, diffId: Digest, size: number): Pendin
   // Observed by whoever awaits it; never an unhandled rejection in between.
   durable.catch(() => undefined);
   return { descriptor: { mediaType: MediaType.ociLayer, digest: diffId, size }, diffId, durable };
-}
-
-/**
- * Streams `tar` into a temp file while hashing it, then adopts it into the blob store (fsync + rename)
- * and records it in the layer index. Nothing is visible under the final name unless complete.
- */
-export async function storeLayerTar(store: Store, tar: Readable): Promise<StoredLayer> {
-  const { descriptor, diffId, durable } = await packLayerTar(store, tar);
-  await durable;
-  return { descriptor, diffId };
 }
 
 /**

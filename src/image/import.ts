@@ -7,9 +7,10 @@
  *    every layer dimg makes; compression happens at push.
  *  - A tarball is not stored verbatim: it is unpacked by the safe extractor into a temp dir in the store
  *    (so path traversal, symlink escapes and the like are refused) and repacked by the reproducible tar
- *    writer, exactly like a directory. The layer therefore depends only on the tree: entry order,
- *    headers and mtimes (clamped to SOURCE_DATE_EPOCH, 0 when unset) are normalised; numeric
- *    uid/gid, modes, xattrs, links and device nodes are kept.
+ *    writer, exactly like a directory (rootfs-layer.ts, which `from: { rootfs }` builds use too). The
+ *    layer therefore depends only on the tree: entry order, headers and mtimes (clamped to
+ *    SOURCE_DATE_EPOCH, 0 when unset) are normalised; numeric uid/gid, modes, xattrs, links and
+ *    device nodes are kept.
  *  - Config: `created` = SOURCE_DATE_EPOCH when set (else now); one history entry
  *    `{created, comment}` without `created_by`; `comment` (config and history) is the message, by
  *    default `Imported from <source>` where <source> is `-` for stdin or the source's base name (never
@@ -22,8 +23,7 @@ import { DimgError } from '../errors.js';
 import { MediaType } from '../oci/media-types.js';
 import { hostPlatform } from '../oci/platform.js';
 import type { ImageConfig, Platform } from '../oci/types.js';
-import { extractLayer, packDirectory } from '../layer/index.js';
-import { tempPath } from '../store/fsutil.js';
+import { storeRootfsLayer, type RootfsSource } from './rootfs-layer.js';
 import type { Store } from '../store/store.js';
 import { applyChanges } from './changes.js';
 import { commitImage } from './commit.js';
@@ -62,45 +62,33 @@ export async function importImage(store: Store, opts: ImportOptions): Promise<Im
   const label = opts.sourceLabel ?? (typeof opts.source === 'string' ? basename(opts.source) || opts.source : '-');
   const epoch = opts.sourceDateEpoch;
   const containerConfig = applyChanges({}, opts.changes ?? []); // fail on a bad --change before any work
-  let workDir: string | undefined;
-  try {
-    let root: string;
-    if (typeof opts.source === 'string') {
-      const st = await fs.stat(opts.source).catch((e: NodeJS.ErrnoException) => {
-        throw new DimgError('IMPORT_SOURCE', `cannot read import source ${opts.source}: ${e.code === 'ENOENT' ? 'no such file or directory' : e.message}`, 'give a root filesystem directory, a tarball, or - for stdin');
-      });
-      if (st.isDirectory()) root = opts.source;
-      else {
-        workDir = tempPath(store.tmpDir, 'import');
-        await extractLayer(createReadStream(opts.source), workDir, { mode: 'flatten', allowDevices: process.getuid?.() === 0, subject: `tarball ${opts.source}` });
-        root = workDir;
-      }
-    } else {
-      workDir = tempPath(store.tmpDir, 'import');
-      await extractLayer(opts.source, workDir, { mode: 'flatten', allowDevices: process.getuid?.() === 0, subject: `tarball from ${label}` });
-      root = workDir;
-    }
-    const layer = await store.blobs.write(packDirectory(root, { sourceDateEpoch: epoch }), undefined, `layer of ${label}`);
-    await store.layers.add(layer.digest, { digest: layer.digest, mediaType: MediaType.ociLayer, size: layer.size }, layer.size);
-    const platform = opts.platform ?? hostPlatform();
-    const created = epoch !== undefined ? new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z') : new Date().toISOString();
-    const comment = opts.message ?? `Imported from ${label}`;
-    const config: ImageConfig = {
-      architecture: platform.architecture,
-      os: platform.os,
-      ...(platform.variant ? { variant: platform.variant } : {}),
-      created,
-      comment,
-      config: containerConfig,
-      rootfs: { type: 'layers', diff_ids: [layer.digest] },
-      history: [{ created, comment }],
-    };
-    const { descriptor } = await commitImage(store, { config, layers: [{ mediaType: MediaType.ociLayer, digest: layer.digest, size: layer.size }] });
-    const manifest = await store.blobs.readJson<{ config: { digest: Digest } }>(descriptor.digest);
-    return { descriptor, id: manifest.config.digest, diffId: layer.digest };
-  } finally {
-    if (workDir) await fs.rm(workDir, { recursive: true, force: true });
+  let source: RootfsSource;
+  if (typeof opts.source === 'string') {
+    const st = await fs.stat(opts.source).catch((e: NodeJS.ErrnoException) => {
+      throw new DimgError('IMPORT_SOURCE', `cannot read import source ${opts.source}: ${e.code === 'ENOENT' ? 'no such file or directory' : e.message}`, 'give a root filesystem directory, a tarball, or - for stdin');
+    });
+    source = st.isDirectory() ? { dir: opts.source } : { tar: createReadStream(opts.source) };
+  } else {
+    source = { tar: opts.source };
   }
+  const subject = typeof opts.source === 'string' ? `tarball ${opts.source}` : `tarball from ${label}`;
+  const layer = await storeRootfsLayer(store, source, subject, epoch);
+  const platform = opts.platform ?? hostPlatform();
+  const created = epoch !== undefined ? new Date(epoch * 1000).toISOString().replace(/\.000Z$/, 'Z') : new Date().toISOString();
+  const comment = opts.message ?? `Imported from ${label}`;
+  const config: ImageConfig = {
+    architecture: platform.architecture,
+    os: platform.os,
+    ...(platform.variant ? { variant: platform.variant } : {}),
+    created,
+    comment,
+    config: containerConfig,
+    rootfs: { type: 'layers', diff_ids: [layer.digest] },
+    history: [{ created, comment }],
+  };
+  const { descriptor } = await commitImage(store, { config, layers: [{ mediaType: MediaType.ociLayer, digest: layer.digest, size: layer.size }] });
+  const manifest = await store.blobs.readJson<{ config: { digest: Digest } }>(descriptor.digest);
+  return { descriptor, id: manifest.config.digest, diffId: layer.digest };
 }
 
 /** Parses SOURCE_DATE_EPOCH (whole seconds); undefined when unset or empty. */

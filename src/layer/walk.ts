@@ -200,7 +200,8 @@ class Walker {
       if (this.xattrs?.whiteout.has(abs) && st.size === 0) return { kind: 'whiteout', attrs: { ...this.attrs(st, false), mode: 0o600 } };
       return { kind: 'file', attrs: this.attrs(st, false), src: abs, size: st.size, fileId: st.nlink > 1 ? `${st.dev}:${st.ino}` : undefined, xattrs: this.xattrs?.recorded.get(abs), statKey: sourceStatKey(st) };
     }
-    if (st.isSymbolicLink()) return { kind: 'symlink', attrs: this.attrs(st, false), target: '' };
+    // The link itself, with its target string; what it points at is never opened.
+    if (st.isSymbolicLink()) return { kind: 'symlink', attrs: this.attrs(st, false), target: readlinkSync(abs) };
     if (st.isCharacterDevice() || st.isBlockDevice()) {
       const { major, minor } = devNumbers(st.rdev);
       if (this.opts.overlay && st.isCharacterDevice() && major === 0 && minor === 0) {
@@ -252,7 +253,6 @@ class Walker {
       }
       const entry = this.entryFor(abs, st);
       if (!entry) continue;
-      if (entry.kind === 'symlink') entry.target = readlinkSync(abs);
       const child = placeEntry(node, [name], entry);
       if (entry.kind === 'directory') subdirs.push(this.walkDir(abs, rel, child));
     }

@@ -21,3 +21,43 @@ export function globSegmentRegex(seg: string): RegExp {
   }
   return new RegExp(`^${re}$`);
 }
+
+/** Whether a string has a wildcard (`*`, `?`, `[`) that makes it a pattern. */
+export const WILDCARD = /[*?[]/;
+
+/**
+ * How expandSource looks into a source root (a context, a `from` image's root). Paths are
+ * root-relative and '/'-separated, '' is the root; both answer for the path as written, resolving
+ * symlinks in it only inside the root (see layer/scoped-path.ts).
+ */
+export interface SourceTree {
+  /** True when something is at `rel`; a symlink counts as itself, whatever it points at. */
+  has(rel: string): Promise<boolean>;
+  /** Names in the directory `rel`, in the order matches should come out; undefined when it is none. */
+  list(rel: string): Promise<readonly string[] | undefined>;
+}
+
+/**
+ * The paths (root-relative, as written: a match below a symlinked directory keeps the link's name)
+ * that the copy/add source `rel` names in `tree`: `rel` itself when it has no wildcard and exists,
+ * else every match of its wildcard segments. `rel` is normalised, without a leading `/`, and `.`
+ * for the root. One implementation for the spec's checks and the builder, so both see the same files.
+ */
+export async function expandSource(tree: SourceTree, rel: string): Promise<string[]> {
+  let current = [''];
+  for (const seg of rel === '.' ? [] : rel.split('/')) {
+    const next: string[] = [];
+    for (const base of current) {
+      if (!WILDCARD.test(seg)) {
+        const p = base ? `${base}/${seg}` : seg;
+        if (await tree.has(p)) next.push(p);
+        continue;
+      }
+      const re = globSegmentRegex(seg);
+      for (const n of (await tree.list(base)) ?? []) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
+    }
+    current = next;
+    if (current.length === 0) break;
+  }
+  return current;
+}

@@ -2,11 +2,13 @@
  * The real ports for `loadSpec`: the filesystem, the process environment, `git rev-parse` and the
  * system clock. Kept apart from the pure loader so tests can pass fakes.
  */
-import { readFile, stat, readdir } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import type { EntryKind, GitInfo, SpecFs, SpecPorts } from './ports.js';
+import { isDimgError } from '../errors.js';
+import { readDirScoped, readTextScoped, resolveScoped } from '../layer/scoped-path.js';
 
-/** SpecFs over node:fs (symlinks followed). */
+/** SpecFs over node:fs: `stat` and `readText` follow symlinks, the `…In` lookups stay inside their root. */
 export const nodeSpecFs: SpecFs = {
   async readText(path) {
     try {
@@ -25,15 +27,29 @@ export const nodeSpecFs: SpecFs = {
       throw e;
     }
   },
-  async readDir(path) {
-    try {
-      return await readdir(path);
-    } catch (e) {
-      if (isMissing(e)) return undefined;
-      throw e;
-    }
+  async entryIn(root, rel) {
+    const e = scoped(() => resolveScoped(root, rel));
+    if (!e) return undefined;
+    const s = e.stats;
+    return { rel: e.rel, kind: s.isSymbolicLink() ? 'link' : s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other' };
+  },
+  async readDirIn(root, rel) {
+    return scoped(() => readDirScoped(root, rel));
+  },
+  async readTextIn(root, rel) {
+    return scoped(() => readTextScoped(root, rel));
   },
 };
+
+/** A scoped lookup, with a symlink loop or an unusable path reported as missing (see isMissing). */
+function scoped<T>(lookup: () => T | undefined): T | undefined {
+  try {
+    return lookup();
+  } catch (e) {
+    if (isDimgError(e, 'SYMLINK_LOOP') || isMissing(e)) return undefined;
+    throw e;
+  }
+}
 
 /**
  * Errors meaning "there is no such file": also paths that cannot name a file at all (a NUL byte from

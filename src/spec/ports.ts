@@ -12,8 +12,17 @@ export interface SpecFs {
   readText(path: string): Promise<string | undefined>;
   /** The entry's kind, or undefined when nothing is there. */
   stat(path: string): Promise<EntryKind | undefined>;
-  /** Names in a directory (unsorted), or undefined when it is not a readable directory. */
-  readDir(path: string): Promise<string[] | undefined>;
+  /**
+   * What is at `rel` inside the directory `root`, looked up as builds look up copy sources: symlinks
+   * in the parent components are followed but never out of `root` (as in a chroot at `root`), the
+   * last component is not followed. Its root-relative resolved path and kind ('link' for a symlink),
+   * or undefined when nothing is there.
+   */
+  entryIn(root: string, rel: string): Promise<{ rel: string; kind: EntryKind | 'link' } | undefined>;
+  /** Names in the directory `rel` inside `root` (every symlink followed inside `root`), or undefined. */
+  readDirIn(root: string, rel: string): Promise<string[] | undefined>;
+  /** The UTF-8 text of the file `rel` inside `root` (every symlink followed inside `root`), or undefined. */
+  readTextIn(root: string, rel: string): Promise<string | undefined>;
 }
 
 /** What tag templates can say about the git checkout holding the spec. */

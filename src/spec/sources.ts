@@ -7,12 +7,12 @@ import { posix } from 'node:path';
 import type { SpecFs } from './ports.js';
 import { IGNORE_FILES, IgnoreMatcher } from './ignore.js';
 import type { CopyStep } from './model.js';
-import { globSegmentRegex } from './glob.js';
+import { expandSource, WILDCARD, type SourceTree } from './glob.js';
 
 /** The ignore matcher of a context (`.dimgignore`, else `.dockerignore`), or an empty one. */
 export async function contextIgnore(fs: SpecFs, context: string): Promise<{ matcher: IgnoreMatcher; file?: string; error?: string }> {
   for (const name of IGNORE_FILES) {
-    const text = await fs.readText(posix.join(context, name));
+    const text = await fs.readTextIn(context, name);
     if (text !== undefined) {
       try {
         return { matcher: IgnoreMatcher.parse(text, name), file: name };
@@ -24,49 +24,33 @@ export async function contextIgnore(fs: SpecFs, context: string): Promise<{ matc
   return { matcher: new IgnoreMatcher([]) };
 }
 
-const GLOB = /[*?[]/;
-
 /**
  * Problems with one copy step's sources (messages without location), `[]` when all is well.
- * Sources are relative to the context; a leading `/` means the context root, as in Docker.
+ * Sources are relative to the context; a leading `/` means the context root, as in Docker. They are
+ * looked up as the builder looks them up (inside the context only, see SpecFs.entryIn), and the
+ * ignore file applies to where they resolve.
  */
 export async function copySourceProblems(fs: SpecFs, context: string, step: CopyStep, ignore: { matcher: IgnoreMatcher; file?: string }): Promise<string[]> {
   const out: string[] = [];
+  const tree: SourceTree = {
+    has: async (rel) => (await fs.entryIn(context, rel)) !== undefined,
+    list: (rel) => fs.readDirIn(context, rel),
+  };
   for (const src of step.src) {
     const rel = posix.normalize(src.replace(/^\/+/, '') || '.');
     if (rel === '..' || rel.startsWith('../')) {
       out.push(`${step.kind} source "${src}" is outside the context (${context})`);
       continue;
     }
-    const matches = GLOB.test(rel) ? await glob(fs, context, rel) : (await fs.stat(posix.join(context, rel))) ? [rel] : [];
+    const matches = await expandSource(tree, rel);
     if (matches.length === 0) {
-      out.push(GLOB.test(rel) ? `${step.kind} source "${src}" matches no file in the context (${context})` : `${step.kind} source "${src}" does not exist in the context (${context})`);
+      out.push(WILDCARD.test(rel) ? `${step.kind} source "${src}" matches no file in the context (${context})` : `${step.kind} source "${src}" does not exist in the context (${context})`);
       continue;
     }
-    if (rel !== '.' && matches.every((m) => ignore.matcher.ignores(m))) {
+    const resolved = await Promise.all(matches.map((m) => fs.entryIn(context, m)));
+    if (rel !== '.' && resolved.every((e) => e === undefined || (e.rel !== '' && ignore.matcher.ignores(e.rel)))) {
       out.push(`${step.kind} source "${src}" is excluded by the context's ${ignore.file ?? 'ignore file'}`);
     }
   }
   return out;
 }
-
-/** Paths (relative) matching a glob whose wildcards may appear in any segment. */
-async function glob(fs: SpecFs, root: string, pattern: string): Promise<string[]> {
-  let current = [''];
-  for (const seg of pattern.split('/')) {
-    const next: string[] = [];
-    for (const dir of current) {
-      if (!GLOB.test(seg)) {
-        const p = dir === '' ? seg : `${dir}/${seg}`;
-        if (await fs.stat(posix.join(root, p))) next.push(p);
-        continue;
-      }
-      const re = globSegmentRegex(seg);
-      for (const name of (await fs.readDir(posix.join(root, dir))) ?? []) if (re.test(name)) next.push(dir === '' ? name : `${dir}/${name}`);
-    }
-    current = next;
-    if (current.length === 0) break;
-  }
-  return current;
-}
-

@@ -19,6 +19,7 @@ import type { ImageSpec, Step } from '../../src/spec/model.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { requireRoot } from '../support/tools.js';
 import { tempDir } from '../support/tmp.js';
+import { imageSpec } from '../support/image-spec.js';
 import { closeSync, createWriteStream, openSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { packSourcesToFile } from '../../src/layer/tar-writer.js';
@@ -26,21 +27,7 @@ import { packSourcesToFile } from '../../src/layer/tar-writer.js';
 const run_ = (cmd: string): Step => ({ kind: 'run', form: 'shell', command: [cmd], env: {}, network: 'none', secrets: [] });
 
 function spec(rootfs: string, context: string, steps: Step[]): ImageSpec {
-  return {
-    key: 'dirs',
-    from: { kind: 'rootfs', path: rootfs },
-    context,
-    steps,
-    labels: {},
-    annotations: {},
-    repository: 'dirs',
-    tags: ['1'],
-    targets: [],
-    localRefs: ['docker.io/library/dirs:1'],
-    push: [],
-    intermediate: false,
-    location: { file: 'images.yaml', line: 1, col: 1 },
-  };
+  return imageSpec('dirs', { kind: 'rootfs', path: rootfs }, steps, { context });
 }
 
 /** One line per entry: path, type, mode, owner, mtime (not for whiteouts), size/content digest or link target, xattrs. */

@@ -14,27 +14,14 @@ import { isDimgError } from '../../src/errors.js';
 import type { ImageSpec, Step } from '../../src/spec/model.js';
 import { ANNOTATION_INPUT_DIGEST, ANNOTATION_PROJECT, type ImageManifest } from '../../src/oci/types.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
+import { imageSpec } from '../support/image-spec.js';
 import { requireRoot, requireTool, run } from '../support/tools.js';
 import { tempDir } from '../support/tmp.js';
 
 type TestCtx = Parameters<typeof tempDir>[0];
 
 function spec(key: string, rootfs: string, steps: Step[], extra: Partial<ImageSpec> = {}): ImageSpec {
-  return {
-    key,
-    from: { kind: 'rootfs', path: rootfs },
-    steps,
-    labels: {},
-    annotations: {},
-    repository: key,
-    tags: ['1'],
-    targets: [],
-    localRefs: [`docker.io/library/${key}:1`],
-    push: [],
-    intermediate: false,
-    location: { file: 'images.yaml', line: 1, col: 1 },
-    ...extra,
-  };
+  return imageSpec(key, { kind: 'rootfs', path: rootfs }, steps, extra);
 }
 
 const run_ = (cmd: string): Step => ({ kind: 'run', form: 'shell', command: [cmd], env: {}, network: 'none', secrets: [] });
