@@ -21,6 +21,8 @@ import type { PushAction, RetagAction, DeleteAction, BuildAction, Plan } from '.
 import { executePlan, type ActionOutput, type ExecEvent, type ExecResult, type ExecutorPorts } from './execute.js';
 import type { PlanSession } from './plan-session.js';
 import { notifyPushed } from './notify.js';
+import { recordOwnership, type TagOutcomes } from './record-ownership.js';
+import { untag } from '../registry/untag.js';
 
 /** Options of an apply. */
 export interface ApplyOptions {
@@ -34,17 +36,29 @@ export interface ApplyOptions {
   sourceDateEpoch?: number;
 }
 
-/** Executes `plan` (normally `session.plan`) against the session's store and registries. */
-export async function applyPlan(session: PlanSession, plan: Plan, opts: ApplyOptions = {}): Promise<ExecResult> {
+/** What an apply did: the executor's result, plus ownership records that could not be updated. */
+export interface ApplyResult extends ExecResult {
+  /** OWNERSHIP_RECORD_FAILED errors, one per repository (the apply failed, though every tag stays). */
+  recordFailures: DimgError[];
+}
+
+/**
+ * Executes `plan` (normally `session.plan`) against the session's store and registries, then updates
+ * the project's ownership records with what succeeded (also after failures or a cancellation).
+ */
+export async function applyPlan(session: PlanSession, plan: Plan, opts: ApplyOptions = {}): Promise<ApplyResult> {
   const ports = new ApplyPorts(session, opts);
   const result = await executePlan(plan, ports, { parallelism: opts.parallelism, signal: opts.signal, onEvent: opts.onEvent });
   await session.digests.save();
-  return result;
+  const recordFailures = await recordOwnership(session.client, session.spec.project, ports.outcomes, plan.ownership ?? []);
+  return { ...result, recordFailures };
 }
 
 class ApplyPorts implements ExecutorPorts {
   private readonly builds = new Map<string, Promise<BuiltImage>>();
   private readonly byInput = new Map<Digest, Descriptor>();
+  /** What was written and deleted, for the ownership records. */
+  readonly outcomes: TagOutcomes = { written: [], removed: [] };
 
   constructor(
     private readonly session: PlanSession,
@@ -65,6 +79,7 @@ class ApplyPorts implements ExecutorPorts {
     const descriptor = await this.localImage(action.image, action.inputDigest, signal);
     const result = await pushImage(this.session.store, this.session.client, descriptor, action.target.ref, { signal });
     await this.verifyTag(action.target.ref, result.digest);
+    this.outcomes.written.push({ ref: action.target.ref, digest: result.digest });
     await this.notify(action.image, action.target.ref, result.digest);
     return { digest: result.digest };
   }
@@ -75,19 +90,19 @@ class ApplyPorts implements ExecutorPorts {
     const m = await repo.getManifest(action.digest);
     await putManifestSettling(repo, ref.tag!, m, () => undefined);
     await this.verifyTag(action.target.ref, action.digest);
+    this.outcomes.written.push({ ref: action.target.ref, digest: action.digest });
     await this.notify(action.image, action.target.ref, action.digest);
     return { digest: action.digest };
   }
 
+  /** Deletes the tag alone (throw-away manifest, see untag.ts); a tag someone else moved is kept. */
   async delete(action: DeleteAction): Promise<ActionOutput> {
     const ref = parseReference(action.target.ref);
-    try {
-      await this.session.client.repository(ref).deleteManifest(action.digest);
-    } catch (e) {
-      // Already gone (another deletion took the same manifest, or someone else did): converged.
-      if (!(isDimgError(e) && /MANIFEST_UNKNOWN|NOT_FOUND/.test(e.code))) throw e;
-    }
-    return { digest: action.digest };
+    const outcome = await untag(this.session.client.repository(ref), ref.tag!, action.target.ref, this.session.spec.project, action.recorded);
+    if (outcome.kind === 'moved') this.opts.warn?.(`${action.target.ref}: kept, not deleted: it now holds ${outcome.now}, written by someone else since the plan was made`);
+    // Deleted, gone, or no longer this project's: in every case the entry leaves the record.
+    this.outcomes.removed.push({ ref: action.target.ref, digest: action.recorded });
+    return { digest: action.recorded };
   }
 
   /** Builds `key` once per apply (dependants and pushes share the result). */

@@ -73,8 +73,8 @@ export async function planSpec(opts: PlanOptions): Promise<PlanSession> {
     const resolved = await resolveSpec(spec, { bases, digests, prune: Boolean(opts.prune || spec.prune) });
     if (opts.frozenLock) await checkFrozen(resolved, lock!, spec.file, new BaseResolver({ store: opts.store, client, warn: opts.warn }));
     const pruneRepositories = resolved.desired.prune ? await repositoriesToPrune(spec, client, resolved, opts.warn) : undefined;
-    const actual = await observe(resolved.desired, { store: opts.store, client, pruneRepositories, remote });
-    const { actions, warnings } = diff(resolved.desired, actual, { targetImages: opts.targets });
+    const actual = await observe(resolved.desired, { store: opts.store, client, pruneRepositories, remote, warn: opts.warn });
+    const { actions, ownership, warnings } = diff(resolved.desired, actual, { targetImages: opts.targets });
     if (resolved.desired.prune && opts.targets?.length) {
       warnings.push({ subject: '--prune', message: `prune is not done with --target (${opts.targets.join(', ')}): it looks at every tag of the project, so it runs only for the whole spec; run without --target to prune` });
     }
@@ -87,6 +87,7 @@ export async function planSpec(opts: PlanOptions): Promise<PlanSession> {
       createdAt: new Date().toISOString(),
       options: { prune: Boolean(opts.prune || spec.prune), targets: opts.targets ?? [] },
       actions,
+      ownership,
       warnings,
     };
     await digests.save();
@@ -118,9 +119,9 @@ async function specDigestOf(spec: Spec, resolved: ResolvedSpec): Promise<Digest>
 /** A digest of everything observed that the plan's actions depend on (stale-plan detection). */
 export function fingerprint(actual: ActualState): Digest {
   const remote = [...actual.remote.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([ref, t]) => [ref, t?.digest ?? null, t?.inputDigest ?? null]);
-  const inventory = actual.inventory.map((t) => [t.ref, t.digest]).sort();
+  const records = actual.records.map((r) => [r.repository, [...r.tags].sort(), [...r.now].sort()]);
   const local = [...actual.local.byInputDigest.keys()].sort();
-  return sha256(canonicalJson({ remote, inventory, local }));
+  return sha256(canonicalJson({ remote, records, local }));
 }
 
 /**

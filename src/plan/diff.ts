@@ -4,11 +4,14 @@
  */
 import type { Digest } from '../oci/digest.js';
 import type { ActualState, DesiredImage, DesiredState, RemoteTag } from './state.js';
-import type { Action, BuildAction, BuildReason, DeleteAction, PlanWarning, PushAction, PushReason, RetagAction, TargetRef, UnchangedAction } from './types.js';
+import { throwAwayManifest } from '../registry/throwaway-manifest.js';
+import type { Action, BuildAction, BuildReason, DeleteAction, OwnershipChange, PlanWarning, PushAction, PushReason, RetagAction, TargetRef, UnchangedAction } from './types.js';
 
 /** The plan's actions and warnings, before the envelope (digests, timestamps) is added. */
 export interface DiffResult {
   actions: Action[];
+  /** Ownership record entries apply adds (adopt) or drops (forget) besides the tags it writes. */
+  ownership: OwnershipChange[];
   warnings: PlanWarning[];
 }
 
@@ -46,8 +49,9 @@ export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptio
     }
   }
   const warnings: PlanWarning[] = [];
-  if (desired.prune && !opts.targetImages?.length) actions.push(...pruneActions(desired, actual, warnings));
-  return { actions, warnings };
+  const ownership = adoptions(desired, images, actual);
+  if (desired.prune && !opts.targetImages?.length) actions.push(...pruneActions(desired, actual, warnings, ownership));
+  return { actions, ownership, warnings };
 }
 
 function selectImages(all: DesiredImage[], wanted: string[] | undefined): DesiredImage[] {
@@ -78,22 +82,34 @@ function tagAction(img: DesiredImage, target: TargetRef, desired: DesiredState, 
 }
 
 function pushReason(now: RemoteTag | null, img: DesiredImage, target: TargetRef, desired: DesiredState, actual: ActualState): PushReason {
+  // What this project's ownership record says it wrote under the tag: the one sure sign of drift.
+  const written = recordedDigest(actual, target.ref);
   if (!now) {
+    // Written by this project and now gone: deleted behind dimg's back.
+    if (written) return 'drift';
     // The image is current in another registry and this registry holds none of its tags: the
     // registry was added to the spec (or emptied), not a tag moved behind dimg's back.
     const current = (t: TargetRef) => actual.remote.get(t.ref)?.inputDigest === img.inputDigest;
     const here = img.targets.filter((t) => t.registry === target.registry);
     if (here.every((t) => !actual.remote.get(t.ref)) && img.targets.some((t) => t.registry !== target.registry && current(t))) return 'new registry';
-    // Absent, but another tag of the same image in this registry already holds it: someone deleted this one.
-    return here.some(current) ? 'drift' : 'new tag';
+    return 'new tag';
   }
-  if (now.inputDigest === undefined) return 'not owned';
-  // The tag holds another image of the spec, or another project's image: it was moved behind
-  // dimg's back. Anything else is taken for an older build of this image: the spec (or a watch
-  // session pushing elsewhere) moved on and this tag has not followed yet, which is not drift.
+  if (now.inputDigest === undefined) return written ? 'drift' : 'not owned';
+  if (written && written !== now.digest) return 'drift';
+  // Without a record (a tag written before records existed): the tag holds another image of the
+  // spec, or another project's image, so it was moved behind dimg's back. Anything else is taken
+  // for an older build of this image: the spec (or a watch session pushing elsewhere) moved on and
+  // this tag has not followed yet, which is not drift.
   const otherImage = desired.images.some((i) => i.key !== img.key && i.inputDigest === now.inputDigest);
-  if (otherImage || (now.project !== undefined && now.project !== desired.project)) return 'drift';
+  if (!written && (otherImage || (now.project !== undefined && now.project !== desired.project))) return 'drift';
   return 'outdated';
+}
+
+/** The digest this project's ownership record lists for `ref`, if any. */
+function recordedDigest(actual: ActualState, ref: string): Digest | undefined {
+  const repo = repositoryOf(ref);
+  const tag = ref.slice(repo.length + 1);
+  return actual.records.find((r) => r.repository === repo)?.tags.get(tag);
 }
 
 /** Another observed tag in the same registry repository that already holds the image. */
@@ -154,35 +170,64 @@ function previousReason(img: DesiredImage, actual: ActualState): BuildReason | u
   return 'input changed';
 }
 
-function pruneActions(desired: DesiredState, actual: ActualState, warnings: PlanWarning[]): DeleteAction[] {
+/**
+ * Prune and ownership bookkeeping. The rule: delete a tag only when (a) this project's record for the
+ * tag's repository lists it, (b) it still holds exactly the recorded digest, and (c) the spec no
+ * longer declares it. A recorded tag now holding something else was overwritten by someone else: it
+ * is theirs now, kept, and its entry forgotten. Repositories without a record: nothing is deleted.
+ * Copies made by other tools are never in the record, whatever annotations they carry.
+ */
+function pruneActions(desired: DesiredState, actual: ActualState, warnings: PlanWarning[], ownership: OwnershipChange[]): DeleteAction[] {
   const declared = new Set(desired.images.flatMap((i) => i.targets.map((t) => t.ref)));
   const out: DeleteAction[] = [];
-  // Which refs point at each digest in each repository: a digest still used by a kept tag cannot be
-  // deleted (registries delete manifests by digest, taking every tag on it along).
-  const users = new Map<string, string[]>();
-  for (const t of actual.inventory) {
-    const k = `${repositoryOf(t.ref)}@${t.digest}`;
-    users.set(k, [...(users.get(k) ?? []), t.ref]);
-  }
-  for (const t of actual.inventory) {
-    if (declared.has(t.ref) || t.project !== desired.project) continue;
-    const others = (users.get(`${repositoryOf(t.ref)}@${t.digest}`) ?? []).filter((r) => r !== t.ref);
-    const blocking = others.filter((r) => declared.has(r) || !isPrunable(r, actual, desired, declared));
-    if (blocking.length > 0) {
-      warnings.push({ subject: t.ref, message: `not deleted: its manifest ${t.digest} is also tagged ${blocking.join(', ')}, and registries delete by digest` });
-      continue;
+  for (const rec of actual.records) {
+    // Deletes in one repository run one after another: registry 2.8 drops a deleted manifest's tags
+    // by scanning the repository's tags, and concurrent deletes there can leave a tag dangling.
+    const chain = (a: DeleteAction): DeleteAction => {
+      const previous = out.length > 0 && repositoryOf(out[out.length - 1]!.target.ref) === rec.repository ? out[out.length - 1]!.id : undefined;
+      a.dependsOn = previous ? [previous] : [];
+      return a;
+    };
+    for (const [tag, recorded] of [...rec.tags].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const ref = `${rec.repository}:${tag}`;
+      if (declared.has(ref) || !rec.now.has(tag)) continue;
+      const now = rec.now.get(tag)!;
+      const target = { registry: rec.registry, ref };
+      if (now === null) {
+        ownership.push({ kind: 'forget', target, digest: recorded, reason: 'the tag is gone' });
+      } else if (now === recorded) {
+        out.push(chain({ kind: 'delete', id: `delete:${rec.registry}:${ref}`, dependsOn: [], target, digest: now, recorded, reason: 'no longer declared' }));
+      } else if (now === throwAwayManifest(desired.project, ref, recorded).digest) {
+        out.push(chain({ kind: 'delete', id: `delete:${rec.registry}:${ref}`, dependsOn: [], target, digest: now, recorded, leftover: true, reason: 'left over by an interrupted prune' }));
+      } else {
+        ownership.push({ kind: 'forget', target, digest: recorded, reason: `someone else overwrote it (now ${now}); kept` });
+      }
     }
-    const reusedBy = desired.images.find((i) => i.inputDigest === t.inputDigest && i.targets.some((d) => repositoryOf(d.ref) === repositoryOf(t.ref)));
-    if (t.inputDigest && reusedBy) {
-      warnings.push({ subject: t.ref, message: `not deleted: image ${reusedBy.key} is declared in the same repository with the same content, and registries delete by digest` });
-      continue;
-    }
-    out.push({ kind: 'delete', id: `delete:${t.registry}:${t.ref}`, dependsOn: [], target: { registry: t.registry, ref: t.ref }, digest: t.digest, reason: 'no longer declared' });
   }
   return out;
 }
 
-function isPrunable(ref: string, actual: ActualState, desired: DesiredState, declared: Set<string>): boolean {
-  const t = actual.inventory.find((x) => x.ref === ref);
-  return Boolean(t && !declared.has(ref) && t.project === desired.project);
+/**
+ * Declared tags that hold this project's image as desired but are not in its record (written by a
+ * dimg without records, or a lost record update): recorded now, so prune can delete them later.
+ * Only tags whose manifest carries this project's annotation: a foreign tag is recorded only when
+ * apply itself writes it.
+ */
+function adoptions(desired: DesiredState, images: DesiredImage[], actual: ActualState): OwnershipChange[] {
+  const records = new Map(actual.records.map((r) => [r.repository, r]));
+  const out: OwnershipChange[] = [];
+  for (const img of images) {
+    for (const t of img.targets) {
+      const now = actual.remote.get(t.ref);
+      const rec = records.get(repositoryOf(t.ref));
+      if (!now || !rec || now.inputDigest !== img.inputDigest || now.project !== desired.project) continue;
+      if (rec.tags.get(tagOf(t.ref)) !== now.digest) out.push({ kind: 'adopt', target: t, digest: now.digest, reason: 'written by this project, not yet in its ownership record' });
+    }
+  }
+  return out;
+}
+
+/** The tag of a `host/path:tag` reference. */
+export function tagOf(ref: string): string {
+  return ref.slice(repositoryOf(ref).length + 1);
 }

@@ -12,8 +12,10 @@ import type { ObservedSnapshot, Plan } from './types.js';
 export function snapshotOf(desired: DesiredState, actual: ActualState): ObservedSnapshot {
   const remote: Record<string, Digest | null> = {};
   for (const [ref, t] of [...actual.remote].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) remote[ref] = t?.digest ?? null;
-  const inventory: Record<string, Digest> = {};
-  for (const t of [...actual.inventory].sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0))) inventory[t.ref] = t.digest;
+  // What prune looked at: each recorded, undeclared tag and what it holds now.
+  const inventory: Record<string, Digest | null> = {};
+  const pruneSeen = actual.records.flatMap((r) => [...r.now].map(([tag, digest]) => [`${r.repository}:${tag}`, digest] as const));
+  for (const [ref, digest] of pruneSeen.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) inventory[ref] = digest;
   const inputs: Record<string, Digest> = {};
   for (const i of desired.images) inputs[i.key] = i.inputDigest;
   return { remote, inventory, local: [...actual.local.byInputDigest.keys()].sort(), inputs };

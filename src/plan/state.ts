@@ -1,7 +1,8 @@
 /**
  * The two sides the planner compares. Desired: what the spec says, with every image's input digest
  * computed (base digest + step cache keys). Actual: what the local store and the registries hold,
- * observed with HEAD/GET requests. No state file: the registries are the truth.
+ * observed with HEAD/GET requests. No state file on the runner: the registries are the truth, and
+ * what this project wrote there is the ownership record kept in each repository (ownership-record.ts).
  */
 import type { Digest } from '../oci/digest.js';
 import type { TargetRef } from './types.js';
@@ -26,7 +27,7 @@ export interface DesiredState {
   project: string;
   /** Images in dependency order (bases first). */
   images: DesiredImage[];
-  /** Whether tags this project owns but no longer declares are to be deleted. */
+  /** Whether tags this project wrote (per its ownership records) but no longer declares are to be deleted. */
   prune: boolean;
 }
 
@@ -42,10 +43,19 @@ export interface RemoteTag {
   project?: string;
 }
 
-/** A tag found in a registry while looking for prune candidates. */
-export interface ObservedTag extends RemoteTag {
+/** This project's ownership record in one repository, as observed. */
+export interface ObservedRecord {
+  /** The spec's registry name. */
   registry: string;
-  ref: string;
+  /** `host/path`. */
+  repository: string;
+  /** Tag → the manifest digest this project recorded writing there (empty: no record). */
+  tags: Map<string, Digest>;
+  /**
+   * For prune: what each recorded tag the spec no longer declares holds now (null: the tag is gone).
+   * Tags not looked at (prune off, or declared) are absent.
+   */
+  now: Map<string, Digest | null>;
 }
 
 /** What the local store holds. */
@@ -61,6 +71,9 @@ export interface ActualState {
   local: LocalState;
   /** Every desired target ref → what it holds, or null when the tag does not exist. */
   remote: Map<string, RemoteTag | null>;
-  /** Tags in the project's repositories (for prune), when prune is on; otherwise empty. */
-  inventory: ObservedTag[];
+  /**
+   * This project's ownership records: one per repository the spec declares a tag in, plus (with prune)
+   * every repository of the spec's registries that holds one.
+   */
+  records: ObservedRecord[];
 }

@@ -63,11 +63,20 @@ export interface RetagAction extends ActionBase {
   reason: PushReason;
 }
 
-/** Delete a tag this project owns that the spec no longer declares (prune). */
+/**
+ * Delete a tag this project wrote (per its ownership record) that the spec no longer declares (prune).
+ * Only the tag goes: it is pointed at a throw-away manifest of its own, which is then deleted by
+ * digest, so the manifest it held and that manifest's other tags stay.
+ */
 export interface DeleteAction extends ActionBase {
   kind: 'delete';
   target: TargetRef;
+  /** The manifest digest the tag holds now. */
   digest: Digest;
+  /** The digest the ownership record lists for the tag (equal to `digest` unless `leftover`). */
+  recorded: Digest;
+  /** The tag holds the throw-away manifest of an interrupted prune: delete that by digest. */
+  leftover?: boolean;
   reason: string;
 }
 
@@ -82,6 +91,20 @@ export interface UnchangedAction extends ActionBase {
 /** Any action. */
 export type Action = BuildAction | PushAction | RetagAction | DeleteAction | UnchangedAction;
 
+/**
+ * A change to an ownership record that writes no tag. `adopt`: a declared, up-to-date tag holding
+ * this project's image is not recorded yet (written by a dimg without records, or its record update
+ * was lost); it is recorded so that prune can later delete it. `forget`: a recorded tag is gone, or
+ * someone else overwrote it (it is no longer this project's); its entry is dropped and the tag kept.
+ */
+export interface OwnershipChange {
+  kind: 'adopt' | 'forget';
+  target: TargetRef;
+  /** adopt: the digest to record; forget: the digest the record lists. */
+  digest: Digest;
+  reason: string;
+}
+
 /** A warning to show with the plan (e.g. a prune skipped because a digest is still in use). */
 export interface PlanWarning {
   subject: string;
@@ -92,8 +115,8 @@ export interface PlanWarning {
 export interface ObservedSnapshot {
   /** Every desired tag → the manifest digest it held (null: absent). */
   remote: Record<string, Digest | null>;
-  /** Prune inventory: tag → digest. */
-  inventory: Record<string, Digest>;
+  /** Recorded tags prune looked at → what each held (null: gone). */
+  inventory: Record<string, Digest | null>;
   /** Input digests the local store held. */
   local: Digest[];
   /** Image key → its input digest. */
@@ -115,6 +138,8 @@ export interface Plan {
   /** The options the plan was made with (a saved plan is re-checked with the same ones). */
   options: { prune: boolean; targets: string[] };
   actions: Action[];
+  /** Ownership record bookkeeping apply does besides the actions (absent in plans of older dimg). */
+  ownership: OwnershipChange[];
   warnings: PlanWarning[];
 }
 
@@ -125,16 +150,24 @@ export interface PlanSummary {
   retag: number;
   delete: number;
   unchanged: number;
+  /** Ownership record entries to add (adopt) or drop (forget). */
+  ownership: number;
 }
 
-/** Counts the plan's actions by kind. */
-export function summarize(plan: Pick<Plan, 'actions'>): PlanSummary {
-  const s: PlanSummary = { build: 0, push: 0, retag: 0, delete: 0, unchanged: 0 };
+/** The parts of a plan that say what it changes. */
+export type PlanChanges = Pick<Plan, 'actions'> & { ownership?: OwnershipChange[] };
+
+/** Counts the plan's actions by kind, and its ownership record changes. */
+export function summarize(plan: PlanChanges): PlanSummary {
+  const s: PlanSummary = { build: 0, push: 0, retag: 0, delete: 0, unchanged: 0, ownership: plan.ownership?.length ?? 0 };
   for (const a of plan.actions) s[a.kind]++;
   return s;
 }
 
-/** True when applying the plan would change something. */
-export function hasChanges(plan: Pick<Plan, 'actions'>): boolean {
-  return plan.actions.some((a) => a.kind !== 'unchanged');
+/**
+ * True when applying the plan would change something: an action other than `unchanged`, or an
+ * ownership record change. "No changes" is printed only when this is false.
+ */
+export function hasChanges(plan: PlanChanges): boolean {
+  return plan.actions.some((a) => a.kind !== 'unchanged') || (plan.ownership?.length ?? 0) > 0;
 }

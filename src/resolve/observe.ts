@@ -1,7 +1,9 @@
 /**
  * Observing the actual state: the local store (which input digests it holds, what each local name
  * points at) and every target tag in the registries, read with GET requests in parallel (bounded per
- * registry). For prune, the tags of the project's repositories are inventoried too.
+ * registry). The project's ownership records are read for every repository it declares tags in and,
+ * for prune, for every repository of its registries; with prune, each recorded tag the spec no longer
+ * declares is looked at (HEAD) to see whether it still holds what the project wrote.
  */
 import pLimit from 'p-limit';
 import { isDimgError } from '../errors.js';
@@ -12,7 +14,8 @@ import { ANNOTATION_BASE_DIGEST, ANNOTATION_INPUT_DIGEST, ANNOTATION_PROJECT, ty
 import type { RegistryClient } from '../registry/client.js';
 import type { ManifestBytes } from '../registry/manifest.js';
 import type { Store } from '../store/store.js';
-import type { ActualState, DesiredState, LocalState, ObservedTag, RemoteTag } from '../plan/state.js';
+import type { ActualState, DesiredState, LocalState, ObservedRecord, RemoteTag } from '../plan/state.js';
+import { readRecord } from '../registry/ownership-io.js';
 import { repositoryOf } from '../plan/diff.js';
 
 /** What observing needs. */
@@ -22,12 +25,39 @@ export interface ObserveContext {
   /** Requests in flight per registry (default 16). */
   perRegistry?: number;
   /**
-   * For prune: the repositories (`host/path`) to inventory, by registry name. Without it, only the
-   * desired targets' repositories are inventoried.
+   * For prune: the repositories (`host/path`) to read ownership records from, by registry name,
+   * besides those the desired targets are in.
    */
   pruneRepositories?: Map<string, string[]>;
   /** Tags already read (e.g. started while the desired state was being computed), by ref. */
   remote?: Promise<Map<string, RemoteTag | null>>;
+  /** Receives non-fatal findings (a record copied from elsewhere, ignored). */
+  warn?: (message: string) => void;
+}
+
+/**
+ * This project's record in every repository it declares a tag in (and, with prune, in every
+ * repository of `ctx.pruneRepositories`), with what undeclared recorded tags hold now when pruning.
+ */
+async function observeRecords(desired: DesiredState, ctx: ObserveContext, remote: Map<string, RemoteTag | null>, limitFor: (ref: string) => ReturnType<typeof pLimit>): Promise<ObservedRecord[]> {
+  const repos = new Map<string, string>(); // repository → registry name
+  for (const img of desired.images) for (const t of img.targets) repos.set(repositoryOf(t.ref), t.registry);
+  if (desired.prune) for (const [registry, names] of ctx.pruneRepositories ?? []) for (const n of names) if (!repos.has(n)) repos.set(n, registry);
+  const declared = new Set(desired.images.flatMap((i) => i.targets.map((t) => t.ref)));
+  const out = await Promise.all([...repos].sort().map(async ([repository, registry]): Promise<ObservedRecord> => {
+    const repo = ctx.client.repository(parseReference(`${repository}:x`));
+    const stored = await limitFor(repository)(() => readRecord(repo, desired.project, repository, ctx.warn));
+    const tags = new Map(Object.entries(stored?.record.tags ?? {}).map(([tag, e]) => [tag, e.digest] as const));
+    const now = new Map<string, Digest | null>();
+    if (desired.prune) {
+      await Promise.all([...tags.keys()].filter((tag) => !declared.has(`${repository}:${tag}`)).map((tag) => limitFor(repository)(async () => {
+        const known = remote.get(`${repository}:${tag}`);
+        now.set(tag, known !== undefined ? (known?.digest ?? null) : ((await repo.headManifest(tag))?.digest ?? null));
+      })));
+    }
+    return { registry, repository, tags, now };
+  }));
+  return out;
 }
 
 /** Reads the local store and the registries. */
@@ -40,29 +70,8 @@ export async function observe(desired: DesiredState, ctx: ObserveContext): Promi
   ]);
   const missing = refs.filter((r) => !known.has(r));
   const remote = new Map([...known, ...(await readTags(ctx.client, missing, ctx.perRegistry))]);
-  const inventory: ObservedTag[] = [];
-  if (desired.prune) {
-    const repos = ctx.pruneRepositories ?? new Map<string, string[]>();
-    if (!ctx.pruneRepositories) {
-      for (const img of desired.images) for (const t of img.targets) repos.set(t.registry, [...new Set([...(repos.get(t.registry) ?? []), repositoryOf(t.ref)])]);
-    }
-    for (const [registry, repoNames] of repos) {
-      for (const repo of repoNames) {
-        const r = parseReference(`${repo}:x`);
-        const tags = await ctx.client.repository(r).listTags().catch((e) => {
-          if (isDimgError(e) && /NAME_UNKNOWN|NOT_FOUND/.test(e.code)) return [] as string[];
-          throw e;
-        });
-        const found = await Promise.all(tags.map((tag) => limitFor(repo)(async () => {
-          const ref = `${repo}:${tag}`;
-          const t = remote.get(ref) ?? (await readTag(ctx.client, ref));
-          return t ? { registry, ref, ...t } : undefined;
-        })));
-        for (const f of found) if (f) inventory.push(f);
-      }
-    }
-  }
-  return { local, remote, inventory };
+  const records = await observeRecords(desired, ctx, remote, limitFor);
+  return { local, remote, records };
 }
 
 /** A per-registry-host concurrency limiter (default 16 requests in flight per host). */

@@ -10,6 +10,7 @@ import { formatReference, isValidTag, parseReference } from '../oci/reference.js
 import type { BaseSpec, CopyFrom, ImageSpec, RegistrySpec, Spec, Step, TargetSpec } from './model.js';
 import { DEFAULT_WATCH_TAGS, deepFreeze } from './model.js';
 import { stageImage } from './stage-image.js';
+import { isStateTag, STATE_TAG_PREFIX } from '../registry/ownership-record.js';
 import type { GitInfo, SpecPorts } from './ports.js';
 import { SpecError, closest, didYouMean, sortProblems, type Problem } from './problems.js';
 import { parseYaml, keyRange, rangeForPath, nodeAt, type JsonPath, type ParsedYaml } from './yaml-source.js';
@@ -355,6 +356,8 @@ class Normaliser {
         this.at(path, `tag "${t}": ${r.message}`);
       } else if (!isValidTag(r.value)) {
         this.at(path, `tag "${t}" renders to "${r.value}", which is not a valid tag (1–128 of letters, digits, _ . -, not starting with . or -)`);
+      } else if (isStateTag(r.value)) {
+        this.at(path, `tag "${r.value}" is reserved: tags starting with ${STATE_TAG_PREFIX} hold dimg's ownership records (see prune in the README); choose another tag`);
       } else if (out.includes(r.value)) {
         this.at(path, `tag "${r.value}" is listed twice for ${repository}`);
       } else {

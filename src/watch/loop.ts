@@ -266,6 +266,8 @@ export class WatchLoop {
       },
       warn: (m) => r.warn(m),
     });
+    // The tags stay written; without the record prune keeps them (never the other way round).
+    for (const f of result.recordFailures) r.warn(f.message);
     if (run.ac.signal.aborted) {
       r.info(this.stopping ? 'cycle cancelled (stopping)' : 'cycle cancelled');
       return false;

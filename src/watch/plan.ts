@@ -95,7 +95,7 @@ export function desiredFingerprint(resolved: ResolvedSpec): Digest {
  */
 export async function planCycle(spec: Spec, resolved: ResolvedSpec, ctx: WatchPlanContext): Promise<PlanSession> {
   const actual = await observe(resolved.desired, { store: ctx.store, client: ctx.client });
-  const { actions, warnings } = diff(resolved.desired, actual);
+  const { actions, ownership, warnings } = diff(resolved.desired, actual);
   const plan: Plan = {
     formatVersion: PLAN_FORMAT_VERSION,
     specDigest: desiredFingerprint(resolved),
@@ -104,6 +104,7 @@ export async function planCycle(spec: Spec, resolved: ResolvedSpec, ctx: WatchPl
     createdAt: new Date().toISOString(),
     options: { prune: false, targets: [] },
     actions,
+    ownership,
     warnings,
   };
   return { spec, store: ctx.store, client: ctx.client, resolved, actual, digests: ctx.digests, plan, close: async () => undefined };

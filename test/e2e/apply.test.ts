@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { dimg, dimgOk, type CliOptions } from '../support/cli.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
@@ -12,6 +12,8 @@ import { makeBusyboxRootfs } from '../support/busybox.js';
 import { tempDir } from '../support/tmp.js';
 import { requireRoot, requireTool, run } from '../support/tools.js';
 import { remoteDigest } from '../support/skopeo.js';
+import { throwAwayManifest } from '../../src/registry/throwaway-manifest.js';
+import type { Digest } from '../../src/oci/digest.js';
 
 function writeSpec(dir: string, host: string, extra = ''): string {
   const file = join(dir, 'images.yaml');
@@ -124,8 +126,8 @@ test('prune deletes the tags of a removed image, never a tag another tool pushed
   writeSpec(p.dir, reg.host, `  old:\n    from: base\n    repository: e2e/old\n    tags: ["1"]\n    push: [local]\n`);
   await ok(['apply'], opts);
   run('skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg.host}/e2e/web:1.0`, `docker://${reg.host}/e2e/web:foreign`]);
-  // skopeo copies the manifest as is: the copy carries our annotations but is not declared; and it
-  // shares the digest of web:1.0, so prune must leave it alone anyway. A truly foreign image:
+  // skopeo copies the manifest as is: the copy carries our annotations, but this project did not
+  // write that tag (it is not in the ownership record), so prune leaves it alone. A truly foreign image:
   const foreign = join(tempDir(t), 'foreign');
   makeBusyboxRootfs(foreign);
   await ok(['image', 'import', foreign, `${reg.host}/e2e/api:foreign`], opts);
@@ -135,7 +137,7 @@ test('prune deletes the tags of a removed image, never a tag another tool pushed
   const plan = await ok(['plan', '--prune', '-o', join(p.dir, 'plan.json')], opts);
   assert.match(plan.stdout, /delete\s+\S+e2e\/old:1/);
   assert.doesNotMatch(plan.stdout, /delete\s+\S+:foreign/);
-  assert.match(plan.stdout, /web:foreign.*not deleted/);
+  assert.doesNotMatch(plan.stdout, /Warning/);
 
   // The state moves: the saved plan is stale.
   run('skopeo', ['copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg.host}/e2e/web:1.0`, `docker://${reg.host}/e2e/api:1`]);
@@ -145,9 +147,34 @@ test('prune deletes the tags of a removed image, never a tag another tool pushed
 
   await ok(['apply', '--prune'], opts);
   const tags = (repo: string) => JSON.parse(run('skopeo', ['list-tags', '--tls-verify=false', `docker://${reg.host}/${repo}`])).Tags as string[];
-  assert.deepEqual(tags('e2e/old'), []);
-  assert.deepEqual(tags('e2e/web').sort(), ['1.0', 'foreign', 'latest']);
-  assert.deepEqual(tags('e2e/api').sort(), ['1', 'foreign']);
+  assert.deepEqual(tags('e2e/old'), ['dimg-state-e2e']);
+  assert.deepEqual(tags('e2e/web').sort(), ['1.0', 'dimg-state-e2e', 'foreign', 'latest']);
+  assert.deepEqual(tags('e2e/api').sort(), ['1', 'dimg-state-e2e', 'foreign']);
+
+  // Rename latest → stable: one apply --prune removes latest alone (its manifest stays under stable
+  // and 1.0), and the next plan has nothing left to do.
+  const latest = remoteDigest(`${reg.host}/e2e/web:latest`);
+  writeFileSync(p.file, readFileSync(p.file, 'utf8').replace('tags: ["1.0", "latest"]', 'tags: ["1.0", "stable"]'));
+  await ok(['apply', '--prune'], opts);
+  assert.deepEqual(tags('e2e/web').sort(), ['1.0', 'dimg-state-e2e', 'foreign', 'stable']);
+  assert.equal(remoteDigest(`${reg.host}/e2e/web:stable`), latest);
+  assert.equal(remoteDigest(`${reg.host}/e2e/web:foreign`), latest);
+  const clean = await dimg(['plan', '--prune', '--detailed-exitcode'], opts);
+  assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+  assert.match(clean.stdout, /^No changes\./m);
+
+  // An interrupted prune (the tag already on its throw-away manifest, never deleted) is finished by
+  // the next apply --prune, recognised from the record.
+  const api1 = remoteDigest(`${reg.host}/e2e/api:1`);
+  const throwAway = throwAwayManifest('e2e', `${reg.host}/e2e/api:1`, api1 as Digest);
+  const put = await fetch(`${reg.url}/v2/e2e/api/manifests/1`, { method: 'PUT', headers: { 'content-type': throwAway.mediaType }, body: throwAway.bytes });
+  assert.equal(put.status, 201);
+  writeFileSync(p.file, readFileSync(p.file, 'utf8').replace(/  api:\n[\s\S]*?push: \[local\]\n/, ''));
+  const leftover = await ok(['plan', '--prune'], opts);
+  assert.match(leftover.stdout, /delete\s+\S+e2e\/api:1 .*left over by an interrupted prune/);
+  await ok(['apply', '--prune'], opts);
+  assert.deepEqual(tags('e2e/api').sort(), ['dimg-state-e2e', 'foreign']);
+  assert.equal((await dimg(['plan', '--prune', '--detailed-exitcode'], opts)).code, 0);
 });
 
 test('webhooks: each tag written is POSTed to the notify URLs; a failing hook is only a warning', async (t) => {

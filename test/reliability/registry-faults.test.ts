@@ -192,8 +192,8 @@ images:
   const final = await checkRegistry(reg.url, { content: true });
   console.log(`# final registry state: ${JSON.stringify(final.state)}`);
   assert.deepEqual(final.problems, []);
-  assert.deepEqual(Object.keys(final.state['faults/app'] ?? {}).sort(), ['1', 'latest']);
-  assert.deepEqual(Object.keys(final.state['faults/seed'] ?? {}), ['1']);
+  assert.deepEqual(Object.keys(final.state['faults/app'] ?? {}).sort(), ['1', 'dimg-state-faults', 'latest'], 'the tags and the ownership record');
+  assert.deepEqual(Object.keys(final.state['faults/seed'] ?? {}), ['1', 'dimg-state-faults-seed']);
 });
 
 test('a body cut short with a clean end (no Content-Length) is fetched again: pull succeeds and stores verified blobs', async (t) => {

@@ -113,7 +113,7 @@ test('TLS: insecure means HTTPS without verification when the registry speaks TL
   await okRun(['image', 'tag', `${reg.host}/tls/app:1`, `${reg.host}/tls/app:2`], fresh);
   await okRun(['image', 'push', '--insecure', `${reg.host}/tls/app:2`], fresh);
   const tags = await okRun(['image', 'tags', '--insecure', `${reg.host}/tls/app`], fresh);
-  assert.deepEqual(tags.stdout.trim().split('\n').sort(), ['1', '2']);
+  assert.deepEqual(tags.stdout.trim().split('\n').sort(), ['1', '2', 'dimg-state-tls'], 'the apply above also wrote its ownership record');
 
   // Without insecure the private CA is still refused, in the same store that used --insecure before.
   const refusedRun = await dimg(['image', 'pull', `${reg.host}/tls/app:2`], fresh);
@@ -142,7 +142,7 @@ test('TLS: insecure means HTTPS without verification when the registry speaks TL
   assert.match(loopPlain.stderr, /^error: .*HTTP 400: Client sent an HTTP request to an HTTPS server/m);
   assert.match(loopPlain.stderr, /^hint: .*mark it insecure/m);
   const loopInsecure = await okRun(['image', 'tags', '--insecure', `${loop}/tls/app`], fresh);
-  assert.deepEqual(loopInsecure.stdout.trim().split('\n').sort(), ['1', '2']);
+  assert.deepEqual(loopInsecure.stdout.trim().split('\n').sort(), ['1', '2', 'dimg-state-tls']);
   assert.deepEqual(schemeLines(loopInsecure.stderr), [`debug: registry ${loop}: speaks TLS; HTTPS without certificate verification (insecure)`]);
   console.log(`# TLS insecure: HTTPS registry (private CA, none given) apply/pull/push ok; plain-HTTP registry ok; without insecure refused: ${refusedRun.stderr.trim().split('\n')[0]}`);
 });

@@ -100,6 +100,8 @@ export function register(program: Command): void {
               ? first.error
               : new DimgError('APPLY_FAILED', `${first.action.id}: ${(first.error as Error)?.message ?? String(first.error)}`, 'fix the cause and run apply again; what succeeded stays done');
           }
+          for (const f of result.recordFailures.slice(1)) reporter.warn(f.message);
+          if (result.recordFailures.length > 0) throw result.recordFailures[0]!;
         });
       } finally {
         await session.close();

@@ -26,5 +26,5 @@ export function parsePlanJson(text: string, file: string): Plan {
     throw new DimgError('PLAN_INVALID', `${file} has plan format ${String(p.formatVersion)}; this dimg reads format ${PLAN_FORMAT_VERSION}`, 'make the plan again with this version of dimg');
   }
   const { summary: _ignored, ...plan } = data as Plan & { summary?: unknown };
-  return { ...plan, warnings: plan.warnings ?? [], options: plan.options ?? { prune: false, targets: [] } };
+  return { ...plan, ownership: plan.ownership ?? [], warnings: plan.warnings ?? [], options: plan.options ?? { prune: false, targets: [] } };
 }

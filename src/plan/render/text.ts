@@ -14,7 +14,7 @@ export interface TextOptions {
 const SYMBOL: Record<Action['kind'], string> = { build: '+', push: '+', retag: '~', delete: '-', unchanged: '=' };
 
 /** The plan as text ending in a newline. */
-export function renderPlanText(plan: Pick<Plan, 'actions' | 'warnings'>, opts: TextOptions = {}): string {
+export function renderPlanText(plan: Pick<Plan, 'actions' | 'warnings'> & Partial<Pick<Plan, 'ownership'>>, opts: TextOptions = {}): string {
   const lines: string[] = [];
   const paint = (code: string, s: string) => (opts.color ? `\x1b[${code}m${s}\x1b[0m` : s);
   const colorOf: Record<Action['kind'], string> = { build: '32', push: '32', retag: '33', delete: '31', unchanged: '2' };
@@ -23,12 +23,17 @@ export function renderPlanText(plan: Pick<Plan, 'actions' | 'warnings'>, opts: T
     const symbol = a.kind === 'push' && a.current ? '~' : SYMBOL[a.kind];
     lines.push(paint(colorOf[a.kind], `  ${symbol} ${describe(a)}`));
   }
+  // Ownership record bookkeeping is a write too: shown, counted, and never hidden behind "No changes".
+  for (const o of plan.ownership ?? []) {
+    lines.push(paint('33', o.kind === 'adopt' ? `  ~ own    ${o.target.ref}  (${short(o.digest)}, ${o.reason})` : `  ~ forget ${o.target.ref}  (recorded ${short(o.digest)}, ${o.reason})`));
+  }
   for (const w of plan.warnings) lines.push(`Warning: ${w.subject}: ${w.message}`);
   const s = summarize(plan);
   if (!hasChanges(plan)) {
     lines.push(`No changes. Registries match images.yaml.${s.unchanged ? ` (${s.unchanged} tag${s.unchanged === 1 ? '' : 's'} up to date)` : ''}`);
   } else {
-    lines.push('', `Plan: ${s.build} to build, ${s.push} to push, ${s.retag} to retag, ${s.delete} to delete.`);
+    const records = s.ownership ? `, ${s.ownership} ownership record entr${s.ownership === 1 ? 'y' : 'ies'} to update` : '';
+    lines.push('', `Plan: ${s.build} to build, ${s.push} to push, ${s.retag} to retag, ${s.delete} to delete${records}.`);
   }
   return `${lines.join('\n')}\n`;
 }
