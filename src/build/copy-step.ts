@@ -14,7 +14,7 @@ import { compareBytes } from '../layer/paths.js';
 import type { CopyFilter, CopySource } from './copy-inputs.js';
 import type { LayerView } from './layer-view.js';
 import { resolveUser } from './users.js';
-import { globSegmentRegex } from '../spec/glob.js';
+import { globSegmentMatcher } from '../spec/glob.js';
 
 /** A copy step resolved against its source root. */
 export interface ResolvedCopy {
@@ -101,9 +101,9 @@ async function expand(root: string, segs: string[]): Promise<string[]> {
         if (await fs.lstat(join(root, p)).then(() => true, () => false)) next.push(p);
         continue;
       }
-      const re = globSegmentRegex(seg);
+      const matcher = globSegmentMatcher(seg);
       const names = await fs.readdir(base ? join(root, base) : root).catch(() => [] as string[]);
-      for (const n of names.sort(compareBytes)) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
+      for (const n of names.sort(compareBytes)) if (matcher.test(n)) next.push(base ? `${base}/${n}` : n);
     }
     current = next;
   }

@@ -7,7 +7,7 @@ import { posix } from 'node:path';
 import type { SpecFs } from './ports.js';
 import { IGNORE_FILES, IgnoreMatcher } from './ignore.js';
 import type { CopyStep } from './model.js';
-import { globSegmentRegex } from './glob.js';
+import { globSegmentMatcher } from './glob.js';
 
 /** The ignore matcher of a context (`.dimgignore`, else `.dockerignore`), or an empty one. */
 export async function contextIgnore(fs: SpecFs, context: string): Promise<{ matcher: IgnoreMatcher; file?: string; error?: string }> {
@@ -61,8 +61,8 @@ async function glob(fs: SpecFs, root: string, pattern: string): Promise<string[]
         if (await fs.stat(posix.join(root, p))) next.push(p);
         continue;
       }
-      const re = globSegmentRegex(seg);
-      for (const name of (await fs.readDir(posix.join(root, dir))) ?? []) if (re.test(name)) next.push(dir === '' ? name : `${dir}/${name}`);
+      const matcher = globSegmentMatcher(seg);
+      for (const name of (await fs.readDir(posix.join(root, dir))) ?? []) if (matcher.test(name)) next.push(dir === '' ? name : `${dir}/${name}`);
     }
     current = next;
     if (current.length === 0) break;
