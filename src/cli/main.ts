@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { DimgError } from '../errors.js';
 import { registerCommands } from './commands/index.js';
+import { CommandCancelled } from './cancellation.js';
 
 /** Runs the CLI with `argv` (as process.argv) and resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -34,7 +35,7 @@ export function reportError(err: unknown): number {
   if (err instanceof DimgError) {
     process.stderr.write(`error: ${err.message}\n`);
     if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
-    return 1;
+    return err instanceof CommandCancelled ? err.exitCode : 1;
   }
   process.stderr.write(`dimg: internal error (a bug, please report it):\n${err instanceof Error ? err.stack : String(err)}\n`);
   return 70;

@@ -170,6 +170,8 @@ export class RegistryClient {
         try {
           return await op(r);
         } catch (e) {
+          // Cancelled: the origin would be cancelled too; asking it anyway only delays stopping.
+          if (isDimgError(e, 'ABORTED')) throw e;
           const down = isDimgError(e, 'REGISTRY_UNREACHABLE') || isDimgError(e, 'REGISTRY_CONNECTION') || isDimgError(e, 'REGISTRY_TLS');
           if (down) this.downMirrors.add(r.domain);
           log?.(this.transport.redact(`mirror ${r.domain} failed for ${ref.domain}/${ref.path}: ${messageOf(e)}; ${down ? 'not using it again in this run' : 'trying the next source'}`));
@@ -181,8 +183,8 @@ export class RegistryClient {
     return {
       name: origin.name,
       location: { domain: origin.domain, path: origin.path },
-      manifest: (r) => tryAll((repo) => repo.getManifest(r)),
-      blob: (d) => tryAll((repo) => repo.getBlob(d.digest, d.size)),
+      manifest: (r, signal) => tryAll((repo) => repo.getManifest(r, signal)),
+      blob: (d, signal) => tryAll((repo) => repo.getBlob(d.digest, d.size, signal)),
     };
   }
 
@@ -209,8 +211,8 @@ export function registrySource(repo: RemoteRepository): ImageSource {
   return {
     name: repo.name,
     location: { domain: repo.domain, path: repo.path },
-    manifest: (r: string): Promise<ManifestBytes> => repo.getManifest(r),
-    blob: (d: Descriptor): Promise<Readable> => repo.getBlob(d.digest, d.size),
+    manifest: (r: string, signal?: AbortSignal): Promise<ManifestBytes> => repo.getManifest(r, signal),
+    blob: (d: Descriptor, signal?: AbortSignal): Promise<Readable> => repo.getBlob(d.digest, d.size, signal),
   };
 }
 

@@ -23,6 +23,7 @@ import { humanBytes } from '../format.js';
 import { shortDigest, transferLines } from '../transfer-lines.js';
 import { imageCommand } from './image-group.js';
 import { openStoreFor } from '../context.js';
+import { withCancellation } from '../cancellation.js';
 import { findImage } from '../../image/find.js';
 // Direct module imports, not transfer/index.js: a push or a registry-to-registry copy then loads
 // neither the archive reader/writer nor tar-stream (copy.ts is imported only for other endpoints).
@@ -244,14 +245,17 @@ export async function pull(refArg: string, flags: PullFlags, cmd: Command): Prom
     if (!flags.quiet) out.write(`${flags.allTags ? 'Pulling all tags of' : `${ref.tag ?? ref.digest}: Pulling from`} ${familiarString({ domain: ref.domain, path: ref.path })}\n`);
     const reporter = blobReporter('pull', Boolean(flags.quiet), process.stdout);
     let fetched = 0;
-    const r = await pullImage(store, client, formatFull(ref), {
-      platform: flags.platform ? parsePlatform(flags.platform) : undefined,
-      allTags: flags.allTags,
-      onEvent: (e) => {
-        if (e.kind === 'blob' && e.outcome !== 'exists') fetched++;
-        reporter.onEvent(e);
-      },
-    });
+    const r = await withCancellation('pull', (signal) =>
+      pullImage(store, client, formatFull(ref), {
+        platform: flags.platform ? parsePlatform(flags.platform) : undefined,
+        allTags: flags.allTags,
+        signal,
+        onEvent: (e) => {
+          if (e.kind === 'blob' && e.outcome !== 'exists') fetched++;
+          reporter.onEvent(e);
+        },
+      }),
+    );
     if (flags.quiet) {
       for (const p of r.pulled) out.write(`${p.name}\n`);
       return;
@@ -301,7 +305,7 @@ export async function push(name: string, dest: string | undefined, flags: PushFl
   const client = new RegistryClient(clientOptions(flags, [target.domain]));
   try {
     if (!flags.quiet) process.stdout.write(`The push refers to repository [${familiarString({ domain: target.domain, path: target.path })}]\n`);
-    const r = await pushImage(store, client, found.image.descriptor, formatFull(target), blobReporter('push', Boolean(flags.quiet), process.stdout));
+    const r = await withCancellation('push', (signal) => pushImage(store, client, found.image.descriptor, formatFull(target), { ...blobReporter('push', Boolean(flags.quiet), process.stdout), signal }));
     process.stdout.write(`${target.tag}: digest: ${r.digest} size: ${r.size}\n`);
     return r.digest;
   } finally {
