@@ -4,10 +4,13 @@
  * of SIGTERM or SIGINT, exits as a process stopped by that signal does (143 / 130 in a shell), says
  * why on stderr without a stack trace, and leaves the store valid: no partial blob, no name for an
  * image it did not finish, nothing `store verify` objects to, and the next apply completes.
+ *
+ * A closed stdout ends a command the way it ends `cat` or `docker save`: quietly, with the status of
+ * SIGPIPE (141), no stack trace, and the store left as it was.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -147,4 +150,41 @@ images:
   assert.equal(again.code, 0, again.stderr);
   const plan = await dimg(['plan', '--detailed-exitcode'], opts);
   assert.equal(plan.code, 0, `plan after the completed apply:\n${plan.stdout}${plan.stderr}`);
+});
+
+test('image save into a pipe closed early (| head -c 100) exits 141 quietly and leaves the store intact', async (t) => {
+  const dir = tempDir(t);
+  makeBusyboxRootfs(join(dir, 'rootfs'));
+  writeFileSync(join(dir, 'rootfs', 'big.bin'), randomBytes(4 << 20));
+  const root = join(dir, 'store');
+  const imported = await dimg(['image', 'import', './rootfs', 'test/epipe:1'], { root, cwd: dir });
+  assert.equal(imported.code, 0, imported.stderr);
+  const errFile = join(dir, 'save.err');
+  // Exactly the user's pipeline, in bash for PIPESTATUS: dimg's own status, its stderr kept apart.
+  const r = spawnSync('bash', ['-c', '"$0" "$1" image save test/epipe:1 2>"$2" | head -c 100 >/dev/null; echo "${PIPESTATUS[0]}"', process.execPath, DIMG_BIN, errFile], {
+    cwd: dir,
+    env: { ...process.env, DIMG_ROOT: root },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  const status = Number(r.stdout.trim());
+  const stderr = readFileSync(errFile, 'utf8');
+  assert.equal(status, 141, `dimg image save | head -c 100: status ${r.stdout.trim()}, stderr:\n${stderr}`);
+  assert.doesNotMatch(stderr, /internal error|EPIPE|^\s+at /m, `no stack trace or internal error:\n${stderr}`);
+  assert.equal(stderr.trim().split('\n').filter(Boolean).length <= 1, true, `at most one line on stderr:\n${stderr}`);
+
+  const tmp = join(root, 'tmp');
+  assert.deepEqual(existsSync(tmp) ? readdirSync(tmp) : [], [], 'temp files left in the store');
+  assert.deepEqual(readdirSync(join(root, 'leases')), [], 'the lease of the stopped save was not released');
+  const verify = await dimg(['store', 'verify'], { root, cwd: dir });
+  assert.equal(verify.code, 0, `store verify:\n${verify.stdout}${verify.stderr}`);
+  const whole = await dimg(['image', 'save', '-o', join(dir, 'all.tar'), 'test/epipe:1'], { root, cwd: dir });
+  assert.equal(whole.code, 0, `a full save afterwards:\n${whole.stderr}`);
+
+  // Any other write failure is a real error, not a quiet stop: a full disk behind the redirect.
+  const full = spawnSync('bash', ['-c', '"$0" "$1" image save test/epipe:1 >/dev/full', process.execPath, DIMG_BIN], { cwd: dir, env: { ...process.env, DIMG_ROOT: root }, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(full.status, 1, `save > /dev/full: status ${full.status}:\n${full.stderr}`);
+  assert.match(full.stderr, /^error: cannot write to standard output: .*ENOSPC/m, full.stderr);
+  assert.match(full.stderr, /^hint: /m, full.stderr);
+  assert.doesNotMatch(full.stderr, /internal error|^\s+at /m, full.stderr);
 });
