@@ -8,7 +8,7 @@ import { DimgError, isDimgError, messageOf } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { Reference } from '../oci/reference.js';
 import type { Descriptor } from '../oci/types.js';
-import { RegistryAuth } from './auth.js';
+import { RegistryAuth, type AuthPolicy } from './auth.js';
 import { lookupCredential, type Credential, type CredentialOptions } from './credentials.js';
 import { apiHost, normaliseRegistry, registryBaseUrl } from './hosts.js';
 import type { ManifestBytes } from './manifest.js';
@@ -32,6 +32,11 @@ export interface RegistryClientOptions extends TransportOptions {
   credentials?: CredentialOptions;
   /** Pull-side mirrors: registry domain → mirror registry hosts tried first, in order (`docker.io` → [`mirror.local:5000`]). */
   mirrors?: Record<string, string[]>;
+  /**
+   * Called (once per origin) before a password, identity token or registry token is first sent over
+   * plain HTTP, with the registry and the origin. `dimg login` warns with it.
+   */
+  onCleartextCredential?: (registry: string, origin: string) => void;
   /** Blob upload tuning (see RepositoryTuning). */
   monolithicMax?: number;
   chunkSize?: number;
@@ -72,7 +77,7 @@ export class RegistryClient {
     let a = this.auths.get(key);
     if (!a) {
       const getCred = credential ? async () => credential : () => lookupCredential(domain, this.opts.credentials);
-      a = new RegistryAuth(this.transport, domain, this.endpoint(domain), getCred);
+      a = new RegistryAuth(this.transport, domain, this.endpoint(domain), getCred, this.policyFor(domain));
       this.auths.set(key, a);
     }
     return a;
@@ -120,8 +125,13 @@ export class RegistryClient {
    */
   async verifyCredential(server: string, credential: Credential): Promise<void> {
     const domain = normaliseRegistry(server);
-    const auth = new RegistryAuth(this.transport, domain, this.endpoint(domain), async () => credential);
+    const auth = new RegistryAuth(this.transport, domain, this.endpoint(domain), async () => credential, this.policyFor(domain));
     await auth.verify();
+  }
+
+  private policyFor(domain: string): AuthPolicy {
+    const tell = this.opts.onCleartextCredential;
+    return tell ? { onCleartextCredential: (origin) => tell(domain, origin) } : {};
   }
 
   /**

@@ -2,7 +2,8 @@
  * HTTP(S) transport for registries: keep-alive agents with a bounded number of sockets per registry,
  * certificate verification (with extra CAs), retries with exponential backoff and jitter on connection
  * errors, 5xx and 429 (honouring Retry-After within a total budget), redirects that never carry
- * Authorization to another host, and secret redaction of every message it produces.
+ * Authorization to another host nor go from HTTPS to plain HTTP, and secret redaction of every
+ * message it produces.
  *
  * Auth is not done here (see auth.ts): this layer sends exactly the headers it is given.
  */
@@ -11,7 +12,7 @@ import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { Readable } from 'node:stream';
 import { DimgError, messageOf } from '../errors.js';
-import { describeSubject, type ErrorSubject } from './errors.js';
+import { describeSubject, downgradeError, type ErrorSubject } from './errors.js';
 import { Redactor } from './redact.js';
 
 /** How hard to retry. All delays in milliseconds. */
@@ -167,6 +168,12 @@ export class Transport {
         throw new DimgError('REGISTRY_REDIRECT_LOOP', `${describeSubject(req.subject)}: more than ${MAX_REDIRECTS} redirects`, 'the registry or a proxy in front of it is misconfigured');
       }
       const next = new URL(location, url);
+      // A redirect can hand the request to a storage host, never from HTTPS down to plain HTTP: the
+      // bytes (and anything signed in the URL) would then travel readable and forgeable.
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+        throw new DimgError('REGISTRY_REDIRECT_INVALID', `${describeSubject(req.subject)}: redirected to a ${next.protocol} URL, which is not HTTP`, 'the registry or a proxy in front of it is misconfigured');
+      }
+      if (url.protocol === 'https:' && next.protocol !== 'https:') throw downgradeError(req.subject, 'redirected the request', next);
       if (next.origin !== origin && headers.authorization !== undefined) {
         // Credentials are for the registry only, never for the storage backend it redirects to.
         headers = { ...headers, authorization: undefined };

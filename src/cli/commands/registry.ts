@@ -107,7 +107,7 @@ export async function login(server: string | undefined, flags: LoginFlags): Prom
     throw new DimgError('LOGIN_PASSWORD_REQUIRED', `login to ${domain}: no password given`, 'pipe the password into --password-stdin (dimg does not prompt)');
   }
   if (password === '') throw new DimgError('LOGIN_PASSWORD_REQUIRED', `login to ${domain}: the password is empty`, 'pipe the password into --password-stdin');
-  const client = new RegistryClient(clientOptions(flags, [domain]));
+  const client = new RegistryClient({ ...clientOptions(flags, [domain]), onCleartextCredential: flags.insecure ? undefined : cleartextWarning });
   try {
     await client.verifyCredential(domain, { username: flags.username, password });
   } catch (e) {
@@ -123,6 +123,16 @@ export async function login(server: string | undefined, flags: LoginFlags): Prom
     process.stderr.write(`WARNING! Your credentials are stored unencrypted in '${saved.path}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n\n`);
   }
   process.stdout.write('Login Succeeded\n');
+}
+
+/**
+ * Login's warning before the password goes out unencrypted. Loopback registries are plain HTTP by
+ * default (as in Docker), so this is what a user who never asked for plain HTTP sees; `--insecure`
+ * says the registry is meant to be plain HTTP and silences it. Other commands only reuse credentials
+ * stored here, so the warning is given once, when the password is handed over.
+ */
+function cleartextWarning(registry: string, origin: string): void {
+  process.stderr.write(`WARNING! The credentials for ${registry} are sent over plain HTTP (${origin}), without encryption: anyone who can see the traffic can read them.\nServe the registry over HTTPS, or pass --insecure to confirm it is meant to be plain HTTP.\n`);
 }
 
 /** `dimg logout`: remove stored credentials (file and helper). */
