@@ -35,10 +35,10 @@ function preloadEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${preload}`.trim(), ...extra };
 }
 
-/** An HTTPS server on 127.0.0.1 with a certificate for registry.dimg.test, from a fresh CA. */
-async function serveTls(t: { after(fn: () => unknown): void }, dir: string, handler: http.RequestListener): Promise<{ port: number; ca: string }> {
-  const certs = makeCertificates(dir, [TLS_HOSTNAME, '127.0.0.1']);
-  const srv = https.createServer({ cert: readFileSync(certs.cert), key: readFileSync(certs.key) }, handler);
+type TestHooks = { after(fn: () => unknown): void };
+
+/** Starts `srv` on a free 127.0.0.1 port, closed (connections and all) when the test ends. */
+async function listen(t: TestHooks, srv: http.Server): Promise<number> {
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   t.after(
     () =>
@@ -47,7 +47,14 @@ async function serveTls(t: { after(fn: () => unknown): void }, dir: string, hand
         srv.close(() => r());
       }),
   );
-  return { port: (srv.address() as AddressInfo).port, ca: certs.ca };
+  return (srv.address() as AddressInfo).port;
+}
+
+/** An HTTPS server on 127.0.0.1 with a certificate for registry.dimg.test, from a fresh CA. */
+async function serveTls(t: TestHooks, dir: string, handler: http.RequestListener): Promise<{ port: number; ca: string }> {
+  const certs = makeCertificates(dir, [TLS_HOSTNAME, '127.0.0.1']);
+  const port = await listen(t, https.createServer({ cert: readFileSync(certs.cert), key: readFileSync(certs.key) }, handler));
+  return { port, ca: certs.ca };
 }
 
 /** Forwards `req` to the registry at `up` (Host kept), optionally rewriting response headers. */
@@ -71,17 +78,8 @@ function challenge(res: http.ServerResponse, value: string): void {
 }
 
 /** A loopback HTTP server for `handler`, stopped when the test ends; resolves to its `host:port`. */
-async function serve(t: { after(fn: () => unknown): void }, handler: http.RequestListener): Promise<string> {
-  const srv = http.createServer(handler);
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  t.after(
-    () =>
-      new Promise<void>((r) => {
-        srv.closeAllConnections();
-        srv.close(() => r());
-      }),
-  );
-  return `127.0.0.1:${(srv.address() as AddressInfo).port}`;
+async function serve(t: TestHooks, handler: http.RequestListener): Promise<string> {
+  return `127.0.0.1:${await listen(t, http.createServer(handler))}`;
 }
 
 test('a manifest over the size limit is refused once as too large, naming the reference and the limit', async (t) => {
