@@ -62,7 +62,8 @@ export interface TransferOptions {
   onEvent?: (e: TransferEvent) => void;
   /**
    * Stops the transfer: requests in flight are aborted, blob streams destroyed (so a sink discards
-   * what it had written of them), and the transfer rejects with TRANSFER_CANCELLED.
+   * what it had written of them), no manifest is written after it fired, and the transfer rejects
+   * (TRANSFER_CANCELLED, or ABORTED from a request that was in flight).
    */
   signal?: AbortSignal;
 }
