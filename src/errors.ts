@@ -3,8 +3,8 @@
  *
  * Every DimgError has a stable machine-readable `code`, a one-line `message` that names its subject
  * (an image, a file, a registry, a blob…), and a `hint` saying what to do next. The CLI prints
- * `error: MESSAGE` and `hint: HINT` on stderr and exits 1; any other thrown value is a bug and is
- * printed with its stack.
+ * `error: MESSAGE` and `hint: HINT` on stderr and exits 1 (130/143 when a signal stopped the command,
+ * see cli/cancellation.ts); any other thrown value is a bug and is printed with its stack.
  */
 export class DimgError extends Error {
   /** Stable identifier, e.g. `IMAGE_NOT_FOUND`; tests and scripts may match on it. */

@@ -1,6 +1,5 @@
 /**
- * Shared pieces of commands that build: rendering build events, cancellation on SIGINT/SIGTERM,
- * and numeric flag parsing.
+ * Shared pieces of commands that build: rendering build events and numeric flag parsing.
  */
 import { DimgError } from '../errors.js';
 import { stepLine, type BuildEvent } from '../build/events.js';
@@ -12,20 +11,6 @@ export function positiveInt(v: string, flag: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new DimgError('FLAG_INVALID', `${flag} must be a positive integer, got "${v}"`, `e.g. ${flag} 4`);
   return n;
-}
-
-/** Runs `fn` with an AbortSignal fired by SIGINT/SIGTERM; the builder then cleans up and fails. */
-export async function withCancellation(fn: (signal: AbortSignal) => Promise<void>): Promise<void> {
-  const ac = new AbortController();
-  const onSignal = () => ac.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    await fn(ac.signal);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
 }
 
 /**

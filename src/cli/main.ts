@@ -5,6 +5,8 @@
 import { Command, CommanderError } from 'commander';
 import { DimgError } from '../errors.js';
 import { registerCommands } from './commands/index.js';
+import { CommandCancelled } from './cancellation.js';
+import { SIGPIPE_STATUS, stdoutClosed, stdoutError, stdoutFailure, watchStdout } from './stdout-pipe.js';
 
 /** Runs the CLI with `argv` (as process.argv) and resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -16,11 +18,20 @@ export async function main(argv: string[]): Promise<number> {
     .showSuggestionAfterError(true)
     .exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  watchStdout();
   await registerCommands(program, argv);
   try {
     await program.parseAsync(argv);
+    // Output was lost: not a success, even if the work itself finished.
+    if (stdoutClosed()) return SIGPIPE_STATUS;
+    const broken = stdoutFailure();
+    if (broken) return reportError(stdoutError(broken));
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
+    // A failure of the command's own (a DimgError) is still worth saying; one that only echoes the
+    // failed write to stdout is not.
+    const broken = stdoutFailure();
+    if (broken && !(err instanceof DimgError)) return stdoutClosed() ? SIGPIPE_STATUS : reportError(stdoutError(broken));
     return reportError(err);
   }
 }
@@ -34,7 +45,7 @@ export function reportError(err: unknown): number {
   if (err instanceof DimgError) {
     process.stderr.write(`error: ${err.message}\n`);
     if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
-    return 1;
+    return err instanceof CommandCancelled ? err.exitCode : 1;
   }
   process.stderr.write(`dimg: internal error (a bug, please report it):\n${err instanceof Error ? err.stack : String(err)}\n`);
   return 70;

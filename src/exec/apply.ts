@@ -118,7 +118,7 @@ class ApplyPorts implements ExecutorPorts {
         onEvent: this.opts.onBuildEvent,
         sourceDateEpoch: this.opts.sourceDateEpoch,
         pull: async (ref, platform) => {
-          await pullImage(this.session.store, this.session.client, ref, { platform });
+          await pullImage(this.session.store, this.session.client, ref, { platform, signal });
         },
         built: (dep) => this.dependency(dep, signal),
       });

@@ -3,12 +3,18 @@
  * Bearer tokens (fetched from the challenge's realm with `service` and `scope`s, cached per realm,
  * service, scope set and credential until they expire), and on a 401 refreshes the token once
  * (adding the scope the challenge asks for) before giving up.
+ *
+ * Where credentials may go: the registry's Authorization is sent to its own origin only (an upload
+ * Location or any other absolute URL elsewhere gets none, as Docker does). A token realm over plain
+ * HTTP for a registry reached over HTTPS is a downgrade and refused; a password or identity token is
+ * never sent to a plain-HTTP realm on another host; and before any long-lived credential goes out over
+ * plain HTTP at all, `onCleartextCredential` is told (login warns with it).
  */
 import { Readable } from 'node:stream';
 import { DimgError } from '../errors.js';
 import { parseChallenges, pickChallenge, type Challenge } from './challenge.js';
 import type { Credential } from './credentials.js';
-import { registryError, type ErrorSubject } from './errors.js';
+import { downgradeError, registryError, type ErrorSubject } from './errors.js';
 import type { HttpRequest, HttpResponse, Transport } from './transport.js';
 
 /** `repository:NAME:pull` / `repository:NAME:pull,push`. */
@@ -28,6 +34,15 @@ export interface AuthedRequest extends Omit<HttpRequest, 'url'> {
   scopes: string[];
 }
 
+/** Options of a RegistryAuth. */
+export interface AuthPolicy {
+  /**
+   * Called once per origin, before a password, identity token or registry token is first sent to it
+   * over plain HTTP (the registry itself, or its token realm on the same host).
+   */
+  onCleartextCredential?: (origin: string) => void;
+}
+
 /**
  * The authenticated view of one registry. `send()` adds the right Authorization header and handles
  * 401 challenges; responses are returned whatever their status otherwise.
@@ -40,6 +55,7 @@ export class RegistryAuth {
   private readonly inflight = new Map<string, Promise<CachedToken>>();
 
   private base: string | undefined;
+  private readonly warnedCleartext = new Set<string>();
 
   /**
    * @param domain the registry as named in references (for messages and credential lookup)
@@ -53,6 +69,7 @@ export class RegistryAuth {
     readonly domain: string,
     private readonly endpoint: string | { https: string; decide: () => Promise<string> },
     private readonly getCredential: () => Promise<Credential | undefined>,
+    private readonly policy: AuthPolicy = {},
   ) {
     if (typeof endpoint === 'string') this.base = endpoint;
   }
@@ -75,8 +92,15 @@ export class RegistryAuth {
   /** Sends `req` with authorization, answering one 401 with fresh credentials when the body allows a resend. */
   async send(req: AuthedRequest): Promise<HttpResponse> {
     await this.ping(req.subject);
-    const url = new URL(req.url, await this.resolveBase());
-    const first = await this.transport.send({ ...req, url, headers: { ...req.headers, authorization: await this.authorization(req.scopes, req.subject, false) } });
+    const base = new URL(await this.resolveBase());
+    const url = new URL(req.url, base);
+    if (url.origin !== base.origin) {
+      // An absolute URL the registry handed out (an upload Location) on another origin: that host is
+      // not the registry and gets none of its credentials, and HTTPS never falls back to plain HTTP.
+      if (base.protocol === 'https:' && url.protocol !== 'https:') throw downgradeError(req.subject, 'handed out a location', url);
+      return this.transport.send({ ...req, url, headers: { ...req.headers, authorization: undefined } });
+    }
+    const first = await this.transport.send({ ...req, url, headers: { ...req.headers, authorization: await this.authorization(req.scopes, req.subject, false, url) } });
     if (first.status !== 401) return first;
     const ch = pickChallenge(parseChallenges(first.headers['www-authenticate']));
     if (!ch) return first;
@@ -90,7 +114,7 @@ export class RegistryAuth {
     this.challenge = ch;
     const scopes = [...req.scopes];
     if (ch.params.scope && !scopes.includes(ch.params.scope)) scopes.unshift(ch.params.scope);
-    const auth = await this.authorization(scopes, req.subject, true);
+    const auth = await this.authorization(scopes, req.subject, true, url);
     if (auth === undefined) return first;
     return this.transport.send({ ...req, url, headers: { ...req.headers, authorization: auth } });
   }
@@ -103,8 +127,9 @@ export class RegistryAuth {
     const subject: ErrorSubject = { registry: this.domain };
     await this.ping(subject);
     if (this.challenge === null) return;
-    const auth = await this.authorization([], subject, true);
-    const r = await this.transport.send({ method: 'GET', url: new URL('/v2/', await this.resolveBase()), headers: { authorization: auth }, subject });
+    const url = new URL('/v2/', await this.resolveBase());
+    const auth = await this.authorization([], subject, true, url);
+    const r = await this.transport.send({ method: 'GET', url, headers: { authorization: auth }, subject });
     const body = r.status === 200 ? '' : await r.text();
     if (r.status === 200) {
       r.discard();
@@ -144,16 +169,21 @@ export class RegistryAuth {
     return this.credential;
   }
 
-  private async authorization(scopes: string[], subject: ErrorSubject, refresh: boolean): Promise<string | undefined> {
+  /** The Authorization for a request to `target` (on the registry's own origin), if any. */
+  private async authorization(scopes: string[], subject: ErrorSubject, refresh: boolean, target: URL): Promise<string | undefined> {
     const ch = this.challenge;
     if (!ch) return undefined;
     const c = await this.cred();
     if (ch.scheme === 'basic') {
       if (!c?.username || c.password === undefined) return undefined;
+      this.cleartextCheck(target);
       return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
     }
     if (ch.scheme !== 'bearer') return undefined;
-    if (c?.registryToken) return `Bearer ${c.registryToken}`;
+    if (c?.registryToken) {
+      this.cleartextCheck(target);
+      return `Bearer ${c.registryToken}`;
+    }
     const realm = ch.params.realm;
     if (!realm) throw new DimgError('REGISTRY_AUTH_INVALID', `registry ${this.domain}: Bearer challenge without a realm`, 'the registry\'s auth configuration is broken');
     const service = ch.params.service ?? '';
@@ -171,15 +201,59 @@ export class RegistryAuth {
     return `Bearer ${t.token}`;
   }
 
+  /**
+   * The realm as a URL, refused when asking it would downgrade or leak: plain HTTP for a registry on
+   * HTTPS (whoever sits in between could read the password or forge the token), or plain HTTP on
+   * another host than the registry while a password or identity token would go with the request.
+   */
+  private checkRealm(realm: string, c: Credential | undefined): URL {
+    let u: URL;
+    try {
+      u = new URL(realm);
+    } catch {
+      throw new DimgError('REGISTRY_AUTH_INVALID', `registry ${this.domain}: the Bearer realm "${realm}" is not a URL`, 'the registry\'s auth configuration is broken');
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') {
+      throw new DimgError('REGISTRY_AUTH_INVALID', `registry ${this.domain}: the Bearer realm ${u.origin} is neither HTTPS nor HTTP`, 'the registry\'s auth configuration is broken');
+    }
+    if (u.protocol === 'https:') return u;
+    const base = new URL(this.baseUrl);
+    if (base.protocol === 'https:') {
+      throw new DimgError(
+        'REGISTRY_AUTH_DOWNGRADE',
+        `registry ${this.domain} is reached over HTTPS, but its token service ${u.origin} is plain HTTP; dimg sends nothing there`,
+        'the registry\'s token realm must be an https:// URL; ask its operator to fix the auth configuration',
+      );
+    }
+    const secret = Boolean(c?.identityToken || (c?.username && c.password !== undefined));
+    if (secret && u.hostname !== base.hostname) {
+      throw new DimgError(
+        'REGISTRY_AUTH_INSECURE_REALM',
+        `registry ${this.domain}: its token service ${u.origin} is another host over plain HTTP; dimg does not send credentials there`,
+        'serve the token service over HTTPS (or on the registry\'s own host); nothing was sent',
+      );
+    }
+    if (secret) this.cleartextCheck(u);
+    return u;
+  }
+
+  /** Tells the policy (once per origin) that a long-lived credential is about to go to `url` unencrypted. */
+  private cleartextCheck(url: URL): void {
+    if (url.protocol !== 'http:' || this.warnedCleartext.has(url.origin)) return;
+    this.warnedCleartext.add(url.origin);
+    this.policy.onCleartextCredential?.(url.origin);
+  }
+
   private async fetchToken(realm: string, service: string, scopes: string[], c: Credential | undefined, subject: ErrorSubject): Promise<CachedToken> {
-    const tokenSubject: ErrorSubject = { registry: subject.registry, repository: subject.repository, object: `token service ${new URL(realm).host}` };
+    const realmUrl = this.checkRealm(realm, c);
+    const tokenSubject: ErrorSubject = { registry: subject.registry, repository: subject.repository, object: `token service ${realmUrl.host}` };
     let r: HttpResponse;
     if (c?.identityToken) {
       // An identity token is an OAuth2 refresh token: only the POST form can use it.
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: c.identityToken, client_id: 'dimg', service, scope: scopes.join(' ') });
-      r = await this.transport.send({ method: 'POST', url: realm, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), subject: tokenSubject, bufferBody: 1 << 20 });
+      r = await this.transport.send({ method: 'POST', url: realmUrl, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), subject: tokenSubject, bufferBody: 1 << 20 });
     } else {
-      const u = new URL(realm);
+      const u = new URL(realmUrl);
       if (service) u.searchParams.set('service', service);
       for (const s of scopes) u.searchParams.append('scope', s);
       const headers: Record<string, string> = {};

@@ -10,10 +10,10 @@ import type { RemoteRepository } from './repository.js';
 import { sleep, type HttpResponse } from './transport.js';
 
 /** Opens a blob of `repo`; see RemoteRepository.getBlob. The first response is awaited so a 404 rejects here. */
-export async function openVerifiedBlob(repo: RemoteRepository, digest: Digest, size: number | undefined, attempts: number): Promise<Readable> {
+export async function openVerifiedBlob(repo: RemoteRepository, digest: Digest, size: number | undefined, attempts: number, signal?: AbortSignal): Promise<Readable> {
   const object = `blob ${digest}`;
   const open = async (offset: number): Promise<HttpResponse> => {
-    const r = await repo.request('GET', `blobs/${digest}`, { access: 'pull', object, headers: offset > 0 ? { range: `bytes=${offset}-` } : undefined });
+    const r = await repo.request('GET', `blobs/${digest}`, { access: 'pull', object, headers: offset > 0 ? { range: `bytes=${offset}-` } : undefined, signal });
     await repo.expect(r, offset > 0 ? [200, 206] : [200], object);
     return r;
   };
@@ -43,11 +43,13 @@ export async function openVerifiedBlob(repo: RemoteRepository, digest: Digest, s
         if (size !== undefined && delivered < size) throw Object.assign(new Error(`body ended after ${delivered} of ${size} bytes`), { code: 'DIMG_TRUNCATED' });
         return;
       } catch (err) {
+        // Aborting the request also breaks its body: that is a cancellation, not a connection to resume.
+        if (signal?.aborted) throw new DimgError('ABORTED', `${describe(repo, digest)}: download cancelled after ${delivered} bytes`, '');
         if (isDimgError(err) || attempt >= attempts || (size !== undefined && delivered >= size)) {
           if (isDimgError(err)) throw err;
           throw new DimgError('REGISTRY_CONNECTION', repo.auth.redact(`${describe(repo, digest)}: download failed after ${delivered} bytes: ${messageOf(err)}`), 'the connection to the registry failed; retry');
         }
-        await sleep(Math.min(8000, 250 * 2 ** (attempt - 1)));
+        await sleep(Math.min(8000, 250 * 2 ** (attempt - 1)), signal);
         resp = await open(delivered);
       }
     }

@@ -8,7 +8,7 @@ import { DimgError, isDimgError, messageOf } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { Reference } from '../oci/reference.js';
 import type { Descriptor } from '../oci/types.js';
-import { RegistryAuth } from './auth.js';
+import { RegistryAuth, type AuthPolicy } from './auth.js';
 import { lookupCredential, type Credential, type CredentialOptions } from './credentials.js';
 import { apiHost, normaliseRegistry, registryBaseUrl } from './hosts.js';
 import type { ManifestBytes } from './manifest.js';
@@ -32,6 +32,11 @@ export interface RegistryClientOptions extends TransportOptions {
   credentials?: CredentialOptions;
   /** Pull-side mirrors: registry domain → mirror registry hosts tried first, in order (`docker.io` → [`mirror.local:5000`]). */
   mirrors?: Record<string, string[]>;
+  /**
+   * Called (once per origin) before a password, identity token or registry token is first sent over
+   * plain HTTP, with the registry and the origin. `dimg login` warns with it.
+   */
+  onCleartextCredential?: (registry: string, origin: string) => void;
   /** Blob upload tuning (see RepositoryTuning). */
   monolithicMax?: number;
   chunkSize?: number;
@@ -72,7 +77,7 @@ export class RegistryClient {
     let a = this.auths.get(key);
     if (!a) {
       const getCred = credential ? async () => credential : () => lookupCredential(domain, this.opts.credentials);
-      a = new RegistryAuth(this.transport, domain, this.endpoint(domain), getCred);
+      a = new RegistryAuth(this.transport, domain, this.endpoint(domain), getCred, this.policyFor(domain));
       this.auths.set(key, a);
     }
     return a;
@@ -120,8 +125,13 @@ export class RegistryClient {
    */
   async verifyCredential(server: string, credential: Credential): Promise<void> {
     const domain = normaliseRegistry(server);
-    const auth = new RegistryAuth(this.transport, domain, this.endpoint(domain), async () => credential);
+    const auth = new RegistryAuth(this.transport, domain, this.endpoint(domain), async () => credential, this.policyFor(domain));
     await auth.verify();
+  }
+
+  private policyFor(domain: string): AuthPolicy {
+    const tell = this.opts.onCleartextCredential;
+    return tell ? { onCleartextCredential: (origin) => tell(domain, origin) } : {};
   }
 
   /**
@@ -170,6 +180,8 @@ export class RegistryClient {
         try {
           return await op(r);
         } catch (e) {
+          // Cancelled: the origin would be cancelled too; asking it anyway only delays stopping.
+          if (isDimgError(e, 'ABORTED')) throw e;
           const down = isDimgError(e, 'REGISTRY_UNREACHABLE') || isDimgError(e, 'REGISTRY_CONNECTION') || isDimgError(e, 'REGISTRY_TLS');
           if (down) this.downMirrors.add(r.domain);
           log?.(this.transport.redact(`mirror ${r.domain} failed for ${ref.domain}/${ref.path}: ${messageOf(e)}; ${down ? 'not using it again in this run' : 'trying the next source'}`));
@@ -181,8 +193,8 @@ export class RegistryClient {
     return {
       name: origin.name,
       location: { domain: origin.domain, path: origin.path },
-      manifest: (r) => tryAll((repo) => repo.getManifest(r)),
-      blob: (d) => tryAll((repo) => repo.getBlob(d.digest, d.size)),
+      manifest: (r, signal) => tryAll((repo) => repo.getManifest(r, signal)),
+      blob: (d, signal) => tryAll((repo) => repo.getBlob(d.digest, d.size, signal)),
     };
   }
 
@@ -209,8 +221,8 @@ export function registrySource(repo: RemoteRepository): ImageSource {
   return {
     name: repo.name,
     location: { domain: repo.domain, path: repo.path },
-    manifest: (r: string): Promise<ManifestBytes> => repo.getManifest(r),
-    blob: (d: Descriptor): Promise<Readable> => repo.getBlob(d.digest, d.size),
+    manifest: (r: string, signal?: AbortSignal): Promise<ManifestBytes> => repo.getManifest(r, signal),
+    blob: (d: Descriptor, signal?: AbortSignal): Promise<Readable> => repo.getBlob(d.digest, d.size, signal),
   };
 }
 

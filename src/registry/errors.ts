@@ -103,3 +103,12 @@ export function registryError(status: number, body: string, subject: ErrorSubjec
   if (status === 400 && /HTTP request to an HTTPS server/i.test(body)) hint = 'the registry serves HTTPS only: mark it insecure (`insecure: true` in the spec, or --insecure) so dimg tries HTTPS first (loopback registries are otherwise reached over plain HTTP)';
   return new DimgError(`REGISTRY_${code}`, redactPatterns(`${describeSubject(subject)}: ${detail}`), hint);
 }
+
+/** REGISTRY_REDIRECT_DOWNGRADE: an HTTPS registry pointed at a plain-HTTP URL (`what` it did). */
+export function downgradeError(subject: ErrorSubject, what: string, to: URL): DimgError {
+  return new DimgError(
+    'REGISTRY_REDIRECT_DOWNGRADE',
+    `${describeSubject(subject)}: over HTTPS, the registry ${what} on plain HTTP (${to.origin}); dimg does not follow HTTPS to plain HTTP`,
+    'the registry (or the storage behind it) must hand out https:// URLs; ask its operator',
+  );
+}

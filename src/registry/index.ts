@@ -6,7 +6,7 @@
  */
 export { RegistryClient, registrySource, registrySink, type RegistryClientOptions, type RepositoryRef } from './client.js';
 export { RemoteRepository, type ManifestHead, type RepositoryTuning } from './repository.js';
-export { transferImage, type ImageSource, type ImageSink, type BlobLocation, type BlobOutcome, type TransferEvent, type TransferOptions, type TransferResult } from './transfer.js';
+export { transferImage, transferCancelled, type ImageSource, type ImageSink, type BlobLocation, type BlobOutcome, type TransferEvent, type TransferOptions, type TransferResult } from './transfer.js';
 export { type ManifestBytes, parseImageManifest, parseIndex, descriptorOf, MANIFEST_MAX_BYTES } from './manifest.js';
 export { selectPlatform } from './select.js';
 export { startStreamingUpload, type StreamingUpload, type UploadOptions, type UploadResult } from './upload.js';

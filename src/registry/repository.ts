@@ -56,7 +56,7 @@ export class RemoteRepository {
   async request(
     method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
     rest: string,
-    o: { access: 'pull' | 'push'; object: string; headers?: Record<string, string | undefined>; body?: Buffer | Readable; bufferBody?: number; extraScopes?: string[]; noRetry?: boolean },
+    o: { access: 'pull' | 'push'; object: string; headers?: Record<string, string | undefined>; body?: Buffer | Readable; bufferBody?: number; extraScopes?: string[]; noRetry?: boolean; signal?: AbortSignal },
   ): Promise<HttpResponse> {
     const url = /^https?:\/\//.test(rest) ? rest : `/v2/${this.path}/${rest}`;
     return this.auth.send({
@@ -66,6 +66,7 @@ export class RemoteRepository {
       body: o.body,
       bufferBody: o.bufferBody,
       noRetry: o.noRetry,
+      signal: o.signal,
       subject: this.subject(o.object),
       scopes: [repositoryScope(this.path, o.access), ...(o.extraScopes ?? [])],
     });
@@ -83,13 +84,13 @@ export class RemoteRepository {
   /**
    * Fetches a manifest or index by tag or digest with its exact bytes. Accepts OCI and Docker manifest
    * and index types; verifies the bytes against the digest asked for and `Docker-Content-Digest`.
-   * Throws REGISTRY_MANIFEST_UNKNOWN (or REGISTRY_NOT_FOUND) when absent.
+   * Throws REGISTRY_MANIFEST_UNKNOWN (or REGISTRY_NOT_FOUND) when absent; ABORTED when `signal` fires.
    */
-  async getManifest(ref: string): Promise<ManifestBytes> {
+  async getManifest(ref: string, signal?: AbortSignal): Promise<ManifestBytes> {
     const object = `manifest ${ref}`;
     const what = `${this.name}@${ref}`;
     for (let attempt = 1; ; attempt++) {
-      const r = await this.request('GET', `manifests/${ref}`, { access: 'pull', object, headers: { accept: ACCEPTED_MANIFEST_TYPES.join(', ') }, bufferBody: MANIFEST_MAX_BYTES });
+      const r = await this.request('GET', `manifests/${ref}`, { access: 'pull', object, headers: { accept: ACCEPTED_MANIFEST_TYPES.join(', ') }, bufferBody: MANIFEST_MAX_BYTES, signal });
       await this.expect(r, [200], object);
       const bytes = r.data!;
       let digest: Digest;
@@ -99,7 +100,7 @@ export class RemoteRepository {
         // A body cut short without Content-Length (chunked, ended cleanly) arrives "complete" and
         // only the digest check notices; fetch it again a few times before calling it altered.
         if (attempt >= this.tuning.streamAttempts) throw err;
-        await sleep(Math.min(2000, 250 * 2 ** (attempt - 1)));
+        await sleep(Math.min(2000, 250 * 2 ** (attempt - 1)), signal);
         continue;
       }
       return { bytes, mediaType: manifestMediaType(r.header('content-type'), bytes, what), digest };
@@ -168,10 +169,11 @@ export class RemoteRepository {
   /**
    * Opens a blob as a stream that fails with DIGEST_MISMATCH / SIZE_MISMATCH unless exactly the bytes
    * of `digest` (and `size`, when given) arrive. A connection lost mid-way is resumed with a Range
-   * request. Rejects with REGISTRY_BLOB_UNKNOWN when absent.
+   * request. Rejects with REGISTRY_BLOB_UNKNOWN when absent. When `signal` fires, the request is
+   * aborted and the stream fails with ABORTED.
    */
-  getBlob(digest: Digest, size?: number): Promise<Readable> {
-    return openVerifiedBlob(this, digest, size, this.tuning.streamAttempts);
+  getBlob(digest: Digest, size?: number, signal?: AbortSignal): Promise<Readable> {
+    return openVerifiedBlob(this, digest, size, this.tuning.streamAttempts, signal);
   }
 
   /**

@@ -12,6 +12,7 @@ import { isImageManifestType, isIndexType } from '../oci/media-types.js';
 import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/types.js';
 import { parseImageManifest, parseIndex, type ManifestBytes } from './manifest.js';
 import { selectPlatform } from './select.js';
+import { destroyOnAbort } from './abort.js';
 
 /** Where a blob lives on a registry, so a sink on the same registry can mount instead of copying. */
 export interface BlobLocation {
@@ -25,10 +26,10 @@ export interface ImageSource {
   readonly name: string;
   /** Set when the source is a registry repository (enables cross-repository mounts). */
   readonly location?: BlobLocation;
-  /** A manifest or index by tag or digest, exact bytes. */
-  manifest(ref: string): Promise<ManifestBytes>;
+  /** A manifest or index by tag or digest, exact bytes. A source that can, stops when `signal` fires. */
+  manifest(ref: string, signal?: AbortSignal): Promise<ManifestBytes>;
   /** A blob's bytes, verified against the descriptor by the source. */
-  blob(desc: Descriptor): Promise<Readable>;
+  blob(desc: Descriptor, signal?: AbortSignal): Promise<Readable>;
 }
 
 /** How a blob ended up in a sink. */
@@ -59,6 +60,12 @@ export interface TransferOptions {
   /** Parallel blob transfers (default 4). */
   concurrency?: number;
   onEvent?: (e: TransferEvent) => void;
+  /**
+   * Stops the transfer: requests in flight are aborted, blob streams destroyed (so a sink discards
+   * what it had written of them), no manifest is written after it fired, and the transfer rejects
+   * (TRANSFER_CANCELLED, or ABORTED from a request that was in flight).
+   */
+  signal?: AbortSignal;
 }
 
 /** What was written: the top manifest as stored in the sink. */
@@ -75,29 +82,38 @@ export interface TransferResult {
  */
 export async function transferImage(src: ImageSource, dst: ImageSink, ref: string, dstRefs: string[], opts: TransferOptions = {}): Promise<TransferResult> {
   const limit = pLimit(opts.concurrency ?? 4);
-  let top = await src.manifest(ref);
+  const what = `transfer of ${src.name}:${ref}`;
+  const { signal } = opts;
+  checkSignal(signal, what);
+  let top = await src.manifest(ref, signal);
   if (isIndexType(top.mediaType) && !opts.allPlatforms) {
     const d = selectPlatform(parseIndex(top), `${src.name}:${ref}`, opts.platform);
-    top = await src.manifest(d.digest);
+    checkSignal(signal, what);
+    top = await src.manifest(d.digest, signal);
   }
   const seenBlobs = new Map<Digest, Promise<void>>();
-  await copyTree(src, dst, top, limit, seenBlobs, opts, 0);
+  await copyTree(src, dst, top, limit, seenBlobs, opts, 0, what);
   const refs = dstRefs.length > 0 ? dstRefs : [top.digest];
   for (const r of refs) {
+    // Nothing is named once cancelled: a tag written now would outlive the transfer that was stopped.
+    checkSignal(signal, what);
     await dst.putManifest(r, top);
     opts.onEvent?.({ kind: 'manifest', digest: top.digest, mediaType: top.mediaType, ref: r });
   }
   return { digest: top.digest, mediaType: top.mediaType, size: top.bytes.length };
 }
 
-async function copyTree(src: ImageSource, dst: ImageSink, m: ManifestBytes, limit: ReturnType<typeof pLimit>, seen: Map<Digest, Promise<void>>, opts: TransferOptions, depth: number): Promise<void> {
+async function copyTree(src: ImageSource, dst: ImageSink, m: ManifestBytes, limit: ReturnType<typeof pLimit>, seen: Map<Digest, Promise<void>>, opts: TransferOptions, depth: number, what: string): Promise<void> {
+  const { signal } = opts;
   if (depth > 4) throw new DimgError('MANIFEST_INVALID', `${src.name}: indexes nested deeper than 4 levels`, 'the image is malformed');
   if (dst.hasManifest && (await dst.hasManifest(m.digest))) return;
   if (isIndexType(m.mediaType)) {
     const index: ImageIndex = parseIndex(m);
     for (const child of unique(index.manifests)) {
-      const cm = await src.manifest(child.digest);
-      await copyTree(src, dst, cm, limit, seen, opts, depth + 1);
+      checkSignal(signal, what);
+      const cm = await src.manifest(child.digest, signal);
+      await copyTree(src, dst, cm, limit, seen, opts, depth + 1, what);
+      checkSignal(signal, what);
       await dst.putManifest(child.digest, cm);
       opts.onEvent?.({ kind: 'manifest', digest: cm.digest, mediaType: cm.mediaType, ref: cm.digest });
     }
@@ -114,7 +130,8 @@ async function copyTree(src: ImageSource, dst: ImageSink, m: ManifestBytes, limi
       let p = seen.get(desc.digest);
       if (!p) {
         p = limit(async () => {
-          const outcome = await dst.putBlob(desc, () => src.blob(desc), src.location);
+          checkSignal(signal, what);
+          const outcome = await dst.putBlob(desc, async () => destroyOnAbort(await src.blob(desc, signal), signal, () => transferCancelled(what)), src.location);
           opts.onEvent?.({ kind: 'blob', digest: desc.digest, size: desc.size, mediaType: desc.mediaType, outcome });
         });
         seen.set(desc.digest, p);
@@ -122,6 +139,15 @@ async function copyTree(src: ImageSource, dst: ImageSink, m: ManifestBytes, limi
       return p;
     }),
   );
+}
+
+/** TRANSFER_CANCELLED, the error a cancelled transfer of `what` (`pull of host/repo:tag`) fails with. */
+export function transferCancelled(what: string): DimgError {
+  return new DimgError('TRANSFER_CANCELLED', `${what} was cancelled`, 'run the command again to finish it; blobs already stored are reused');
+}
+
+function checkSignal(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw transferCancelled(what);
 }
 
 function unique(ds: Descriptor[]): Descriptor[] {

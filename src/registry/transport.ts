@@ -2,7 +2,8 @@
  * HTTP(S) transport for registries: keep-alive agents with a bounded number of sockets per registry,
  * certificate verification (with extra CAs), retries with exponential backoff and jitter on connection
  * errors, 5xx and 429 (honouring Retry-After within a total budget), redirects that never carry
- * Authorization to another host, and secret redaction of every message it produces.
+ * Authorization to another host nor go from HTTPS to plain HTTP, and secret redaction of every
+ * message it produces.
  *
  * Auth is not done here (see auth.ts): this layer sends exactly the headers it is given.
  */
@@ -11,7 +12,7 @@ import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { Readable } from 'node:stream';
 import { DimgError, messageOf } from '../errors.js';
-import { describeSubject, type ErrorSubject } from './errors.js';
+import { describeSubject, downgradeError, type ErrorSubject } from './errors.js';
 import { Redactor } from './redact.js';
 
 /** How hard to retry. All delays in milliseconds. */
@@ -167,6 +168,12 @@ export class Transport {
         throw new DimgError('REGISTRY_REDIRECT_LOOP', `${describeSubject(req.subject)}: more than ${MAX_REDIRECTS} redirects`, 'the registry or a proxy in front of it is misconfigured');
       }
       const next = new URL(location, url);
+      // A redirect can hand the request to a storage host, never from HTTPS down to plain HTTP: the
+      // bytes (and anything signed in the URL) would then travel readable and forgeable.
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+        throw new DimgError('REGISTRY_REDIRECT_INVALID', `${describeSubject(req.subject)}: redirected to a ${next.protocol} URL, which is not HTTP`, 'the registry or a proxy in front of it is misconfigured');
+      }
+      if (url.protocol === 'https:' && next.protocol !== 'https:') throw downgradeError(req.subject, 'redirected the request', next);
       if (next.origin !== origin && headers.authorization !== undefined) {
         // Credentials are for the registry only, never for the storage backend it redirects to.
         headers = { ...headers, authorization: undefined };
@@ -244,6 +251,11 @@ export class Transport {
       return new DimgError('REGISTRY_TLS', this.redact(`${what}: TLS verification failed (${code}): ${messageOf(err)}`), 'trust the registry\'s CA with --ca-file, or for a test registry mark it insecure with --insecure');
     }
     if (code === 'ABORT_ERR') return new DimgError('ABORTED', `${what}: request cancelled`, '');
+    if (code === 'DIMG_TOO_LARGE') {
+      // Not a transport failure: the same answer would come again, so it is neither retried nor called one.
+      const limit = (err as { limit: number }).limit;
+      return new DimgError('REGISTRY_RESPONSE_TOO_LARGE', this.redact(`${what}: too large: the registry sent more than ${sizeText(limit)}, the most dimg accepts for it`), 'check the reference: this is not what such an object looks like (a manifest or index is at most a few MiB)');
+    }
     const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
       return new DimgError('REGISTRY_UNREACHABLE', this.redact(`${what}: cannot connect (${code})${tries}`), 'check the registry address and that it is running; a plain-HTTP registry must be marked --insecure');
@@ -287,43 +299,67 @@ function wrapResponse(res: IncomingMessage, url: URL): HttpResponse {
 
 /**
  * Reads a response body fully. Fails with DIMG_TRUNCATED when the connection ends before
- * Content-Length bytes arrived; beyond `limit` bytes it fails (or truncates when `truncate`).
+ * Content-Length bytes arrived. Beyond `limit` bytes it fails with DIMG_TOO_LARGE (at once when
+ * Content-Length says so, before reading), or truncates when `truncate`. Settles once: destroying
+ * the response makes it report an abort, which must not overtake the real reason.
  */
 function readAll(res: IncomingMessage, limit: number, _idle: number, truncate = false): Promise<Buffer> {
   return new Promise((resolve, reject) => {
+    let settled = false;
+    const done = (err: Error | undefined, data?: Buffer) => {
+      if (settled) return;
+      settled = true;
+      if (err) reject(err);
+      else resolve(data!);
+    };
+    const tooLarge = () => {
+      done(Object.assign(new Error(`the response is larger than ${sizeText(limit)}`), { code: 'DIMG_TOO_LARGE', limit }));
+      res.destroy();
+    };
     const parts: Buffer[] = [];
     let n = 0;
     const expected = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : undefined;
+    if (expected !== undefined && expected > limit && !truncate) {
+      tooLarge();
+      return;
+    }
     res.on('data', (b: Buffer) => {
+      if (settled) return;
       if (n + b.length > limit) {
-        if (truncate) {
-          parts.push(b.subarray(0, limit - n));
-          n = limit;
-          res.destroy();
-          resolve(Buffer.concat(parts));
+        if (!truncate) {
+          tooLarge();
           return;
         }
+        parts.push(b.subarray(0, limit - n));
+        n = limit;
+        done(undefined, Buffer.concat(parts));
         res.destroy();
-        reject(new DimgError('REGISTRY_RESPONSE_TOO_LARGE', `response from ${res.url ?? 'registry'} is larger than ${limit} bytes`, 'the registry sent more than dimg accepts for this kind of object'));
         return;
       }
       parts.push(b);
       n += b.length;
     });
-    res.on('aborted', () => reject(Object.assign(new Error('connection closed mid-body'), { code: 'DIMG_TRUNCATED' })));
-    res.on('error', (e) => reject(errCode(e) ? e : Object.assign(e, { code: 'DIMG_TRUNCATED' })));
+    res.on('aborted', () => done(Object.assign(new Error('connection closed mid-body'), { code: 'DIMG_TRUNCATED' })));
+    res.on('error', (e) => done(errCode(e) ? e : Object.assign(e, { code: 'DIMG_TRUNCATED' })));
     res.on('end', () => {
       if (expected !== undefined && n < expected && !res.complete) {
-        reject(Object.assign(new Error(`body ended after ${n} of ${expected} bytes`), { code: 'DIMG_TRUNCATED' }));
+        done(Object.assign(new Error(`body ended after ${n} of ${expected} bytes`), { code: 'DIMG_TRUNCATED' }));
         return;
       }
       if (!res.complete) {
-        reject(Object.assign(new Error('connection closed mid-body'), { code: 'DIMG_TRUNCATED' }));
+        done(Object.assign(new Error('connection closed mid-body'), { code: 'DIMG_TRUNCATED' }));
         return;
       }
-      resolve(Buffer.concat(parts));
+      done(undefined, Buffer.concat(parts));
     });
   });
+}
+
+/** A byte limit for messages: `8 MiB`, `64 KiB`, `1000 bytes`. */
+function sizeText(n: number): string {
+  if (n >= 1 << 20 && n % (1 << 20) === 0) return `${n / (1 << 20)} MiB`;
+  if (n >= 1 << 10 && n % (1 << 10) === 0) return `${n / (1 << 10)} KiB`;
+  return `${n} bytes`;
 }
 
 /** Retry-After in ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */

@@ -1,25 +1,241 @@
 /**
- * Docker's per-segment wildcards for COPY/ADD sources (`*`, `?`, `[…]`, `[!…]`), as a regular
- * expression matching one path segment. Shared by the spec's source checks and the builder.
+ * Glob patterns for ignore files and COPY/ADD sources, matched without regular expressions.
+ *
+ * Why not RegExp: a glob like `a*a*a*…*b` becomes `a[^/]*a[^/]*…b`, which V8's backtracking engine
+ * takes exponential time to reject on a long name, synchronously, so the process also stops handling
+ * signals (issue #20). Go (and so Docker) uses an automaton-based engine. Here a pattern compiles to a
+ * small NFA (one state per wildcard or character) and a name is matched by advancing the set of live
+ * states one character at a time: O(pattern × name) time, O(pattern) memory, whatever the input.
+ *
+ * Syntax is Go's filepath.Match as moby's patternmatcher applies it: `*` is any run of characters
+ * within one path segment, `?` one character (a code point) other than `/`, `[…]` a class with ranges
+ * (`a-z`), negation (`^`, and `!` as shells write it) and `\` escapes; `\x` is a literal `x`; with
+ * `globstar`, `**\/` is zero or more whole directories and any other `**` any run of characters, `/`
+ * included.
  */
+import { DimgError } from '../errors.js';
 
-/** A RegExp matching exactly the names one wildcard path segment `seg` matches. */
-export function globSegmentRegex(seg: string): RegExp {
-  let re = '';
-  for (let i = 0; i < seg.length; i++) {
-    const c = seg[i]!;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const end = seg.indexOf(']', i + 1);
-      if (end < 0) re += '\\[';
-      else {
-        re += `[${seg.slice(i + 1, end).replace(/^!/, '^').replace(/\\/g, '\\\\')}]`;
-        i = end;
-      }
-    } else re += /[.+^${}()|\\]/.test(c) ? `\\${c}` : c;
+/** Which dialect a pattern is written in. */
+export interface GlobSyntax {
+  /** `**` spans directories (ignore files). Otherwise `**` is two `*`, within one segment. */
+  globstar: boolean;
+  /** `\x` is a literal `x` (ignore files). Otherwise `\` is an ordinary character (COPY sources). */
+  escapes: boolean;
+  /**
+   * A `[` that does not open a well-formed class is a literal `[` (COPY sources, where Docker users
+   * name files like `a[1`). Otherwise it makes the pattern invalid (GLOB_INVALID), as in Go.
+   */
+  lenientBrackets: boolean;
+}
+
+/** The dialect of `.dockerignore` / `.dimgignore` lines. */
+export const IGNORE_SYNTAX: GlobSyntax = { globstar: true, escapes: true, lenientBrackets: false };
+
+/** The dialect of one segment of a COPY/ADD source path. */
+export const COPY_SEGMENT_SYNTAX: GlobSyntax = { globstar: false, escapes: false, lenientBrackets: true };
+
+/** One NFA state: what it consumes, and whether entering it also enters the next state (a `*`-like run). */
+type State =
+  | { kind: 'char'; cp: number }
+  /** `?`: one code point other than `/`. */
+  | { kind: 'any' }
+  | { kind: 'class'; negated: boolean; ranges: readonly (readonly [number, number])[] }
+  /** `*`: zero or more code points other than `/`. */
+  | { kind: 'star' }
+  /** `**` not followed by `/`: zero or more code points, `/` included. */
+  | { kind: 'anyRun' }
+  /** `**\/`: zero or more whole directories, i.e. nothing or any run of characters ending in `/`. */
+  | { kind: 'dirRun' };
+
+const SLASH = 0x2f;
+const BACKSLASH = 0x5c;
+
+/** A compiled glob pattern. Immutable; `test` may be called any number of times. */
+export class Glob {
+  private constructor(
+    /** The pattern as written, for messages. */
+    readonly pattern: string,
+    private readonly states: readonly State[],
+  ) {}
+
+  /** Compiles `pattern`. Throws GLOB_INVALID (naming the pattern and the fault) when it is malformed. */
+  static compile(pattern: string, syntax: GlobSyntax): Glob {
+    return new Glob(pattern, parse(pattern, syntax));
   }
-  return new RegExp(`^${re}$`);
+
+  /** True when the whole of `name` matches the pattern. */
+  test(name: string): boolean {
+    return this.run(name, false);
+  }
+
+  /**
+   * True when `path` or one of its parent directories matches: the whole path, or a prefix of it
+   * that ends just before a `/`. One pass over the path, however deep it is.
+   */
+  testPathOrParent(path: string): boolean {
+    return this.run(path, true);
+  }
+
+  private run(input: string, parents: boolean): boolean {
+    const states = this.states;
+    const end = states.length;
+    // Double-buffered state sets; `seen[i] === step` dedups within one step without clearing.
+    let current: number[] = [];
+    let next: number[] = [];
+    const inSet = new Int32Array(end + 1).fill(-1);
+    const entered = new Int32Array(end + 1).fill(-1);
+    let step = 0;
+
+    const add = (list: number[], i: number): void => {
+      if (inSet[i] !== step) {
+        inSet[i] = step;
+        list.push(i);
+      }
+    };
+    // Entering a state adds it, and for a run (`*`, `**`) also enters the one after it, since a run
+    // may match nothing. Runs only ever skip forward, so a loop does instead of recursion.
+    const enter = (list: number[], from: number): void => {
+      for (let i = from; i <= end && entered[i] !== step; i++) {
+        entered[i] = step;
+        add(list, i);
+        if (i === end) return;
+        const k = states[i]!.kind;
+        if (k !== 'star' && k !== 'anyRun' && k !== 'dirRun') return;
+      }
+    };
+
+    enter(current, 0);
+    for (const ch of input) {
+      const cp = ch.codePointAt(0)!;
+      if (parents && cp === SLASH && inSet[end] === step) return true;
+      step++;
+      next.length = 0;
+      for (const i of current) {
+        if (i === end) continue;
+        const s = states[i]!;
+        switch (s.kind) {
+          case 'char':
+            if (cp === s.cp) enter(next, i + 1);
+            break;
+          case 'any':
+            if (cp !== SLASH) enter(next, i + 1);
+            break;
+          case 'class':
+            if (inClass(s, cp)) enter(next, i + 1);
+            break;
+          case 'star':
+            if (cp !== SLASH) enter(next, i);
+            break;
+          case 'anyRun':
+            enter(next, i);
+            break;
+          case 'dirRun':
+            // Inside `(.*/)`: any character keeps it open; only a `/` may close it.
+            if (cp === SLASH) enter(next, i);
+            else add(next, i);
+            break;
+        }
+      }
+      if (next.length === 0) return false;
+      [current, next] = [next, current];
+    }
+    return inSet[end] === step;
+  }
+}
+
+/** A matcher for one segment of a COPY/ADD source (`*.txt`, `file?.[ch]`); never throws. */
+export function globSegmentMatcher(segment: string): Glob {
+  return Glob.compile(segment, COPY_SEGMENT_SYNTAX);
+}
+
+function inClass(s: { negated: boolean; ranges: readonly (readonly [number, number])[] }, cp: number): boolean {
+  let hit = false;
+  for (const [lo, hi] of s.ranges) {
+    if (lo <= cp && cp <= hi) {
+      hit = true;
+      break;
+    }
+  }
+  return hit !== s.negated;
+}
+
+function parse(pattern: string, syntax: GlobSyntax): State[] {
+  const cps = Array.from(pattern, (c) => c.codePointAt(0)!);
+  const states: State[] = [];
+  const invalid = (why: string) => new DimgError('GLOB_INVALID', `invalid pattern "${pattern}": ${why}`, 'check the brackets and escapes of the pattern');
+  for (let i = 0; i < cps.length; i++) {
+    const c = cps[i]!;
+    if (c === 0x2a /* * */) {
+      if (syntax.globstar && cps[i + 1] === 0x2a) {
+        i++;
+        if (cps[i + 1] === SLASH) {
+          i++;
+          states.push({ kind: 'dirRun' });
+        } else {
+          states.push({ kind: 'anyRun' });
+        }
+      } else if (states[states.length - 1]?.kind !== 'star') {
+        // `**` without globstar is one `*`: consecutive runs add states but no meaning.
+        states.push({ kind: 'star' });
+      }
+    } else if (c === 0x3f /* ? */) {
+      states.push({ kind: 'any' });
+    } else if (c === 0x5b /* [ */) {
+      const cls = parseClass(cps, i + 1, syntax);
+      if (typeof cls === 'string') {
+        if (!syntax.lenientBrackets) throw invalid(cls);
+        states.push({ kind: 'char', cp: c });
+      } else {
+        states.push(cls.state);
+        i = cls.end;
+      }
+    } else if (c === BACKSLASH && syntax.escapes) {
+      i++;
+      if (i >= cps.length) throw invalid('it ends with an unescaped \\');
+      states.push({ kind: 'char', cp: cps[i]! });
+    } else {
+      states.push({ kind: 'char', cp: c });
+    }
+  }
+  return states;
+}
+
+/**
+ * Parses a class whose body starts at `start` (just after `[`), as Go does: optional `^`/`!`, then at
+ * least one item (a character or `lo-hi` range, either end escapable with `\`), then `]`. Returns the
+ * state and the index of the closing `]`, or why the class is malformed.
+ */
+function parseClass(cps: number[], start: number, syntax: GlobSyntax): { state: State; end: number } | string {
+  let i = start;
+  let negated = false;
+  if (cps[i] === 0x5e /* ^ */ || cps[i] === 0x21 /* ! */) {
+    negated = true;
+    i++;
+  }
+  const ranges: [number, number][] = [];
+  const one = (): number | string => {
+    const c = cps[i];
+    if (c === undefined) return 'a [ is never closed with ]';
+    if (c === 0x2d /* - */ || c === 0x5d /* ] */) return ranges.length === 0 && c === 0x5d ? 'a class [] is empty' : `a class has a misplaced "${String.fromCodePoint(c)}"`;
+    if (c === BACKSLASH && syntax.escapes) {
+      i++;
+      if (cps[i] === undefined) return 'a [ is never closed with ]';
+    }
+    return cps[i++]!;
+  };
+  for (;;) {
+    if (cps[i] === 0x5d && ranges.length > 0) return { state: { kind: 'class', negated, ranges }, end: i };
+    const lo = one();
+    if (typeof lo === 'string') return lo;
+    let hi = lo;
+    if (cps[i] === 0x2d) {
+      i++;
+      const h = one();
+      if (typeof h === 'string') return h;
+      hi = h;
+    }
+    ranges.push([lo, hi]);
+  }
 }
 
 /** Whether a string has a wildcard (`*`, `?`, `[`) that makes it a pattern. */
@@ -53,7 +269,7 @@ export async function expandSource(tree: SourceTree, rel: string): Promise<strin
         if (await tree.has(p)) next.push(p);
         continue;
       }
-      const re = globSegmentRegex(seg);
+      const re = globSegmentMatcher(seg);
       for (const n of (await tree.list(base)) ?? []) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
     }
     current = next;

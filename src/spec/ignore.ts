@@ -7,6 +7,7 @@
  */
 import { posix } from 'node:path';
 import { DimgError } from '../errors.js';
+import { Glob, IGNORE_SYNTAX } from './glob.js';
 
 /** Names of the ignore files, in order of preference (`.dimgignore` wins when both exist). */
 export const IGNORE_FILES = ['.dimgignore', '.dockerignore'] as const;
@@ -14,8 +15,9 @@ export const IGNORE_FILES = ['.dimgignore', '.dockerignore'] as const;
 interface Pattern {
   readonly text: string;
   readonly exclusion: boolean;
-  readonly re: RegExp;
-  readonly segments: readonly string[];
+  readonly glob: Glob;
+  /** Per path segment: its glob, or `undefined` where it holds `**` or cannot be read on its own. */
+  readonly segments: readonly (Glob | undefined)[];
 }
 
 /** A compiled ignore file. */
@@ -39,7 +41,7 @@ export class IgnoreMatcher {
       while (text.startsWith('/')) text = text.slice(1);
       if (text.endsWith('/') && text.length > 1) text = text.slice(0, -1);
       if (text === '' || text === '.') text = '.';
-      patterns.push({ text, exclusion, re: compile(text, source, i + 1), segments: text.split('/') });
+      patterns.push({ text, exclusion, glob: compile(text, source, i + 1), segments: text.split('/').map(segmentGlob) });
     });
     this.patterns = patterns;
     this.hasExceptions = patterns.some((p) => p.exclusion);
@@ -63,15 +65,11 @@ export class IgnoreMatcher {
     void isDir;
     const path = clean(relPath);
     if (path === '.') return false;
-    const parents = path.split('/');
-    parents.pop();
     let matched = false;
     for (const p of this.patterns) {
       // Only a pattern that could flip the current answer needs evaluating.
       if (p.exclusion !== matched) continue;
-      let hit = p.re.test(path);
-      for (let i = 1; !hit && i <= parents.length; i++) hit = p.re.test(parents.slice(0, i).join('/'));
-      if (hit) matched = !p.exclusion;
+      if (p.glob.testPathOrParent(path)) matched = !p.exclusion;
     }
     return matched;
   }
@@ -97,73 +95,36 @@ function clean(p: string): string {
 }
 
 /** Could a pattern with these segments match a path strictly inside (or equal to) the directory? */
-function couldMatchBelow(patSegs: readonly string[], dirSegs: readonly string[]): boolean {
+function couldMatchBelow(patSegs: readonly (Glob | undefined)[], dirSegs: readonly string[]): boolean {
   for (let i = 0; i < dirSegs.length; i++) {
-    const ps = patSegs[i];
     // The pattern ends above the directory: it names an ancestor, which re-includes everything below.
-    if (ps === undefined) return true;
-    if (ps.includes('**')) return true;
-    if (!compileSegment(ps).test(dirSegs[i]!)) return false;
+    if (i >= patSegs.length) return true;
+    const g = patSegs[i];
+    // `**` (or a segment that only makes sense with its neighbours) could match anything: assume it does.
+    if (g === undefined) return true;
+    if (!g.test(dirSegs[i]!)) return false;
   }
   return true;
 }
 
-const segmentCache = new Map<string, RegExp>();
-
-function compileSegment(seg: string): RegExp {
-  let re = segmentCache.get(seg);
-  if (!re) {
-    re = new RegExp(`^${translate(seg, true)}$`);
-    segmentCache.set(seg, re);
-  }
-  return re;
-}
-
-function compile(pattern: string, source: string, line: number): RegExp {
+/**
+ * One segment of a pattern as a glob of its own, for canSkipDir. Undefined (could match anything)
+ * for `**`, and for a segment that is not a pattern on its own: splitting at `/` can cut an escape
+ * (`a\/b`) or a class (`[/]`) in two.
+ */
+function segmentGlob(seg: string): Glob | undefined {
+  if (seg.includes('**')) return undefined;
   try {
-    return new RegExp(`^${translate(pattern, false)}$`);
+    return Glob.compile(seg, IGNORE_SYNTAX);
   } catch {
-    throw new DimgError('IGNORE_PATTERN_INVALID', `${source}:${line}: invalid pattern "${pattern}"`, 'check the brackets and escapes of the pattern');
+    return undefined;
   }
 }
 
-/** Glob to regex source, as Docker's patternmatcher does it. */
-function translate(pattern: string, oneSegment: boolean): string {
-  let out = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '*') {
-      if (!oneSegment && pattern[i + 1] === '*') {
-        i++;
-        // `**/` matches zero or more whole directories; a trailing `**` matches the rest.
-        if (pattern[i + 1] === '/') {
-          i++;
-          out += '(?:.*/)?';
-        } else {
-          out += '.*';
-        }
-      } else {
-        out += '[^/]*';
-      }
-    } else if (c === '?') {
-      out += '[^/]';
-    } else if (c === '\\') {
-      i++;
-      if (i < pattern.length) out += escapeRe(pattern[i]!);
-    } else if (c === '[') {
-      const end = pattern.indexOf(']', i + 1);
-      if (end < 0) throw new Error('unterminated class');
-      let body = pattern.slice(i + 1, end);
-      if (body.startsWith('!') || body.startsWith('^')) body = `^${body.slice(1)}`;
-      out += `[${body.replace(/\\/g, '\\\\')}]`;
-      i = end;
-    } else {
-      out += escapeRe(c);
-    }
+function compile(pattern: string, source: string, line: number): Glob {
+  try {
+    return Glob.compile(pattern, IGNORE_SYNTAX);
+  } catch (e) {
+    throw new DimgError('IGNORE_PATTERN_INVALID', `${source}:${line}: ${(e as Error).message}`, 'check the brackets and escapes of the pattern (write \\[ for a literal [)');
   }
-  return out;
-}
-
-function escapeRe(c: string): string {
-  return /[.*+?^${}()|[\]\\/]/.test(c) ? `\\${c}` : c;
 }

@@ -4,6 +4,7 @@
  */
 import type { Readable } from 'node:stream';
 import { DimgError } from '../errors.js';
+import { destroyOnAbort } from '../registry/abort.js';
 
 /** The PUSH_CANCELLED error for `what` (e.g. `push of host/repo:tag`). */
 export function abortError(what: string): DimgError {
@@ -12,17 +13,5 @@ export function abortError(what: string): DimgError {
 
 /** `s`, destroyed with abortError(what) when `signal` fires (or at once if it already has). */
 export function abortable<T extends Readable>(s: T, signal: AbortSignal | undefined, what: string): T {
-  if (!signal) return s;
-  const onAbort = () => {
-    // The consumer may already have stopped reading (a pipeline torn down by the same abort): then
-    // nobody listens any more, and an unheard 'error' would crash the process instead of cancelling.
-    s.on('error', () => undefined);
-    s.destroy(abortError(what));
-  };
-  if (signal.aborted) onAbort();
-  else {
-    signal.addEventListener('abort', onAbort, { once: true });
-    s.once('close', () => signal.removeEventListener('abort', onAbort));
-  }
-  return s;
+  return destroyOnAbort(s, signal, () => abortError(what));
 }

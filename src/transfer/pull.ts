@@ -6,7 +6,7 @@
 import { DimgError } from '../errors.js';
 import { formatReference, parseReference, type Reference } from '../oci/reference.js';
 import type { Descriptor, Platform } from '../oci/types.js';
-import { transferImage, type RegistryClient, type TransferEvent } from '../registry/index.js';
+import { transferCancelled, transferImage, type RegistryClient, type TransferEvent } from '../registry/index.js';
 import type { Store } from '../store/store.js';
 import { storeSink } from './store-sink.js';
 
@@ -17,6 +17,8 @@ export interface PullOptions {
   /** Pull every tag of the repository (`ref` must then name no tag or digest other than the default). */
   allTags?: boolean;
   onEvent?: (e: TransferEvent & { tag?: string }) => void;
+  /** Stops the pull: downloads in flight are aborted and discarded; no image is named. */
+  signal?: AbortSignal;
 }
 
 /** One pulled image: its store descriptor and the full name it got (`domain/path:tag` or `…@digest`). */
@@ -41,7 +43,10 @@ export async function pullImage(store: Store, client: RegistryClient, ref: strin
     : [parsed];
   if (refs.length === 0) throw new DimgError('REGISTRY_NAME_UNKNOWN', `repository ${parsed.domain}/${parsed.path} has no tags`, 'check the repository name');
   const pulled: PulledImage[] = [];
-  for (const r of refs) pulled.push(await pullOne(store, client, r, opts));
+  for (const r of refs) {
+    if (opts.signal?.aborted) throw transferCancelled(`pull of ${ref}`);
+    pulled.push(await pullOne(store, client, r, opts));
+  }
   return { ...pulled[pulled.length - 1]!, pulled };
 }
 
@@ -52,6 +57,7 @@ async function pullOne(store: Store, client: RegistryClient, ref: Reference, opt
   const srcRef = ref.digest ?? ref.tag!;
   const result = await transferImage(source, sink, srcRef, ref.digest ? [] : [ref.tag!], {
     platform: opts.platform,
+    signal: opts.signal,
     onEvent: opts.onEvent ? (e) => opts.onEvent!({ ...e, tag: ref.tag }) : undefined,
   });
   const descriptor: Descriptor = sink.last && sink.last.digest === result.digest ? sink.last : { mediaType: result.mediaType, digest: result.digest, size: result.size };

@@ -2,7 +2,7 @@
  * A fault-injecting reverse proxy for the real registry, on loopback. Faults are queued rules that
  * fire for a number of matching requests (or at a rate): answer 500/502/503, answer 429 with
  * Retry-After, drop the connection half-way through the response body (or the request body), or
- * stall without answering. Everything else is forwarded unchanged (Host kept, so the registry's
+ * stall without answering, or trickle the response body slowly. Everything else is forwarded unchanged (Host kept, so the registry's
  * absolute upload Locations point back through the proxy). Requests are counted by method.
  */
 import http from 'node:http';
@@ -16,7 +16,9 @@ export type FaultKind =
   /** Ends the response cleanly after half its body, with Content-Length removed (chunked): only digest/size checks notice. */
   | { kind: 'truncate' }
   | { kind: 'drop-request' }
-  | { kind: 'stall'; ms: number };
+  | { kind: 'stall'; ms: number }
+  /** Forwards the response body at about `bytesPerSecond` (a slow link), in small slices. */
+  | { kind: 'trickle'; bytesPerSecond: number };
 
 /** A fault rule: fires for the next `count` matching requests, or for each with probability `rate`. */
 export type FaultRule = FaultKind & {
@@ -34,6 +36,8 @@ export interface FaultProxy {
   counts: Record<string, number>;
   /** Faults fired, by kind. */
   fired: Record<string, number>;
+  /** Response bytes sent by `trickle` faults so far. */
+  trickled: number;
   /** Adds a rule; rules are checked in the order added. */
   inject(rule: FaultRule): void;
   /** Removes every rule and zeroes the counters. */
@@ -53,6 +57,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     url: '',
     counts: {},
     fired: {},
+    trickled: 0,
     inject(rule) {
       rules.push({ ...rule, left: rule.count ?? (rule.rate !== undefined ? Infinity : 1) });
     },
@@ -60,6 +65,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       rules = [];
       for (const k of Object.keys(p.counts)) delete p.counts[k];
       for (const k of Object.keys(p.fired)) delete p.fired[k];
+      p.trickled = 0;
     },
     writes() {
       return ['POST', 'PUT', 'PATCH', 'DELETE'].reduce((n, m) => n + (p.counts[m] ?? 0), 0);
@@ -128,6 +134,10 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         return;
       }
       res.writeHead(pres.statusCode ?? 502, pres.headers);
+      if (fault?.kind === 'trickle') {
+        trickle(pres, res, fault.bytesPerSecond, (n) => (p.trickled += n));
+        return;
+      }
       if (fault?.kind === 'drop-response') {
         const len = Number(pres.headers['content-length'] ?? 0);
         let sent = 0;
@@ -163,4 +173,49 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       server.close(() => r());
     });
   return p;
+}
+
+/**
+ * Pipes `from` to `to` at about `bytesPerSecond`: slices every 50 ms, the upstream paused while a
+ * slice waits. Stops (without error) when the client goes away.
+ */
+function trickle(from: http.IncomingMessage, to: http.ServerResponse, bytesPerSecond: number, sent: (n: number) => void): void {
+  const slice = Math.max(1, Math.round(bytesPerSecond / 20));
+  let queue: Buffer[] = [];
+  let ended = false;
+  let timer: NodeJS.Timeout | undefined;
+  const tick = () => {
+    timer = undefined;
+    if (to.destroyed) {
+      from.destroy();
+      return;
+    }
+    let room = slice;
+    while (room > 0 && queue.length > 0) {
+      const b = queue[0]!;
+      const part = b.subarray(0, room);
+      to.write(part);
+      sent(part.length);
+      room -= part.length;
+      if (part.length === b.length) queue.shift();
+      else queue[0] = b.subarray(part.length);
+    }
+    if (queue.length > 0) timer = setTimeout(tick, 50);
+    else if (ended) to.end();
+    else from.resume();
+  };
+  from.on('data', (b: Buffer) => {
+    queue.push(b);
+    from.pause();
+    timer ??= setTimeout(tick, 50);
+  });
+  from.on('end', () => {
+    ended = true;
+    if (queue.length === 0 && timer === undefined) to.end();
+  });
+  to.on('close', () => {
+    if (timer) clearTimeout(timer);
+    queue = [];
+    from.destroy();
+  });
 }

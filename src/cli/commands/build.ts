@@ -13,7 +13,8 @@ import { DEFAULT_SPEC_FILE } from '../../spec/model.js';
 import { dockerfileImageSpecs } from '../../spec/dockerfile-images.js';
 import { nodeSpecPorts } from '../../spec/node-ports.js';
 import { familiarString, parseReference } from '../../oci/reference.js';
-import { buildRenderer as renderer, positiveInt, withCancellation } from '../build-output.js';
+import { buildRenderer as renderer, positiveInt } from '../build-output.js';
+import { withCancellation } from '../cancellation.js';
 import { imageCommand } from './image-group.js';
 import { openStoreFor, stdoutIsTty } from '../context.js';
 
@@ -37,7 +38,7 @@ export function register(program: Command): void {
       const spec = await loadSpec(specFile ?? DEFAULT_SPEC_FILE, nodeSpecPorts());
       const store = await openStoreFor(cmd);
       const render = renderer(stdoutIsTty());
-      await withCancellation(async (signal) => {
+      await withCancellation('build', async (signal) => {
         const built = await buildSpec(spec, {
           store,
           images,
@@ -76,7 +77,7 @@ export function register(program: Command): void {
       });
       const store = await openStoreFor(cmd);
       const render = renderer(stdoutIsTty());
-      await withCancellation(async (signal) => {
+      await withCancellation('image build', async (signal) => {
         const digests = await FileDigests.load(store.root, store.tmpDir);
         const done = new Map<string, BuiltImage>();
         const built = async (key: string) => {

@@ -15,7 +15,8 @@ import { planSpec, type PlanSession } from '../../exec/plan-session.js';
 import { lockPathFor, renderLock, type LockFile } from '../../resolve/lock.js';
 import { writeFileAtomic } from '../../store/fsutil.js';
 import { openStoreFor } from '../context.js';
-import { positiveInt, withCancellation } from '../build-output.js';
+import { positiveInt } from '../build-output.js';
+import { withCancellation } from '../cancellation.js';
 import { applyReporter, progressMode } from '../apply-output.js';
 import type { ExecResult } from '../../exec/execute.js';
 import { dirname, resolve } from 'node:path';
@@ -83,7 +84,7 @@ export function register(program: Command): void {
         if (mode !== 'json') process.stdout.write('\n');
         // Loaded only now: the executor brings the builder and the push code, which a no-op apply never needs.
         const { applyPlan } = await import('../../exec/apply.js');
-        await withCancellation(async (signal) => {
+        await withCancellation('apply', async (signal) => {
           const result = await applyPlan(session, plan, {
             parallelism: positiveInt(o.parallelism, '--parallelism'),
             signal,

@@ -23,6 +23,7 @@ import { humanBytes } from '../format.js';
 import { shortDigest, transferLines } from '../transfer-lines.js';
 import { imageCommand } from './image-group.js';
 import { openStoreFor } from '../context.js';
+import { withCancellation } from '../cancellation.js';
 import { findImage } from '../../image/find.js';
 // Direct module imports, not transfer/index.js: a push or a registry-to-registry copy then loads
 // neither the archive reader/writer nor tar-stream (copy.ts is imported only for other endpoints).
@@ -106,7 +107,7 @@ export async function login(server: string | undefined, flags: LoginFlags): Prom
     throw new DimgError('LOGIN_PASSWORD_REQUIRED', `login to ${domain}: no password given`, 'pipe the password into --password-stdin (dimg does not prompt)');
   }
   if (password === '') throw new DimgError('LOGIN_PASSWORD_REQUIRED', `login to ${domain}: the password is empty`, 'pipe the password into --password-stdin');
-  const client = new RegistryClient(clientOptions(flags, [domain]));
+  const client = new RegistryClient({ ...clientOptions(flags, [domain]), onCleartextCredential: flags.insecure ? undefined : cleartextWarning });
   try {
     await client.verifyCredential(domain, { username: flags.username, password });
   } catch (e) {
@@ -122,6 +123,16 @@ export async function login(server: string | undefined, flags: LoginFlags): Prom
     process.stderr.write(`WARNING! Your credentials are stored unencrypted in '${saved.path}'.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/go/credential-store/\n\n`);
   }
   process.stdout.write('Login Succeeded\n');
+}
+
+/**
+ * Login's warning before the password goes out unencrypted. Loopback registries are plain HTTP by
+ * default (as in Docker), so this is what a user who never asked for plain HTTP sees; `--insecure`
+ * says the registry is meant to be plain HTTP and silences it. Other commands only reuse credentials
+ * stored here, so the warning is given once, when the password is handed over.
+ */
+function cleartextWarning(registry: string, origin: string): void {
+  process.stderr.write(`WARNING! The credentials for ${registry} are sent over plain HTTP (${origin}), without encryption: anyone who can see the traffic can read them.\nServe the registry over HTTPS, or pass --insecure to confirm it is meant to be plain HTTP.\n`);
 }
 
 /** `dimg logout`: remove stored credentials (file and helper). */
@@ -244,14 +255,17 @@ export async function pull(refArg: string, flags: PullFlags, cmd: Command): Prom
     if (!flags.quiet) out.write(`${flags.allTags ? 'Pulling all tags of' : `${ref.tag ?? ref.digest}: Pulling from`} ${familiarString({ domain: ref.domain, path: ref.path })}\n`);
     const reporter = blobReporter('pull', Boolean(flags.quiet), process.stdout);
     let fetched = 0;
-    const r = await pullImage(store, client, formatFull(ref), {
-      platform: flags.platform ? parsePlatform(flags.platform) : undefined,
-      allTags: flags.allTags,
-      onEvent: (e) => {
-        if (e.kind === 'blob' && e.outcome !== 'exists') fetched++;
-        reporter.onEvent(e);
-      },
-    });
+    const r = await withCancellation('pull', (signal) =>
+      pullImage(store, client, formatFull(ref), {
+        platform: flags.platform ? parsePlatform(flags.platform) : undefined,
+        allTags: flags.allTags,
+        signal,
+        onEvent: (e) => {
+          if (e.kind === 'blob' && e.outcome !== 'exists') fetched++;
+          reporter.onEvent(e);
+        },
+      }),
+    );
     if (flags.quiet) {
       for (const p of r.pulled) out.write(`${p.name}\n`);
       return;
@@ -301,7 +315,7 @@ export async function push(name: string, dest: string | undefined, flags: PushFl
   const client = new RegistryClient(clientOptions(flags, [target.domain]));
   try {
     if (!flags.quiet) process.stdout.write(`The push refers to repository [${familiarString({ domain: target.domain, path: target.path })}]\n`);
-    const r = await pushImage(store, client, found.image.descriptor, formatFull(target), blobReporter('push', Boolean(flags.quiet), process.stdout));
+    const r = await withCancellation('push', (signal) => pushImage(store, client, found.image.descriptor, formatFull(target), { ...blobReporter('push', Boolean(flags.quiet), process.stdout), signal }));
     process.stdout.write(`${target.tag}: digest: ${r.digest} size: ${r.size}\n`);
     return r.digest;
   } finally {
