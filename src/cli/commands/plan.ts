@@ -6,13 +6,16 @@
 import { promises as fs } from 'node:fs';
 import type { Command } from 'commander';
 import { DimgError } from '../../errors.js';
-import { DEFAULT_SPEC_FILE } from '../../spec/load.js';
+import { DEFAULT_SPEC_FILE, loadSpec } from '../../spec/load.js';
 import { renderPlanText } from '../../plan/render/text.js';
 import { parsePlanJson, renderPlanJson } from '../../plan/render/json.js';
 import { describeChanges, planForFile, specFileOf } from '../../plan/saved.js';
 import { hasChanges, type Plan } from '../../plan/types.js';
 import { planSpec, type PlanSession } from '../../exec/plan-session.js';
-import { lockPathFor, renderLock, type LockFile } from '../../resolve/lock.js';
+import { lockPathFor, readLock, renderLock, type LockFile } from '../../resolve/lock.js';
+import { nodeSpecPorts } from '../../spec/node-ports.js';
+import { didYouMean } from '../../spec/problems.js';
+import type { Spec } from '../../spec/model.js';
 import { writeFileAtomic } from '../../store/fsutil.js';
 import { openStoreFor } from '../context.js';
 import { positiveInt } from '../build-output.js';
@@ -39,7 +42,7 @@ export function register(program: Command): void {
     .option('--detailed-exitcode', 'exit 0 when there are no changes, 2 when there are, 1 on error')
     .option('--target <image>', 'limit to this image and what it depends on (repeatable)', collect, [])
     .option('--prune', 'also delete tags this project owns that the spec no longer declares')
-    .option('--frozen-lock', 'fail if images.lock is missing or would change')
+    .option('--frozen-lock', 'build on the digests images.lock pins; fail if it is missing or lacks a base')
     .option('--show-unchanged', 'also list tags that are up to date')
     .action(async (file: string | undefined, o: PlanFlags & { json?: boolean; out?: string; detailedExitcode?: boolean }, cmd: Command) => {
       const session = await openSession(file, o, cmd);
@@ -59,7 +62,7 @@ export function register(program: Command): void {
     .argument('[file]', `spec file (default ${DEFAULT_SPEC_FILE}) or a plan saved with \`dimg plan -o\``)
     .option('--target <image>', 'limit to this image and what it depends on (repeatable)', collect, [])
     .option('--prune', 'also delete tags this project owns that the spec no longer declares')
-    .option('--frozen-lock', 'fail if images.lock is missing or would change')
+    .option('--frozen-lock', 'build on the digests images.lock pins; fail if it is missing or lacks a base')
     .option('--parallelism <n>', 'actions run at once', '4')
     .option('--progress <mode>', 'auto, tty, plain or json (NDJSON events)', 'auto')
     .option('--metadata-file <file>', 'write JSON of every image: its digest and each tag with the digest it holds')
@@ -113,31 +116,51 @@ export function register(program: Command): void {
     .command('lock')
     .description('pin registry base images to digests in images.lock (read by plan and apply)')
     .argument('[file]', `spec file (default ${DEFAULT_SPEC_FILE})`)
-    .action(async (file: string | undefined, _o: unknown, cmd: Command) => {
+    .option('--update [image...]', 'resolve the pins again: all of them, or those of the bases of these images (put FILE first)')
+    .action(async (file: string | undefined, o: { update?: true | string[] }, cmd: Command) => {
       const store = await openStoreFor(cmd);
       const specFile = file ?? DEFAULT_SPEC_FILE;
-      // Resolve afresh, ignoring the current lock: that is what updating it means.
       const lockPath = lockPathFor(resolve(specFile));
-      const previous = await fs.readFile(lockPath, 'utf8').catch(() => undefined);
-      if (previous !== undefined) await fs.rm(lockPath);
-      let session: PlanSession | undefined;
-      try {
-        session = await planSpec({ specFile, store, warn: (m) => process.stderr.write(`Warning: ${m}\n`) });
-      } catch (e) {
-        if (previous !== undefined) await fs.writeFile(lockPath, previous);
-        throw e;
-      }
+      const previous = await readLock(lockPath);
+      const previousText = await fs.readFile(lockPath, 'utf8').catch(() => undefined);
+      // The current lock keeps its pins unless asked to update them; it is never removed first, so a
+      // failed or killed `dimg lock` leaves the committed file as it was.
+      let start: LockFile = previous ?? { version: 1, bases: {} };
+      if (o.update === true) start = { version: 1, bases: {} };
+      else if (Array.isArray(o.update)) start = withoutPinsOf(start, await loadSpec(resolve(specFile), nodeSpecPorts({ env: process.env })), o.update);
+      const session = await planSpec({ specFile, store, lock: start, warn: (m) => process.stderr.write(`Warning: ${m}\n`) });
       try {
         const lock: LockFile = { version: 1, bases: {} };
         for (const [key, digest] of session.resolved.pins) lock.bases[key] = { digest };
         const text = renderLock(lock);
         await writeFileAtomic(lockPath, text, dirname(lockPath));
         const n = Object.keys(lock.bases).length;
-        process.stdout.write(`${lockPath}: ${n} base image${n === 1 ? '' : 's'} pinned${previous === text ? ' (unchanged)' : ''}\n`);
+        const moved = Object.entries(lock.bases).filter(([k, e]) => previous?.bases[k] && previous.bases[k]!.digest !== e.digest).length;
+        const what = previousText === text ? ' (unchanged)' : moved > 0 ? ` (${moved} pin${moved === 1 ? '' : 's'} moved)` : '';
+        process.stdout.write(`${lockPath}: ${n} base image${n === 1 ? '' : 's'} pinned${what}\n`);
       } finally {
         await session.close();
       }
     });
+}
+
+/**
+ * `lock` without the pins of the registry bases (`from:` and `copy from:` references) of `images`,
+ * so those are resolved again. Unknown image names are TARGET_UNKNOWN with did-you-mean.
+ */
+function withoutPinsOf(lock: LockFile, spec: Spec, images: readonly string[]): LockFile {
+  const refs = new Set<string>();
+  for (const key of images) {
+    const img = spec.images.find((i) => i.key === key);
+    if (!img) {
+      const keys = spec.images.map((i) => i.key);
+      throw new DimgError('TARGET_UNKNOWN', `--update ${key}: ${spec.file} has no image "${key}"${didYouMean(key, keys)}`, `choose one of: ${keys.join(', ')}`);
+    }
+    if (img.from.kind === 'ref') refs.add(img.from.ref);
+    for (const step of img.steps) if ((step.kind === 'copy' || step.kind === 'add') && step.from?.kind === 'ref') refs.add(step.from.ref);
+  }
+  const bases = Object.fromEntries(Object.entries(lock.bases).filter(([k]) => !refs.has(k.slice(0, k.lastIndexOf('|')))));
+  return { version: 1, bases };
 }
 
 async function openSession(file: string | undefined, o: PlanFlags, cmd: Command, warn?: (m: string) => void): Promise<PlanSession> {
