@@ -1,0 +1,158 @@
+/**
+ * Security of the local store (issue #20).
+ *
+ * D5: the store is private to its owner. A store made under umask 0 from a rootfs that holds a
+ * setuid-root binary, with a RUN step so the overlay layer dirs are populated, must not let another
+ * local user (`nobody`) reach, list or run anything in it: a setuid-root file there would otherwise
+ * be a local root for everybody. Stores made by older dimg versions (0755) and loose directories a
+ * user points DIMG_ROOT at are tightened when opened; a root owned by another user is refused.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, lstatSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dimg, dimgOk, type CliOptions } from '../support/cli.js';
+import { makeBusyboxRootfs } from '../support/busybox.js';
+import { tempDir } from '../support/tmp.js';
+import { requireRoot, requireTool } from '../support/tools.js';
+
+const NOBODY = 65534;
+
+/** Runs `argv` as user and group nobody without supplementary groups. */
+function asNobody(argv: string[]): { status: number | null; out: string } {
+  const setpriv = requireTool('setpriv', 'util-linux');
+  const r = spawnSync(setpriv, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', ...argv], { encoding: 'utf8' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}${r.error ? r.error.message : ''}` };
+}
+
+/** Every path under `dir` (as root sees it), and those that are setuid or setgid files. */
+function walk(dir: string): { all: string[]; setuid: string[] } {
+  const all: string[] = [];
+  const setuid: string[] = [];
+  const visit = (p: string) => {
+    for (const name of readdirSync(p)) {
+      const child = join(p, name);
+      const st = lstatSync(child);
+      all.push(child);
+      if (st.isFile() && st.mode & 0o6000) setuid.push(child);
+      if (st.isDirectory()) visit(child);
+    }
+  };
+  visit(dir);
+  return { all, setuid };
+}
+
+/** The permission bits of `path` in octal, for messages. */
+function modeOf(path: string): string {
+  return (statSync(path).mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+test('a store made under umask 0 is private: user nobody cannot reach, list or run anything in it, setuid-root files included', async (t) => {
+  requireRoot('building with RUN steps and switching to user nobody');
+  const dir = tempDir(t);
+  // The test dir itself must not be the barrier: only the store's own permissions may stop nobody.
+  chmodSync(dir, 0o755);
+  const rootfs = makeBusyboxRootfs(join(dir, 'rootfs'));
+  // A setuid-root `id`: run by nobody from a reachable store it would report euid 0.
+  copyFileSync(requireTool('id', 'coreutils'), join(rootfs, 'bin', 'id-suid'));
+  chownSync(join(rootfs, 'bin', 'id-suid'), 0, 0);
+  chmodSync(join(rootfs, 'bin', 'id-suid'), 0o4755);
+  mkdirSync(join(dir, 'ctx'));
+  writeFileSync(join(dir, 'ctx', 'note.txt'), 'hello\n');
+  writeFileSync(
+    join(dir, 'images.yaml'),
+    `version: 1
+project: priv
+images:
+  priv:
+    from: { rootfs: ./rootfs }
+    context: ./ctx
+    steps:
+      - copy: note.txt
+        to: /etc/
+      - run: cp /bin/id-suid /bin/id-suid2 && chmod 4755 /bin/id-suid2
+      - run: echo done > /done
+    repository: priv/app
+    tags: ["1"]
+`,
+  );
+  const store = join(dir, 'store');
+  const opts: CliOptions = { root: store, cwd: dir, umask: 0, env: { SOURCE_DATE_EPOCH: '0' } };
+  await dimgOk(['apply', '--progress', 'plain'], opts);
+  // `image import` unpacks nothing but writes blobs and index entries under umask 0 too.
+  await dimgOk(['image', 'import', rootfs, 'priv/imported:1'], opts);
+
+  // Sanity: the store really holds setuid-root files in unpacked layer dirs (the base layer dir and
+  // the RUN step's upperdir), so the checks below test something.
+  const { all, setuid } = walk(store);
+  assert.ok(setuid.filter((p) => p.includes('/overlay/')).length >= 2, `expected setuid files in the overlay layer dirs, found: ${setuid.join(', ')}`);
+
+  assert.equal(modeOf(store), '0700', 'the store root must be 0700');
+  for (const name of readdirSync(store)) {
+    const p = join(store, name);
+    if (lstatSync(p).isDirectory()) assert.equal(statSync(p).mode & 0o077, 0, `${p} is ${modeOf(p)}: directories dimg makes in the store must not be group- or world-accessible`);
+  }
+
+  // As nobody: the store cannot be listed, no path in it can be reached, no setuid file can be run.
+  const ls = asNobody(['/bin/ls', store]);
+  assert.notEqual(ls.status, 0, `nobody could list the store: ${ls.out}`);
+  assert.match(ls.out, /Permission denied/);
+  const reachable = asNobody(['/bin/sh', '-c', 'for p; do if [ -e "$p" ] || [ -L "$p" ]; then echo "$p"; fi; done', 'sh', ...all]);
+  assert.equal(reachable.out.trim(), '', `nobody can reach these store paths:\n${reachable.out}`);
+  for (const file of setuid) {
+    const r = asNobody([file, '-u']);
+    assert.notEqual(r.status, 0, `nobody ran ${file} (printed euid ${r.out.trim()})`);
+    assert.match(r.out, /Permission denied/, file);
+  }
+});
+
+test('opening a store tightens an older 0755 store and a loose user-chosen root, and refuses a root owned by another user', async (t) => {
+  requireRoot('creating a directory owned by another user');
+  const dir = tempDir(t);
+  chmodSync(dir, 0o755);
+  const rootfs = makeBusyboxRootfs(join(dir, 'rootfs'));
+
+  // A store as an older dimg left it: everything 0755.
+  const old = join(dir, 'old');
+  await dimgOk(['image', 'import', rootfs, 'old/img:1'], { root: old });
+  chmodSync(old, 0o755);
+  for (const name of readdirSync(old)) if (lstatSync(join(old, name)).isDirectory()) chmodSync(join(old, name), 0o755);
+  const reached = asNobody(['/bin/ls', join(old, 'oci')]);
+  assert.equal(reached.status, 0, `setup: nobody should reach the old store before it is opened: ${reached.out}`);
+  const ls = await dimgOk(['image', 'ls'], { root: old });
+  assert.match(ls.stdout, /old\/img/);
+  assert.equal(modeOf(old), '0700', 'an old store root is tightened to 0700 when opened');
+  for (const name of readdirSync(old)) {
+    const p = join(old, name);
+    if (lstatSync(p).isDirectory()) assert.equal(statSync(p).mode & 0o077, 0, `${p} is still ${modeOf(p)}`);
+  }
+  assert.match(ls.stderr, /permissions/i, 'tightening an existing store is reported');
+  const quiet = await dimgOk(['image', 'ls'], { root: old });
+  assert.equal(quiet.stderr, '', 'a store that is already private opens without a warning');
+
+  // A directory the user made world-writable and pointed DIMG_ROOT at.
+  const chosen = join(dir, 'chosen');
+  mkdirSync(chosen);
+  chmodSync(chosen, 0o777);
+  const r = await dimgOk(['image', 'ls'], { root: chosen });
+  assert.equal(modeOf(chosen), '0700');
+  assert.match(r.stderr, new RegExp(`${chosen}.*0777.*0700`));
+
+  // Missing parents of a new store root are created without group/world write even under umask 0.
+  const deep = join(dir, 'a', 'b', 'store');
+  await dimgOk(['image', 'ls'], { root: deep, umask: 0 });
+  assert.equal(modeOf(deep), '0700');
+  assert.equal(statSync(join(dir, 'a')).mode & 0o022, 0, `a parent dimg created is ${modeOf(join(dir, 'a'))}`);
+  assert.equal(statSync(join(dir, 'a', 'b')).mode & 0o022, 0);
+
+  // A root owned by someone else: that user could swap what dimg reads and writes as root.
+  const foreign = join(dir, 'foreign');
+  mkdirSync(foreign, { mode: 0o700 });
+  chownSync(foreign, NOBODY, NOBODY);
+  const refused = await dimg(['image', 'ls'], { root: foreign });
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, new RegExp(`error: .*${foreign}.*uid ${NOBODY}`));
+  assert.match(refused.stderr, /hint: /);
+  assert.equal(readdirSync(foreign).length, 0, 'nothing is created in a refused store root');
+});
