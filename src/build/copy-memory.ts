@@ -13,6 +13,7 @@ import { promises as fs } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { tempPath } from '../store/fsutil.js';
+import { ensurePrivateDir } from '../store/private-dirs.js';
 import { chainOf } from '../store/overlay.js';
 import type { Digest } from '../oci/digest.js';
 import type { Store } from '../store/store.js';
@@ -72,9 +73,9 @@ export async function saveCopyMemory(store: Store, slot: string, diffId: Digest,
   const tmp = tempPath(store.tmpDir, 'copy-memory');
   try {
     const path = memoryPath(store, slot);
-    await fs.mkdir(join(path, '..'), { recursive: true });
+    await ensurePrivateDir(join(path, '..'));
     // Temp file + rename without fsync: a memory lost in a crash costs only reading files again.
-    await fs.writeFile(tmp, JSON.stringify(stored));
+    await fs.writeFile(tmp, JSON.stringify(stored), { mode: 0o644 });
     await fs.rename(tmp, path);
   } catch {
     await fs.rm(tmp, { force: true }).catch(() => undefined);

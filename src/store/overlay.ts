@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { digestHex, type Digest } from '../oci/digest.js';
 import { exists } from './fsutil.js';
+import { PRIVATE_DIR_MODE } from './private-dirs.js';
 
 /** Unpacks a layer tar into a fresh directory in overlay-lowerdir form (whiteouts as 0/0 devices). */
 export type LayerUnpacker = (tar: Readable, targetDir: string) => Promise<void>;
@@ -55,10 +56,11 @@ export class OverlayDirs {
   async ensure(chainId: Digest, openTar: () => Promise<Readable>): Promise<LayerDir> {
     const found = await this.get(chainId);
     if (found) return found;
-    await fs.mkdir(this.linkDir, { recursive: true });
+    await fs.mkdir(this.linkDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const staging = this.stagingPath();
     try {
-      await fs.mkdir(join(staging, 'diff'), { recursive: true, mode: 0o755 });
+      await fs.mkdir(staging, { mode: PRIVATE_DIR_MODE });
+      await fs.mkdir(join(staging, 'diff'), { mode: 0o755 });
       await this.unpack(await openTar(), join(staging, 'diff'));
       await this.publish(chainId, staging);
     } finally {
@@ -90,11 +92,11 @@ export class OverlayDirs {
   async adopt(chainId: Digest, tree: string): Promise<LayerDir> {
     const found = await this.get(chainId);
     if (found) return found;
-    await fs.mkdir(this.linkDir, { recursive: true });
+    await fs.mkdir(this.linkDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const staging = this.stagingPath();
     let moved = false;
     try {
-      await fs.mkdir(staging, { mode: 0o755 });
+      await fs.mkdir(staging, { mode: PRIVATE_DIR_MODE });
       await fs.rename(tree, join(staging, 'diff'));
       moved = true;
       await this.publish(chainId, staging);

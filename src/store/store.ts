@@ -22,6 +22,7 @@ import { CacheStore } from './cache.js';
 import { Leases } from './leases.js';
 import { withFileLock, processAlive } from './lock.js';
 import { writeFileAtomic, exists } from './fsutil.js';
+import { ensurePrivateDir, prepareStoreRoot } from './private-dirs.js';
 import type { Descriptor } from '../oci/types.js';
 
 /** Options for opening a store. */
@@ -30,6 +31,8 @@ export interface StoreOptions {
   unpack?: LayerUnpacker;
   /** How long to wait for the lock before failing with STORE_LOCKED. */
   lockTimeoutMs?: number;
+  /** Receives warnings about the store itself (e.g. that its permissions were tightened). */
+  warn?: (message: string) => void;
 }
 
 /** The store root from `$DIMG_ROOT`, else `$XDG_DATA_HOME/dimg`, else `~/.local/share/dimg`. */
@@ -67,15 +70,18 @@ export class Store {
   }
 
   /**
-   * Opens (creating if needed) the store at `root`. Creates the OCI layout files, takes this process's
-   * lease, and removes temp files left by dead processes. Fails with STORE_UNUSABLE naming the root
-   * when it cannot be created or written.
+   * Opens (creating if needed) the store at `root`. Makes the root private to its owner (see
+   * private-dirs.ts), creates the OCI layout files, takes this process's lease, and removes temp
+   * files left by dead processes. Fails with STORE_UNUSABLE naming the root when it cannot be created
+   * or written, and with STORE_UNSAFE when another user owns it.
    */
   static async open(root: string = defaultStoreRoot(), opts: StoreOptions = {}): Promise<Store> {
     const store = new Store(resolve(root), opts);
     try {
+      const tightened = await prepareStoreRoot(store.root);
+      if (tightened) opts.warn?.(tightened);
       for (const d of [store.blobs.dir, store.layers.dir, store.overlay.dir, store.cache.dir, store.leases.dir, store.tmpDir]) {
-        await fs.mkdir(d, { recursive: true });
+        await ensurePrivateDir(d);
       }
       const layoutFile = join(store.layoutDir, 'oci-layout');
       if (!(await exists(layoutFile))) await writeFileAtomic(layoutFile, '{"imageLayoutVersion":"1.0.0"}', store.tmpDir);

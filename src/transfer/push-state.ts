@@ -14,6 +14,7 @@ import { promises as fs } from 'node:fs';
 import { digestHex, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/types.js';
 import { readJsonFile, writeFileAtomic } from '../store/fsutil.js';
+import { ensurePrivateDir } from '../store/private-dirs.js';
 import type { Store } from '../store/store.js';
 
 /** The registry form of one uncompressed layer. */
@@ -62,7 +63,7 @@ export class PushState {
   }
 
   private async write(dir: string, name: string, data: string): Promise<void> {
-    await fs.mkdir(dir, { recursive: true });
+    await ensurePrivateDir(dir);
     await writeFileAtomic(join(dir, name), data, this.store.tmpDir);
   }
 }

@@ -19,10 +19,14 @@ import { requireRoot, requireTool } from '../support/tools.js';
 
 const NOBODY = 65534;
 
-/** Runs `argv` as user and group nobody without supplementary groups. */
+/**
+ * Runs `argv` as user and group nobody without supplementary groups. Through a shell: setpriv still
+ * holds root's capabilities while it resolves the path it execs, so `setpriv … FILE` would reach
+ * FILE where nobody could not; the shell it starts has none.
+ */
 function asNobody(argv: string[]): { status: number | null; out: string } {
   const setpriv = requireTool('setpriv', 'util-linux');
-  const r = spawnSync(setpriv, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', ...argv], { encoding: 'utf8' });
+  const r = spawnSync(setpriv, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '/bin/sh', '-c', 'exec "$@"', 'sh', ...argv], { encoding: 'utf8' });
   return { status: r.status, out: `${r.stdout}${r.stderr}${r.error ? r.error.message : ''}` };
 }
 
