@@ -1,10 +1,15 @@
 /**
  * The store's exclusive lock: a lock file created with O_EXCL that names its holder (pid, host,
  * command, time). A lock whose holder process is gone (same host) is stale and is taken over.
- * Held only around short metadata updates (index.json, GC), never across a whole build, so two
- * dimg processes on one store interleave safely.
+ * Held only around short metadata updates (index.json, leases, GC), never across a whole build, so
+ * two dimg processes on one store interleave safely.
+ *
+ * Inside one process the lock is a queue too: concurrent tasks (parallel builds tagging their images)
+ * take turns, or one task's read-modify-write of index.json would overwrite the other's. Only code
+ * running inside the holder's own call (its async context) re-enters without waiting.
  */
 import { promises as fs } from 'node:fs';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { hostname } from 'node:os';
 import { DimgError } from '../errors.js';
 
@@ -31,22 +36,40 @@ export function processAlive(pid: number): boolean {
 }
 
 /**
- * Runs `fn` while holding the lock at `path`. Waits (polling) up to `timeoutMs` (default 60 s) for a
- * live holder; then fails with STORE_LOCKED naming the holder. Re-entrant within one process.
+ * Runs `fn` while holding the lock at `path`. Waits for other tasks of this process first, then
+ * (polling) up to `timeoutMs` (default 60 s) for a live holder in another process; then fails with
+ * STORE_LOCKED naming the holder. Re-entrant: `fn` and what it calls may take the lock again.
  */
 export async function withFileLock<T>(path: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
-  if (held.has(path)) return fn();
-  await acquire(path, opts.timeoutMs ?? 60_000);
-  held.add(path);
+  if (holdsFileLock(path)) return fn();
+  const previous = turns.get(path) ?? Promise.resolve();
+  let done!: () => void;
+  const gate = new Promise<void>((resolve) => (done = resolve));
+  const mine = previous.then(() => gate);
+  turns.set(path, mine);
+  await previous;
   try {
-    return await fn();
+    await acquire(path, opts.timeoutMs ?? 60_000);
+    try {
+      return await holding.run(new Set([...(holding.getStore() ?? []), path]), fn);
+    } finally {
+      await fs.rm(path, { force: true });
+    }
   } finally {
-    held.delete(path);
-    await fs.rm(path, { force: true });
+    done();
+    if (turns.get(path) === mine) turns.delete(path);
   }
 }
 
-const held = new Set<string>();
+/** True when the calling code runs inside `withFileLock(path, …)` (so it may write what the lock guards). */
+export function holdsFileLock(path: string): boolean {
+  return holding.getStore()?.has(path) ?? false;
+}
+
+/** The lock paths the current async context holds. */
+const holding = new AsyncLocalStorage<Set<string>>();
+/** Per lock path, the turn of the last task of this process that asked for it. */
+const turns = new Map<string, Promise<void>>();
 
 async function acquire(path: string, timeoutMs: number): Promise<void> {
   const me: LockOwner = { pid: process.pid, host: hostname(), command: process.argv.slice(2, 4).join(' '), since: new Date().toISOString() };

@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import { digestHex, type Digest } from '../oci/digest.js';
 import { exists } from './fsutil.js';
 import { PRIVATE_DIR_MODE } from './private-dirs.js';
+import type { LeaseItems } from './leases.js';
 
 /** Unpacks a layer tar into a fresh directory in overlay-lowerdir form (whiteouts as 0/0 devices). */
 export type LayerUnpacker = (tar: Readable, targetDir: string) => Promise<void>;
@@ -32,12 +33,23 @@ export class OverlayDirs {
   constructor(
     readonly dir: string,
     private readonly unpack: LayerUnpacker,
+    /** Protects a layer dir from GC before it is looked up or made (the store's lease). */
+    private readonly claim: (items: LeaseItems) => Promise<void> = async () => undefined,
   ) {
     this.linkDir = join(dir, 'l');
   }
 
-  /** The layer dir for `chainId` if it is already unpacked. */
+  /**
+   * The layer dir for `chainId` if it is already unpacked. Claims it first for this process's lease:
+   * whoever asks is about to use it (mount it, link from it).
+   */
   async get(chainId: Digest): Promise<LayerDir | undefined> {
+    await this.claim({ chains: [chainId] });
+    return this.lookup(chainId);
+  }
+
+  /** `get` without claiming (GC, repair). */
+  private async lookup(chainId: Digest): Promise<LayerDir | undefined> {
     const base = join(this.dir, digestHex(chainId));
     try {
       const link = (await fs.readFile(join(base, 'link'), 'utf8')).trim();
@@ -149,16 +161,26 @@ export class OverlayDirs {
    * the next open's cleanup finishes it.
    */
   async remove(chainId: Digest): Promise<void> {
-    const found = await this.get(chainId);
+    const found = await this.detach(chainId);
+    if (found) await fs.rm(found, { recursive: true, force: true });
+  }
+
+  /**
+   * The quick half of `remove`, for GC under the store lock: renames the layer dir to a staging name
+   * and drops its short link. Returns the staging path for the caller to delete after releasing the
+   * lock (deleting a big tree takes long; nobody can see it under a staging name).
+   */
+  async detach(chainId: Digest): Promise<string | undefined> {
+    const found = await this.lookup(chainId);
     const staging = this.stagingPath();
     try {
       await fs.rename(join(this.dir, digestHex(chainId)), staging);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
     if (found) await fs.rm(join(this.dir, found.link), { force: true });
-    await fs.rm(staging, { recursive: true, force: true });
+    return staging;
   }
 
   /** Removes staging dirs left by crashed processes that are no longer alive. */

@@ -38,6 +38,8 @@ export class PushState {
   async choice(diffId: Digest): Promise<LayerChoice | undefined> {
     const c = await readJsonFile<LayerChoice>(join(this.dir, 'layers', `${digestHex(diffId)}.json`)).catch(() => undefined);
     if (!c || c.diffId !== diffId || !c.blob) return undefined;
+    // The push will upload this blob: claim it before checking it is there.
+    await this.store.claim({ blobs: [c.blob.digest] });
     return (await this.store.blobs.stat(c.blob.digest)) === c.blob.size ? c : undefined;
   }
 

@@ -6,16 +6,23 @@
  * local user (`nobody`) reach, list or run anything in it: a setuid-root file there would otherwise
  * be a local root for everybody. Stores made by older dimg versions (0755) and loose directories a
  * user points DIMG_ROOT at are tightened when opened; a root owned by another user is refused.
+ *
+ * D8: garbage collection respects in-flight work. `dimg image prune -a -f --cache` looping in
+ * another process while `dimg apply` builds (a rootfs base, a pulled registry base, COPY and RUN
+ * steps, several images) must never make the apply fail, remove an image the apply named while it
+ * still runs, or leave an image whose content is gone.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, lstatSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dimg, dimgOk, type CliOptions } from '../support/cli.js';
+import { dimg, dimgOk, type CliOptions, type CliResult } from '../support/cli.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
+import { startRegistry } from '../support/registry.js';
 import { tempDir } from '../support/tmp.js';
-import { requireRoot, requireTool } from '../support/tools.js';
+import { requireRoot, requireTool, run } from '../support/tools.js';
 
 const NOBODY = 65534;
 
@@ -159,4 +166,144 @@ test('opening a store tightens an older 0755 store and a loose user-chosen root,
   assert.match(refused.stderr, new RegExp(`error: .*${foreign}.*uid ${NOBODY}`));
   assert.match(refused.stderr, /hint: /);
   assert.equal(readdirSync(foreign).length, 0, 'nothing is created in a refused store root');
+});
+
+/** One finished CLI run with the time (ms since epoch) its process was seen to end. */
+interface TimedRun extends CliResult {
+  endedAt: number;
+}
+
+async function timed(args: string[], opts: CliOptions): Promise<TimedRun> {
+  const r = await dimg(args, opts);
+  return { ...r, endedAt: Date.now() };
+}
+
+/** Names and IDs of the images an `apply --progress json` built and named. */
+function namedByApply(stdout: string): Array<{ name: string; digest: string; id: string }> {
+  const out: Array<{ name: string; digest: string; id: string }> = [];
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const e = JSON.parse(line) as { type?: string; digest?: string; id?: string; tags?: string[] };
+    if (e.type === 'build-image-done') for (const name of e.tags ?? []) out.push({ name, digest: e.digest!, id: e.id! });
+  }
+  return out;
+}
+
+/** name → manifest digest of every named image in the store's index.json. */
+function storeNames(store: string): Map<string, string> {
+  const index = JSON.parse(readFileSync(join(store, 'oci', 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+  const out = new Map<string, string>();
+  for (const m of index.manifests) {
+    const name = m.annotations?.['io.containerd.image.name'];
+    if (name) out.set(name, m.digest);
+  }
+  return out;
+}
+
+const GC_ROUNDS = 6;
+
+test('image prune -a -f --cache looping while apply builds never breaks the build, its images or the store', async (t) => {
+  requireRoot('apply with RUN steps');
+  const skopeo = requireTool('skopeo', 'skopeo');
+  const umoci = requireTool('umoci', 'umoci');
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const dir = tempDir(t);
+  const rootfs = makeBusyboxRootfs(join(dir, 'rootfs'));
+  // A registry base, pulled by the apply (and pruned again and again): seeded from another store.
+  const pulled = `${reg.host}/gc/busybox:1`;
+  const seed: CliOptions = { root: join(dir, 'seed'), env: { SOURCE_DATE_EPOCH: '0' } };
+  await dimgOk(['image', 'import', rootfs, pulled], seed);
+  writeFileSync(join(rootfs, 'etc', 'motd'), 'rootfs base\n');
+  await dimgOk(['image', 'push', pulled], seed);
+  mkdirSync(join(dir, 'ctx'));
+  const apps = ['app', 'tool', 'web'];
+  writeFileSync(
+    join(dir, 'images.yaml'),
+    `version: 1
+project: gcrace
+images:
+  base:
+    from: { rootfs: ./rootfs }
+    repository: gc/base
+    tags: ["1"]
+${apps
+  .map(
+    (n) => `  ${n}:
+    from: base
+    context: ./ctx
+    steps:
+      - copy: ${n}.bin
+        to: /data/
+      - run: sha256sum /data/${n}.bin > /sum && cp /etc/motd /data/motd
+      - copy: note.txt
+        to: /etc/
+    repository: gc/${n}
+    tags: ["1"]
+`,
+  )
+  .join('')}  pulled:
+    from: ${pulled}
+    context: ./ctx
+    steps:
+      - copy: note.txt
+        to: /etc/
+      - run: cat /etc/note.txt > /seen
+    repository: gc/pulled
+    tags: ["1"]
+`,
+  );
+  const opts: CliOptions = { root: join(dir, 'store'), cwd: dir, env: { SOURCE_DATE_EPOCH: '0' }, timeoutMs: 120_000 };
+  const failures: string[] = [];
+  for (let round = 0; round < GC_ROUNDS; round++) {
+    for (const n of apps) writeFileSync(join(dir, 'ctx', `${n}.bin`), randomBytes(2 << 20));
+    writeFileSync(join(dir, 'ctx', 'note.txt'), `round ${round}\n`);
+    let stop = false;
+    const prunes: TimedRun[] = [];
+    const loop = (async () => {
+      while (!stop) prunes.push(await timed(['image', 'prune', '-a', '-f', '--cache'], opts));
+    })();
+    const apply = await timed(['apply', '--progress', 'json', '--parallelism', '4'], opts);
+    stop = true;
+    await loop;
+    const problems: string[] = [];
+    if (apply.code !== 0) problems.push(`apply exited ${apply.code}: ${apply.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    for (const p of prunes) if (p.code !== 0) problems.push(`a prune exited ${p.code}: ${p.stderr.trim()}`);
+    // An image apply named may be gone only when a prune that outlived the apply deleted it: while
+    // the apply runs, what it builds and names is in use.
+    const after = prunes.filter((p) => p.endedAt >= apply.endedAt).map((p) => p.stdout).join('\n');
+    const names = storeNames(opts.root!);
+    const named = namedByApply(apply.stdout);
+    for (const img of named) {
+      const now = names.get(img.name);
+      if (now === undefined && !after.includes(`deleted: ${img.id}`)) problems.push(`${img.name} (${img.id.slice(7, 19)}), named by apply, is gone`);
+      if (now !== undefined && now !== img.digest) problems.push(`${img.name} points at ${now}, apply named ${img.digest}`);
+      if (now !== undefined) {
+        const inspect = await dimg(['image', 'inspect', img.name], opts);
+        if (inspect.code !== 0) problems.push(`image inspect ${img.name}: ${inspect.stderr.trim()}`);
+      }
+    }
+    const verify = await dimg(['store', 'verify'], opts);
+    if (verify.code !== 0) problems.push(`store verify: ${verify.stdout.trim()}`);
+    console.log(`# gc race round ${round + 1}: ${prunes.length} prunes during apply, ${named.length} names, ${problems.length === 0 ? 'ok' : problems.join('; ')}`);
+    if (problems.length > 0) failures.push(`round ${round + 1}: ${problems.join('\n  ')}`);
+  }
+  assert.deepEqual(failures, [], `prune during apply broke the store:\n${failures.join('\n')}`);
+
+  // Without pruning, apply converges and every image is whole: skopeo reads each one out of a saved
+  // archive (checking every blob's digest) and umoci unpacks one.
+  await dimgOk(['apply', '--progress', 'plain'], opts);
+  const plan = await dimg(['plan', '--detailed-exitcode'], opts);
+  assert.equal(plan.code, 0, `plan after the last apply shows changes:\n${plan.stdout}${plan.stderr}`);
+  await dimgOk(['store', 'verify'], opts);
+  const refs = ['gc/base:1', ...apps.map((n) => `gc/${n}:1`), 'gc/pulled:1'];
+  const archive = join(dir, 'all.tar');
+  await dimgOk(['image', 'save', '-o', archive, ...refs], opts);
+  for (const ref of refs) {
+    await dimgOk(['image', 'inspect', ref], opts);
+    run(skopeo, ['copy', '-q', `docker-archive:${archive}:${ref}`, `oci:${join(dir, 'out')}:${ref.replace(/[/:]/g, '-')}`]);
+  }
+  run(umoci, ['unpack', '--image', `${join(dir, 'out')}:gc-app-1`, join(dir, 'bundle')]);
+  assert.equal(readFileSync(join(dir, 'bundle', 'rootfs', 'data', 'motd'), 'utf8'), 'rootfs base\n');
+  assert.match(readFileSync(join(dir, 'bundle', 'rootfs', 'sum'), 'utf8'), /^[0-9a-f]{64} {2}\/data\/app\.bin\n$/);
 });
