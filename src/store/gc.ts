@@ -1,7 +1,7 @@
 /**
  * Mark-and-sweep garbage collection of the store. Roots: every index.json entry (tagged or dangling),
  * every build-cache entry (unless asked to drop them; a cache entry a running dimg process wrote or
- * hit is kept even then), and everything the live leases of dimg processes claim (blobs, overlay
+ * hit is kept even then), and everything the live leases of other dimg processes claim (blobs, overlay
  * layer dirs, cache entries they are building with: see leases.ts). Marked: manifests, child
  * manifests of indexes, configs, layer blobs, the layer records' alternative blobs of kept layers,
  * and the overlay dirs of kept layer chains. Leases are read under the store lock, which GC holds

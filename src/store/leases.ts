@@ -131,8 +131,10 @@ export class Leases {
   }
 
   /**
-   * Everything the live leases of all processes (this one included) protect. Call under the store
-   * lock. Leases of dead processes are removed.
+   * Everything the live leases of other processes protect. Call under the store lock. Leases of
+   * dead processes are removed. This process's own claims do not count: a dimg command either
+   * builds or collects garbage, and one that collects after building (a library user, a test) means
+   * to collect what it left unnamed.
    */
   async live(): Promise<LeasedContent> {
     const out: LeasedContent = { blobs: new Set(), chains: new Set(), cacheKeys: new Set() };
@@ -146,6 +148,7 @@ export class Leases {
       if (!header) {
         // An older dimg's lease: just its start time in ms.
         const since = Number(text.trim());
+        if (Number(name) === process.pid) continue;
         if (!processAlive(Number(name)) || !Number.isFinite(since)) {
           await fs.rm(path, { force: true });
           continue;
@@ -153,7 +156,8 @@ export class Leases {
         out.legacySince = out.legacySince === undefined ? since : Math.min(out.legacySince, since);
         continue;
       }
-      if (header.pid !== process.pid && !leaseHolderAlive(header)) {
+      if (header.pid === process.pid) continue;
+      if (!leaseHolderAlive(header)) {
         await fs.rm(path, { force: true });
         continue;
       }

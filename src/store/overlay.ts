@@ -51,13 +51,21 @@ export class OverlayDirs {
   /** `get` without claiming (GC, repair). */
   private async lookup(chainId: Digest): Promise<LayerDir | undefined> {
     const base = join(this.dir, digestHex(chainId));
+    let link: string;
     try {
-      const link = (await fs.readFile(join(base, 'link'), 'utf8')).trim();
+      link = (await fs.readFile(join(base, 'link'), 'utf8')).trim();
       if (!(await exists(join(base, 'diff')))) return undefined;
-      return { chainId, diffDir: join(base, 'diff'), link: `l/${link}` };
     } catch {
       return undefined;
     }
+    // The short link is made right after the dir is published; a crash in between, or a cleanup that
+    // judged it dangling, leaves the dir without it. Mounts go through the link: make it again.
+    if (!(await exists(join(this.linkDir, link)))) {
+      await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, link)).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e;
+      });
+    }
+    return { chainId, diffDir: join(base, 'diff'), link: `l/${link}` };
   }
 
   /**
@@ -123,20 +131,25 @@ export class OverlayDirs {
   }
 
   /**
-   * Moves a staged layer dir (`staging/diff`) under its chain ID with a new short link. When another
-   * process published the same chain first, its dir wins and ours is left for the caller to remove.
+   * Moves a staged layer dir (`staging/diff`) under its chain ID, then adds its new short link. When
+   * another process published the same chain first, its dir wins and ours is left for the caller to
+   * remove. The link comes after the rename so that it never points nowhere while this process is
+   * alive: another process opening the store removes dangling links (cleanStaging), and one removed
+   * between link and rename left a layer dir that could not be mounted.
    */
   private async publish(chainId: Digest, staging: string): Promise<void> {
     const short = randomBytes(13).toString('hex').toUpperCase().slice(0, 26);
     await fs.writeFile(join(staging, 'link'), short);
-    await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, short));
     try {
       await fs.rename(staging, join(this.dir, digestHex(chainId)));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
-      await fs.rm(join(this.linkDir, short), { force: true });
+      return;
     }
+    await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, short)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e; // lookup() healed it first
+    });
     // No fsync here. A layer dir is a cache of its layer tar whose files are never fsynced (that
     // would cost as much as the unpack), so syncing the directory would promise nothing; and on ext4
     // a directory fsync commits the journal with every dirty data block of the store (data=ordered),
@@ -171,7 +184,7 @@ export class OverlayDirs {
    * lock (deleting a big tree takes long; nobody can see it under a staging name).
    */
   async detach(chainId: Digest): Promise<string | undefined> {
-    const found = await this.lookup(chainId);
+    const link = await fs.readFile(join(this.dir, digestHex(chainId), 'link'), 'utf8').then((l) => l.trim(), () => undefined);
     const staging = this.stagingPath();
     try {
       await fs.rename(join(this.dir, digestHex(chainId)), staging);
@@ -179,7 +192,7 @@ export class OverlayDirs {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
-    if (found) await fs.rm(join(this.dir, found.link), { force: true });
+    if (link) await fs.rm(join(this.linkDir, link), { force: true });
     return staging;
   }
 
@@ -189,7 +202,8 @@ export class OverlayDirs {
       const m = /^\.tmp-(\d+)-/.exec(name);
       if (m && !alive(Number(m[1]))) await fs.rm(join(this.dir, name), { recursive: true, force: true });
     }
-    // Short links whose layer dir is gone (a crash between link and rename) point nowhere.
+    // Short links whose layer dir is gone (a removal killed between moving the dir and dropping its
+    // link) point nowhere. A live layer dir never has a dangling link: publish links after renaming.
     for (const name of await fs.readdir(this.linkDir).catch(() => [] as string[])) {
       const broken = await fs.stat(join(this.linkDir, name)).then(() => false, () => true);
       if (broken) await fs.rm(join(this.linkDir, name), { force: true });

@@ -66,7 +66,7 @@ export class Store {
     const claim = (items: LeaseItems) => this.leases.protect(items);
     this.blobs = new BlobStore(join(this.layoutDir, 'blobs', 'sha256'), this.tmpDir, claim);
     this.refs = new RefStore(this.layoutDir, this.tmpDir);
-    this.layers = new LayerIndex(join(root, 'layers'), this.tmpDir);
+    this.layers = new LayerIndex(join(root, 'layers'), this.tmpDir, (fn) => this.withLock(fn));
     this.overlay = new OverlayDirs(join(root, 'overlay'), opts.unpack ?? missingUnpacker, claim);
     this.cache = new CacheStore(join(root, 'cache'), this.tmpDir, claim);
   }

@@ -10,11 +10,12 @@
  * D8: garbage collection respects in-flight work. `dimg image prune -a -f --cache` looping in
  * another process while `dimg apply` builds (a rootfs base, a pulled registry base, COPY and RUN
  * steps, several images) must never make the apply fail, remove an image the apply named while it
- * still runs, or leave an image whose content is gone.
+ * still runs, or leave an image whose content is gone. A lease counts only while its process
+ * (same pid and start time) lives, and parallel tasks of one process take turns at the store lock.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +24,10 @@ import { makeBusyboxRootfs } from '../support/busybox.js';
 import { startRegistry } from '../support/registry.js';
 import { tempDir } from '../support/tmp.js';
 import { requireRoot, requireTool, run } from '../support/tools.js';
+import { Store } from '../../src/store/store.js';
+import { collectGarbage } from '../../src/store/gc.js';
+import { processStart } from '../../src/store/leases.js';
+import { commitImage } from '../../src/image/commit.js';
 
 const NOBODY = 65534;
 
@@ -200,7 +205,7 @@ function storeNames(store: string): Map<string, string> {
   return out;
 }
 
-const GC_ROUNDS = 6;
+const GC_ROUNDS = 5;
 
 test('image prune -a -f --cache looping while apply builds never breaks the build, its images or the store', async (t) => {
   requireRoot('apply with RUN steps');
@@ -256,8 +261,9 @@ ${apps
   const opts: CliOptions = { root: join(dir, 'store'), cwd: dir, env: { SOURCE_DATE_EPOCH: '0' }, timeoutMs: 120_000 };
   const failures: string[] = [];
   for (let round = 0; round < GC_ROUNDS; round++) {
-    for (const n of apps) writeFileSync(join(dir, 'ctx', `${n}.bin`), randomBytes(2 << 20));
+    for (const n of apps) writeFileSync(join(dir, 'ctx', `${n}.bin`), randomBytes(1 << 20));
     writeFileSync(join(dir, 'ctx', 'note.txt'), `round ${round}\n`);
+    const started = Date.now();
     let stop = false;
     const prunes: TimedRun[] = [];
     const loop = (async () => {
@@ -285,7 +291,7 @@ ${apps
     }
     const verify = await dimg(['store', 'verify'], opts);
     if (verify.code !== 0) problems.push(`store verify: ${verify.stdout.trim()}`);
-    console.log(`# gc race round ${round + 1}: ${prunes.length} prunes during apply, ${named.length} names, ${problems.length === 0 ? 'ok' : problems.join('; ')}`);
+    console.log(`# gc race round ${round + 1}: ${prunes.length} prunes during a ${apply.endedAt - started} ms apply, ${named.length} names, ${problems.length === 0 ? 'ok' : problems.join('; ')}`);
     if (problems.length > 0) failures.push(`round ${round + 1}: ${problems.join('\n  ')}`);
   }
   assert.deepEqual(failures, [], `prune during apply broke the store:\n${failures.join('\n')}`);
@@ -306,4 +312,52 @@ ${apps
   run(umoci, ['unpack', '--image', `${join(dir, 'out')}:gc-app-1`, join(dir, 'bundle')]);
   assert.equal(readFileSync(join(dir, 'bundle', 'rootfs', 'data', 'motd'), 'utf8'), 'rootfs base\n');
   assert.match(readFileSync(join(dir, 'bundle', 'rootfs', 'sum'), 'utf8'), /^[0-9a-f]{64} {2}\/data\/app\.bin\n$/);
+});
+
+test('a lease counts only while its process lives: a dead or reused pid never keeps content from GC', async (t) => {
+  const root = tempDir(t);
+  const store = await Store.open(root);
+  const blob = async (text: string) => (await store.blobs.writeBytes(Buffer.from(text))).digest;
+  const [kept, dead, reused] = [await blob('claimed by a live process'), await blob('claimed by a dead one'), await blob('claimed under a reused pid')];
+  const sleeper = spawn('sleep', ['60']);
+  t.after(() => sleeper.kill());
+  await new Promise((r) => sleeper.once('spawn', r));
+  const leases = join(root, 'leases');
+  const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  const lease = (pid: number, start: string | undefined, digest: string) => writeFileSync(join(leases, String(pid)), `${JSON.stringify({ pid, start, boot })}\nblob ${digest}\n`);
+  lease(sleeper.pid!, processStart(sleeper.pid!), kept);
+  // A pid no process has, and a live pid whose process started at another time (the pid was reused).
+  lease(4_000_000, '12345', dead);
+  const other = spawn('sleep', ['60']);
+  t.after(() => other.kill());
+  await new Promise((r) => other.once('spawn', r));
+  lease(other.pid!, '1', reused);
+
+  await collectGarbage(store);
+  assert.equal(await store.blobs.has(kept), true, 'the live lease keeps its blob');
+  assert.equal(await store.blobs.has(dead), false, 'a dead process keeps nothing');
+  assert.equal(await store.blobs.has(reused), false, 'a reused pid keeps nothing');
+  assert.deepEqual(readdirSync(leases).sort(), [String(process.pid), String(sleeper.pid)].sort(), 'dead leases are removed');
+
+  sleeper.kill();
+  await new Promise((r) => sleeper.once('exit', r));
+  await collectGarbage(store);
+  assert.equal(await store.blobs.has(kept), false, 'once its process is gone, the lease keeps nothing');
+});
+
+test('parallel tasks of one process take turns at the store lock: no tag is lost', async (t) => {
+  const store = await Store.open(tempDir(t));
+  const layer = await store.blobs.writeBytes(Buffer.from('one layer'));
+  const { descriptor } = await commitImage(store, {
+    config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] }, config: {} },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer.digest, size: layer.size }],
+  });
+  const names = Array.from({ length: 24 }, (_, i) => `docker.io/turns/img${i}:1`);
+  // Staggered, as parallel builds finish: each asks while another may be holding the lock.
+  await Promise.all(names.map(async (n, i) => {
+    await new Promise((r) => setTimeout(r, (i % 6) * 2));
+    await store.tag(n, descriptor);
+  }));
+  const named = new Set((await store.entries()).map((e) => e.name));
+  assert.deepEqual(names.filter((n) => !named.has(n)), [], 'tags lost by concurrent index.json updates');
 });
