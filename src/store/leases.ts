@@ -92,7 +92,11 @@ export class Leases {
     const path = join(this.dir, String(process.pid));
     const header: LeaseHeader = { pid: process.pid, start: processStart(process.pid), boot: bootId() };
     this.header = `${JSON.stringify(header)}\n`;
-    await fs.writeFile(path, this.header, { mode: 0o600 });
+    // Written aside and renamed: a GC must never read a half-written header (it would take the
+    // lease for an older dimg's and keep everything).
+    const tmp = join(this.dir, `.${process.pid}.tmp`);
+    await fs.writeFile(tmp, this.header, { mode: 0o600 });
+    await fs.rename(tmp, path);
     this.path = path;
     process.once('exit', () => rmSync(path, { force: true }));
   }
@@ -139,6 +143,8 @@ export class Leases {
   async live(): Promise<LeasedContent> {
     const out: LeasedContent = { blobs: new Set(), chains: new Set(), cacheKeys: new Set() };
     for (const name of await fs.readdir(this.dir).catch(() => [] as string[])) {
+      const half = /^\.(\d+)\.tmp$/.exec(name);
+      if (half && !processAlive(Number(half[1]))) await fs.rm(join(this.dir, name), { force: true });
       if (!/^\d+$/.test(name)) continue;
       const path = join(this.dir, name);
       const text = await fs.readFile(path, 'utf8').catch(() => undefined);
