@@ -11,6 +11,7 @@ import { sha256, type Digest } from '../oci/digest.js';
 import { hostPlatform, parsePlatform } from '../oci/platform.js';
 import type { Descriptor, ImageConfig, Platform } from '../oci/types.js';
 import { findImage } from '../image/find.js';
+import { claimImage } from '../image/local-image.js';
 import type { Store } from '../store/store.js';
 import type { ImageSpec } from '../spec/model.js';
 import type { StoredLayer } from './layer-blobs.js';
@@ -86,17 +87,23 @@ export async function resolveBase(spec: ImageSpec, ctx: BaseContext): Promise<Ba
   }
 }
 
-/** Finds a store image by reference, pulling it when missing (if a puller is wired). */
+/**
+ * Finds a store image by reference, pulling it when missing (if a puller is wired). The image's
+ * content is claimed for this build (a concurrent prune keeps it); content a prune took before the
+ * claim counts as missing, so it is pulled again.
+ */
 export async function findRef(ctx: BaseContext, ref: string, platform: Platform, imageKey: string): Promise<BuiltRef> {
   const load = async () => {
     const f = await findImage(ctx.store, ref, platform);
+    await claimImage(ctx.store, f.image, `image ${imageKey}: base image ${ref}`);
     return { descriptor: f.image.descriptor, config: f.image.config, layers: f.image.manifest.layers };
   };
   try {
     return await load();
   } catch (e) {
-    if (!isDimgError(e, 'IMAGE_NOT_FOUND')) throw e;
+    if (!isDimgError(e, 'IMAGE_NOT_FOUND') && !isDimgError(e, 'BLOB_NOT_FOUND')) throw e;
     if (!ctx.pull) {
+      if (isDimgError(e, 'BLOB_NOT_FOUND')) throw e;
       throw new DimgError('IMAGE_NOT_FOUND', `image ${imageKey}: base image ${ref} is not in the local store`, `pull it first: dimg image pull ${ref}`);
     }
     await ctx.pull(ref, platform);
@@ -125,6 +132,8 @@ async function rootfsLayer(ctx: BaseContext, path: string, key: Digest, spec: Im
   const hit = await ctx.store.cache.get(cacheKey);
   const layer = hit?.layer as Descriptor | undefined;
   const diffId = hit?.diffId as Digest | undefined;
+  // Claimed before the check: the layer must not go to a concurrent prune between check and use.
+  if (layer && diffId) await ctx.store.claim({ cacheKeys: [cacheKey], blobs: [layer.digest] });
   if (layer && diffId && (await ctx.store.blobs.stat(layer.digest)) === layer.size) return { descriptor: layer, diffId };
   const packed = await packRootfs(ctx, path, spec);
   await ctx.store.cache.put({ key: cacheKey, blobs: [packed.descriptor.digest], diffIds: [packed.diffId], created: new Date().toISOString(), layer: packed.descriptor, diffId: packed.diffId });

@@ -259,6 +259,8 @@ class ImageBuild {
     const diffId = e.diffId as Digest | undefined;
     const hist = e.history as HistoryEntry | undefined;
     if (!layer || !diffId || !hist) return undefined;
+    // Claimed before the check, so a concurrent prune cannot take the layer between check and use.
+    await this.store.claim({ cacheKeys: [key], blobs: [layer.digest], chains: e.chainId ? [e.chainId] : [] });
     if ((await this.store.blobs.stat(layer.digest)) !== layer.size) return undefined;
     return { layer, diffId, history: hist };
   }
@@ -456,7 +458,10 @@ class ImageBuild {
         const img = await this.fromImage(from);
         const dir = join(this.store.tmpDir, `fromimg-${process.pid}-${randomBytes(6).toString('hex')}`);
         this.temps.push(dir);
+        // This dir is the image's `/`: a `copy --from` of `/` gives its destination this mode, so it
+        // is Docker's 0755 whatever the umask (the store's tmp/ around it is private).
         await fs.mkdir(dir, { recursive: true });
+        await fs.chmod(dir, 0o755);
         const { extractLayer } = await import('../layer/index.js');
         const diffIds = img.config.rootfs.diff_ids;
         for (let j = 0; j < img.layers.length; j++) {

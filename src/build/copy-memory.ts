@@ -13,6 +13,7 @@ import { promises as fs } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { tempPath } from '../store/fsutil.js';
+import { ensurePrivateDir } from '../store/private-dirs.js';
 import { chainOf } from '../store/overlay.js';
 import type { Digest } from '../oci/digest.js';
 import type { Store } from '../store/store.js';
@@ -53,7 +54,9 @@ export async function loadCopyMemory(store: Store, slot: string): Promise<CopyMe
     if (Array.isArray(value) && typeof value[0] === 'string' && Number.isSafeInteger(value[1])) files.set(path, { origin: value[0], offset: value[1] });
   }
   const memory: CopyMemory = {};
-  // The step's tar is stored uncompressed under its diff_id (a layer dimg built).
+  // The step's tar is stored uncompressed under its diff_id (a layer dimg built). Claimed before the
+  // check: the pack reads from it, and a concurrent prune must not take it meanwhile.
+  await store.claim({ blobs: [stored.diffId as Digest] });
   if ((await store.blobs.stat(stored.diffId).catch(() => undefined)) !== undefined) memory.previous = { tar: store.blobs.path(stored.diffId), files };
   // The layer dir of that very tar: its chain ID is derived here, not taken from the file.
   const chainId = chainOf(typeof stored.parentChainId === 'string' ? stored.parentChainId : undefined, stored.diffId);
@@ -72,9 +75,9 @@ export async function saveCopyMemory(store: Store, slot: string, diffId: Digest,
   const tmp = tempPath(store.tmpDir, 'copy-memory');
   try {
     const path = memoryPath(store, slot);
-    await fs.mkdir(join(path, '..'), { recursive: true });
+    await ensurePrivateDir(join(path, '..'));
     // Temp file + rename without fsync: a memory lost in a crash costs only reading files again.
-    await fs.writeFile(tmp, JSON.stringify(stored));
+    await fs.writeFile(tmp, JSON.stringify(stored), { mode: 0o644 });
     await fs.rename(tmp, path);
   } catch {
     await fs.rm(tmp, { force: true }).catch(() => undefined);

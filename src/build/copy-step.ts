@@ -133,7 +133,10 @@ export async function isTarArchive(path: string): Promise<boolean> {
 /** Unpacks an archive source of `add` into `dir` (flattened, ownership kept only as root). */
 export async function unpackArchive(path: string, dir: string): Promise<void> {
   const { extractLayer } = await import('../layer/index.js');
+  // The unpacked root becomes the destination directory in the layer: 0755 (as Docker makes it)
+  // whatever the umask, unless the archive has an entry for `./`.
   await fs.mkdir(dir, { recursive: true });
+  await fs.chmod(dir, 0o755);
   await extractLayer(createReadStream(path), dir, { mode: 'flatten', subject: `archive ${path}` });
 }
 

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Digest } from '../oci/digest.js';
 import { tempPath } from '../store/fsutil.js';
+import { ensurePrivateDir } from '../store/private-dirs.js';
 
 const SMALL = 1 << 20;
 
@@ -65,7 +66,7 @@ export class FileDigests {
     if (!this.dirty || !this.path || !this.tmpDir) return;
     const tmp = tempPath(this.tmpDir, 'digests');
     try {
-      await fs.mkdir(join(this.path, '..'), { recursive: true });
+      await ensurePrivateDir(join(this.path, '..'));
       await fs.writeFile(tmp, JSON.stringify(Object.fromEntries(this.memo)), { mode: 0o644 });
       await fs.rename(tmp, this.path);
       this.dirty = false;

@@ -69,6 +69,8 @@ function settle(store: Store, tmp: string, diffId: Digest, size: number): Pendin
 export async function openLayer(store: Store, layer: Descriptor, diffId: Digest): Promise<Readable> {
   const rec = await store.layers.get(diffId).catch(() => undefined);
   const plain = rec?.blobs.find((b) => b.mediaType === MediaType.ociLayer && b.digest === diffId);
+  // The uncompressed alternative is not part of the image: claim it before relying on it.
+  if (plain) await store.claim({ blobs: [plain.digest] });
   if (plain && (await store.blobs.has(plain.digest))) return store.blobs.open(plain.digest, plain.size);
   const { decompress } = await import('../layer/compression.js');
   return decompress(store.blobs.open(layer.digest, layer.size), `layer ${layer.digest}`);

@@ -19,7 +19,7 @@ export function storeRootOf(cmd: Command): string {
 
 /** Opens the store for a command (with the real layer unpacker wired in). */
 export function openStoreFor(cmd: Command): Promise<Store> {
-  return Store.open(storeRootOf(cmd), storeOptions());
+  return Store.open(storeRootOf(cmd), { ...storeOptions(), warn: (m) => process.stderr.write(`Warning: ${m}\n`) });
 }
 
 /** True when stdout is an interactive terminal. */

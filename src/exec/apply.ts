@@ -7,7 +7,7 @@ import { DimgError, isDimgError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { parseReference, repositoryName } from '../oci/reference.js';
 import type { Descriptor, ImageManifest } from '../oci/types.js';
-import { loadImage } from '../image/local-image.js';
+import { claimImage, loadImage } from '../image/local-image.js';
 import type { BaseSpec, CopyStep, ImageSpec, Step } from '../spec/model.js';
 import { buildImage, type BuiltImage } from '../build/builder.js';
 import type { BuildListener } from '../build/events.js';
@@ -47,11 +47,15 @@ export interface ApplyResult extends ExecResult {
  * the project's ownership records with what succeeded (also after failures or a cancellation).
  */
 export async function applyPlan(session: PlanSession, plan: Plan, opts: ApplyOptions = {}): Promise<ApplyResult> {
-  const ports = new ApplyPorts(session, opts);
-  const result = await executePlan(plan, ports, { parallelism: opts.parallelism, signal: opts.signal, onEvent: opts.onEvent });
-  await session.digests.save();
-  const recordFailures = await recordOwnership(session.client, session.spec.project, ports.outcomes, plan.ownership ?? []);
-  return { ...result, recordFailures };
+  // One lease operation: what the builds write or build on stays claimed (kept from a concurrent
+  // prune) until the whole apply is done, so dependants and pushes find their images whole.
+  return session.store.leases.operation(async () => {
+    const ports = new ApplyPorts(session, opts);
+    const result = await executePlan(plan, ports, { parallelism: opts.parallelism, signal: opts.signal, onEvent: opts.onEvent });
+    await session.digests.save();
+    const recordFailures = await recordOwnership(session.client, session.spec.project, ports.outcomes, plan.ownership ?? []);
+    return { ...result, recordFailures };
+  });
 }
 
 class ApplyPorts implements ExecutorPorts {
@@ -146,15 +150,20 @@ class ApplyPorts implements ExecutorPorts {
     const built = this.builds.get(key);
     if (built) return (await built).descriptor;
     const local = this.byInput.get(input);
-    if (local) return (await this.loadLocal(local.digest)).descriptor;
+    // Gone since planning (a concurrent prune): build it again.
+    const loaded = local ? await this.loadLocal(local.digest).catch(() => undefined) : undefined;
+    if (loaded) return loaded.descriptor;
     return (await this.buildOnce(key, signal)).descriptor;
   }
 
+  /** A local image by manifest digest, claimed for this apply (fails when a prune took any of it). */
   private async loadLocal(digest: Digest): Promise<{ descriptor: Descriptor; config: BuiltSpecImage['config']; layers: Descriptor[] }> {
     const store = this.session.store;
+    await store.claim({ blobs: [digest] });
     const m = await store.blobs.readJson<ImageManifest>(digest);
     const size = (await store.blobs.stat(digest)) ?? 0;
     const img = await loadImage(store, { mediaType: m.mediaType ?? 'application/vnd.oci.image.manifest.v1+json', digest, size });
+    await claimImage(store, img, `local image ${digest}`);
     return { descriptor: img.descriptor, config: img.config, layers: img.manifest.layers };
   }
 

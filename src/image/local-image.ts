@@ -8,6 +8,7 @@ import { isIndexType, isImageManifestType } from '../oci/media-types.js';
 import { formatPlatform, hostPlatform, platformMatches } from '../oci/platform.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Platform } from '../oci/types.js';
 import type { Store } from '../store/store.js';
+import { chainIds } from '../store/overlay.js';
 
 /** One single-platform image loaded from the store. */
 export interface LocalImage {
@@ -48,4 +49,25 @@ export async function loadImage(store: Store, descriptor: Descriptor, platform: 
 /** Total stored size of an image: config plus layer blobs (what `ls` shows as SIZE). */
 export function imageSize(img: LocalImage): number {
   return img.manifest.config.size + img.manifest.layers.reduce((n, l) => n + l.size, 0);
+}
+
+/**
+ * Claims an image's content for this process's lease (index, manifest, config and layer blobs, and
+ * the overlay dirs of its layer chain), then checks the blobs are all still there: an image found in
+ * the index can lose its content to a concurrent prune until it is claimed, never after. Fails with
+ * BLOB_NOT_FOUND naming `subject` and the missing blob.
+ */
+export async function claimImage(store: Store, img: LocalImage, subject: string): Promise<void> {
+  const parts = [img.manifest.config, ...img.manifest.layers.filter((l) => !l.urls || l.urls.length === 0)];
+  const blobs = [img.descriptor.digest, ...parts.map((d) => d.digest)];
+  if (img.index) blobs.push(img.index.digest);
+  await store.claim({ blobs, chains: chainIds(img.config.rootfs?.diff_ids ?? []) });
+  for (const d of [img.descriptor, ...parts]) {
+    if ((await store.blobs.stat(d.digest)) === d.size) continue;
+    throw new DimgError(
+      'BLOB_NOT_FOUND',
+      `${subject}: blob ${d.digest} is no longer in the local store (removed by a prune while it was being used)`,
+      'run the command again: it pulls or rebuilds what is missing',
+    );
+  }
 }

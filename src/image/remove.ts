@@ -132,29 +132,36 @@ export interface PruneResult {
 /**
  * Removes dangling images (no name); with `all`, every image the build cache does not record.
  * With `cache`, drops the build cache first (so `all` + `cache` empties the store). Then GC.
+ * Images a running dimg process is working with (building on, or has built and named while its
+ * operation runs: its lease claims their manifests) are in use and kept, as Docker keeps the images
+ * of running containers; the choice is made under the store lock, against the leases of that moment.
  */
 export async function pruneImages(store: Store, opts: { all?: boolean; cache?: boolean } = {}): Promise<PruneResult> {
-  const entries = await store.entries();
-  const ids = await imageIds(store, entries);
-  const protectedBlobs = new Set<string>();
-  if (!opts.cache) for (const c of await store.cache.all()) c.blobs.forEach((b) => protectedBlobs.add(b));
-  const doomed = entries.filter((e) => {
-    if (e.name !== undefined && !opts.all) return false;
-    const id = ids.get(e);
-    return !protectedBlobs.has(e.descriptor.digest) && !(id && protectedBlobs.has(id));
-  });
-  await removeExact(store, doomed);
   const events: RemoveEvent[] = [];
-  const deleted = new Set<Digest>();
-  for (const e of doomed) if (e.name) events.push({ untagged: familiarString(parseReference(e.name)) });
-  const remaining = new Set([...ids.entries()].filter(([e]) => !doomed.includes(e)).map(([, id]) => id));
-  for (const e of doomed) {
-    const id = ids.get(e) ?? e.descriptor.digest;
-    if (!remaining.has(id) && !deleted.has(id)) {
-      deleted.add(id);
-      events.push({ deleted: id });
+  await store.withLock(async () => {
+    const entries = await store.entries();
+    const ids = await imageIds(store, entries);
+    const protectedBlobs = new Set<string>();
+    if (!opts.cache) for (const c of await store.cache.all()) c.blobs.forEach((b) => protectedBlobs.add(b));
+    const inUse = (await store.leases.live()).blobs;
+    const doomed = entries.filter((e) => {
+      if (e.name !== undefined && !opts.all) return false;
+      if (inUse.has(e.descriptor.digest)) return false;
+      const id = ids.get(e);
+      return !protectedBlobs.has(e.descriptor.digest) && !(id && protectedBlobs.has(id));
+    });
+    await removeExact(store, doomed);
+    const deleted = new Set<Digest>();
+    for (const e of doomed) if (e.name) events.push({ untagged: familiarString(parseReference(e.name)) });
+    const remaining = new Set([...ids.entries()].filter(([e]) => !doomed.includes(e)).map(([, id]) => id));
+    for (const e of doomed) {
+      const id = ids.get(e) ?? e.descriptor.digest;
+      if (!remaining.has(id) && !deleted.has(id)) {
+        deleted.add(id);
+        events.push({ deleted: id });
+      }
     }
-  }
+  });
   const gc = await collectGarbage(store, { dropCache: Boolean(opts.cache) });
   return { events, reclaimed: gc.bytesReclaimed, cacheEntriesRemoved: gc.cacheEntriesRemoved };
 }

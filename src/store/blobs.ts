@@ -2,6 +2,7 @@
  * The content-addressed blob store under `oci/blobs/sha256/`. Writes stream through a hash into a
  * temp file that is fsynced and renamed into place only when the digest (and size, when known)
  * match, so a crash or a bad source never leaves a partial or wrong blob visible. Reads verify.
+ * Every blob written (or found already present by a write) is claimed for this process's lease.
  */
 import { createReadStream, createWriteStream, openSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import type { Readable } from 'node:stream';
 import { DimgError } from '../errors.js';
 import { HashingStream, VerifyingStream, digestHex, digestMismatch, sha256, type Digest } from '../oci/digest.js';
 import { fsyncDir, tempPath } from './fsutil.js';
+import type { LeaseItems } from './leases.js';
 
 /** What a blob write produced. */
 export interface BlobInfo {
@@ -24,6 +26,8 @@ export class BlobStore {
     readonly dir: string,
     /** A temp dir on the same file system. */
     readonly tmpDir: string,
+    /** Protects a blob from GC before it is written or found present (the store's lease). */
+    private readonly claim: (items: LeaseItems) => Promise<void> = async () => undefined,
   ) {}
 
   /** Where the blob with `digest` lives (whether or not it exists). */
@@ -73,6 +77,8 @@ export class BlobStore {
   async writeBytes(data: Buffer, expected?: Digest): Promise<BlobInfo> {
     const digest = sha256(data);
     if (expected && expected !== digest) throw digestMismatch('blob', expected, digest);
+    // Claimed before looking: a present blob that GC took right after the check would be lost.
+    await this.claim({ blobs: [digest] });
     if (!(await this.has(digest))) {
       const tmp = tempPath(this.tmpDir, 'blob');
       try {
@@ -102,6 +108,7 @@ export class BlobStore {
 
   private async commit(tmp: string, digest: Digest): Promise<void> {
     const dest = this.path(digest);
+    await this.claim({ blobs: [digest] });
     if (await this.has(digest)) return;
     const fh = await fs.open(tmp, 'r');
     try {

@@ -8,6 +8,7 @@ import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { digestHex, type Digest } from '../oci/digest.js';
 import { readJsonFile, writeFileAtomic } from './fsutil.js';
+import type { LeaseItems } from './leases.js';
 
 /** A cache entry: what a step with this key produced. */
 export interface CacheEntry {
@@ -27,6 +28,8 @@ export class CacheStore {
   constructor(
     readonly dir: string,
     private readonly tmpDir: string,
+    /** Protects an entry this process writes from `prune --cache` while its operation runs. */
+    private readonly claim: (items: LeaseItems) => Promise<void> = async () => undefined,
   ) {}
 
   /** The entry for `key`, or undefined. */
@@ -36,6 +39,7 @@ export class CacheStore {
 
   /** Records an entry atomically (the caller has made its blobs and layer dir durable first). */
   async put(entry: CacheEntry): Promise<void> {
+    await this.claim({ cacheKeys: [entry.key], blobs: entry.blobs, chains: entry.chainId ? [entry.chainId] : [] });
     await writeFileAtomic(join(this.dir, `${digestHex(entry.key)}.json`), JSON.stringify(entry), this.tmpDir);
   }
 

@@ -29,6 +29,8 @@ export class LayerIndex {
   constructor(
     readonly dir: string,
     private readonly tmpDir: string,
+    /** Runs a function under the store lock (re-entrant), which GC holds while it edits records. */
+    private readonly locked: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn(),
   ) {}
 
   /** The record for `diffId`, or undefined. */
@@ -37,18 +39,22 @@ export class LayerIndex {
   }
 
   /**
-   * Adds `blob` (and the uncompressed size, if known) to the record of `diffId`. Lock-free: records
-   * only ever grow, and a lost race just loses an alternative blob that is re-learnt next time.
+   * Adds `blob` (and the uncompressed size, if known) to the record of `diffId`. The write is under
+   * the store lock: GC drops swept blobs from records under it, and a record read before GC and
+   * written after would name a blob that is gone.
    */
   async add(diffId: Digest, blob: LayerBlob, size?: number): Promise<void> {
-    const current = (await this.get(diffId)) ?? { diffId, blobs: [] };
-    if (current.blobs.some((b) => b.digest === blob.digest) && (size === undefined || current.size === size)) return;
-    const next: LayerRecord = {
-      diffId,
-      size: size ?? current.size,
-      blobs: [...current.blobs.filter((b) => b.digest !== blob.digest), blob],
-    };
-    await writeFileAtomic(join(this.dir, `${digestHex(diffId)}.json`), JSON.stringify(next), this.tmpDir);
+    const known = await this.get(diffId);
+    if (known?.blobs.some((b) => b.digest === blob.digest) && (size === undefined || known.size === size)) return;
+    await this.locked(async () => {
+      const current = (await this.get(diffId)) ?? { diffId, blobs: [] };
+      const next: LayerRecord = {
+        diffId,
+        size: size ?? current.size,
+        blobs: [...current.blobs.filter((b) => b.digest !== blob.digest), blob],
+      };
+      await writeFileAtomic(join(this.dir, `${digestHex(diffId)}.json`), JSON.stringify(next), this.tmpDir);
+    });
   }
 
   /** Every record (GC and verify). */

@@ -1,13 +1,17 @@
 /**
  * The store's exclusive lock: a lock file created with O_EXCL that names its holder (pid, host,
  * command, time). A lock whose holder process is gone (same host) is stale and is taken over.
- * Held only around short metadata updates (index.json, GC), never across a whole build, so two
- * dimg processes on one store interleave safely.
+ * Held only around short metadata updates (index.json, leases, GC), never across a whole build, so
+ * two dimg processes on one store interleave safely.
+ *
+ * Inside one process the lock is a queue too: concurrent tasks (parallel builds tagging their images)
+ * take turns, or one task's read-modify-write of index.json would overwrite the other's. Only code
+ * running inside the holder's own call (its async context) re-enters without waiting.
  */
 import { promises as fs } from 'node:fs';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { DimgError } from '../errors.js';
 
 interface LockOwner {
@@ -70,6 +74,11 @@ const heldByTask = new AsyncLocalStorage<ReadonlySet<string>>();
 
 /** Per lock path, the promise that settles when the last task queued for it is done. */
 const queues = new Map<string, Promise<void>>();
+
+/** True when the calling code runs inside `withFileLock(path, …)` (so it may write what the lock guards). */
+export function holdsFileLock(path: string): boolean {
+  return heldByTask.getStore()?.has(resolve(path)) ?? false;
+}
 
 async function acquire(path: string, timeoutMs: number): Promise<void> {
   const me: LockOwner = { pid: process.pid, host: hostname(), command: process.argv.slice(2, 4).join(' '), since: new Date().toISOString() };

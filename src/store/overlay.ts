@@ -11,6 +11,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { digestHex, type Digest } from '../oci/digest.js';
 import { exists } from './fsutil.js';
+import { PRIVATE_DIR_MODE } from './private-dirs.js';
+import type { LeaseItems } from './leases.js';
 
 /** Unpacks a layer tar into a fresh directory in overlay-lowerdir form (whiteouts as 0/0 devices). */
 export type LayerUnpacker = (tar: Readable, targetDir: string) => Promise<void>;
@@ -31,20 +33,39 @@ export class OverlayDirs {
   constructor(
     readonly dir: string,
     private readonly unpack: LayerUnpacker,
+    /** Protects a layer dir from GC before it is looked up or made (the store's lease). */
+    private readonly claim: (items: LeaseItems) => Promise<void> = async () => undefined,
   ) {
     this.linkDir = join(dir, 'l');
   }
 
-  /** The layer dir for `chainId` if it is already unpacked. */
+  /**
+   * The layer dir for `chainId` if it is already unpacked. Claims it first for this process's lease:
+   * whoever asks is about to use it (mount it, link from it).
+   */
   async get(chainId: Digest): Promise<LayerDir | undefined> {
+    await this.claim({ chains: [chainId] });
+    return this.lookup(chainId);
+  }
+
+  /** `get` without claiming (GC, repair). */
+  private async lookup(chainId: Digest): Promise<LayerDir | undefined> {
     const base = join(this.dir, digestHex(chainId));
+    let link: string;
     try {
-      const link = (await fs.readFile(join(base, 'link'), 'utf8')).trim();
+      link = (await fs.readFile(join(base, 'link'), 'utf8')).trim();
       if (!(await exists(join(base, 'diff')))) return undefined;
-      return { chainId, diffDir: join(base, 'diff'), link: `l/${link}` };
     } catch {
       return undefined;
     }
+    // The short link is made right after the dir is published; a crash in between, or a cleanup that
+    // judged it dangling, leaves the dir without it. Mounts go through the link: make it again.
+    if (!(await exists(join(this.linkDir, link)))) {
+      await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, link)).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e;
+      });
+    }
+    return { chainId, diffDir: join(base, 'diff'), link: `l/${link}` };
   }
 
   /**
@@ -55,10 +76,11 @@ export class OverlayDirs {
   async ensure(chainId: Digest, openTar: () => Promise<Readable>): Promise<LayerDir> {
     const found = await this.get(chainId);
     if (found) return found;
-    await fs.mkdir(this.linkDir, { recursive: true });
+    await fs.mkdir(this.linkDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const staging = this.stagingPath();
     try {
-      await fs.mkdir(join(staging, 'diff'), { recursive: true, mode: 0o755 });
+      await fs.mkdir(staging, { mode: PRIVATE_DIR_MODE });
+      await fs.mkdir(join(staging, 'diff'), { mode: 0o755 });
       await this.unpack(await openTar(), join(staging, 'diff'));
       await this.publish(chainId, staging);
     } finally {
@@ -90,11 +112,11 @@ export class OverlayDirs {
   async adopt(chainId: Digest, tree: string): Promise<LayerDir> {
     const found = await this.get(chainId);
     if (found) return found;
-    await fs.mkdir(this.linkDir, { recursive: true });
+    await fs.mkdir(this.linkDir, { recursive: true, mode: PRIVATE_DIR_MODE });
     const staging = this.stagingPath();
     let moved = false;
     try {
-      await fs.mkdir(staging, { mode: 0o755 });
+      await fs.mkdir(staging, { mode: PRIVATE_DIR_MODE });
       await fs.rename(tree, join(staging, 'diff'));
       moved = true;
       await this.publish(chainId, staging);
@@ -109,20 +131,25 @@ export class OverlayDirs {
   }
 
   /**
-   * Moves a staged layer dir (`staging/diff`) under its chain ID with a new short link. When another
-   * process published the same chain first, its dir wins and ours is left for the caller to remove.
+   * Moves a staged layer dir (`staging/diff`) under its chain ID, then adds its new short link. When
+   * another process published the same chain first, its dir wins and ours is left for the caller to
+   * remove. The link comes after the rename so that it never points nowhere while this process is
+   * alive: another process opening the store removes dangling links (cleanStaging), and one removed
+   * between link and rename left a layer dir that could not be mounted.
    */
   private async publish(chainId: Digest, staging: string): Promise<void> {
     const short = randomBytes(13).toString('hex').toUpperCase().slice(0, 26);
     await fs.writeFile(join(staging, 'link'), short);
-    await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, short));
     try {
       await fs.rename(staging, join(this.dir, digestHex(chainId)));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
-      await fs.rm(join(this.linkDir, short), { force: true });
+      return;
     }
+    await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, short)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e; // lookup() healed it first
+    });
     // No fsync here. A layer dir is a cache of its layer tar whose files are never fsynced (that
     // would cost as much as the unpack), so syncing the directory would promise nothing; and on ext4
     // a directory fsync commits the journal with every dirty data block of the store (data=ordered),
@@ -147,16 +174,26 @@ export class OverlayDirs {
    * the next open's cleanup finishes it.
    */
   async remove(chainId: Digest): Promise<void> {
-    const found = await this.get(chainId);
+    const found = await this.detach(chainId);
+    if (found) await fs.rm(found, { recursive: true, force: true });
+  }
+
+  /**
+   * The quick half of `remove`, for GC under the store lock: renames the layer dir to a staging name
+   * and drops its short link. Returns the staging path for the caller to delete after releasing the
+   * lock (deleting a big tree takes long; nobody can see it under a staging name).
+   */
+  async detach(chainId: Digest): Promise<string | undefined> {
+    const link = await fs.readFile(join(this.dir, digestHex(chainId), 'link'), 'utf8').then((l) => l.trim(), () => undefined);
     const staging = this.stagingPath();
     try {
       await fs.rename(join(this.dir, digestHex(chainId)), staging);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
-    if (found) await fs.rm(join(this.dir, found.link), { force: true });
-    await fs.rm(staging, { recursive: true, force: true });
+    if (link) await fs.rm(join(this.linkDir, link), { force: true });
+    return staging;
   }
 
   /** Removes staging dirs left by crashed processes that are no longer alive. */
@@ -165,7 +202,8 @@ export class OverlayDirs {
       const m = /^\.tmp-(\d+)-/.exec(name);
       if (m && !alive(Number(m[1]))) await fs.rm(join(this.dir, name), { recursive: true, force: true });
     }
-    // Short links whose layer dir is gone (a crash between link and rename) point nowhere.
+    // Short links whose layer dir is gone (a removal killed between moving the dir and dropping its
+    // link) point nowhere. A live layer dir never has a dangling link: publish links after renaming.
     for (const name of await fs.readdir(this.linkDir).catch(() => [] as string[])) {
       const broken = await fs.stat(join(this.linkDir, name)).then(() => false, () => true);
       if (broken) await fs.rm(join(this.linkDir, name), { force: true });

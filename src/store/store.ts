@@ -6,7 +6,7 @@
  *   overlay/    each layer unpacked once, keyed by chain ID, with short links in overlay/l/
  *   layers/     per diff_id: which blobs carry the layer (uncompressed tar, gzip variants)
  *   cache/      build-cache entries (GC roots)
- *   leases/     one file per live dimg process (protects unnamed fresh content from GC)
+ *   leases/     one file per live dimg process: what it is working with, kept from GC (leases.ts)
  *   tmp/        temp files on the same file system, for atomic renames
  *   lock        the exclusive lock around index.json updates and GC
  */
@@ -19,9 +19,10 @@ import { RefStore, withTag, type ImageEntry } from './refs.js';
 import { LayerIndex } from './layers.js';
 import { OverlayDirs, type LayerUnpacker } from './overlay.js';
 import { CacheStore } from './cache.js';
-import { Leases } from './leases.js';
-import { withFileLock, processAlive } from './lock.js';
+import { Leases, type LeaseItems } from './leases.js';
+import { withFileLock, holdsFileLock, processAlive } from './lock.js';
 import { writeFileAtomic, exists } from './fsutil.js';
+import { ensurePrivateDir, prepareStoreRoot } from './private-dirs.js';
 import type { Descriptor } from '../oci/types.js';
 
 /** Options for opening a store. */
@@ -30,6 +31,8 @@ export interface StoreOptions {
   unpack?: LayerUnpacker;
   /** How long to wait for the lock before failing with STORE_LOCKED. */
   lockTimeoutMs?: number;
+  /** Receives warnings about the store itself (e.g. that its permissions were tightened). */
+  warn?: (message: string) => void;
 }
 
 /** The store root from `$DIMG_ROOT`, else `$XDG_DATA_HOME/dimg`, else `~/.local/share/dimg`. */
@@ -57,25 +60,38 @@ export class Store {
   ) {
     this.layoutDir = join(root, 'oci');
     this.tmpDir = join(root, 'tmp');
-    this.blobs = new BlobStore(join(this.layoutDir, 'blobs', 'sha256'), this.tmpDir);
-    this.refs = new RefStore(this.layoutDir, this.tmpDir);
-    this.layers = new LayerIndex(join(root, 'layers'), this.tmpDir);
-    this.overlay = new OverlayDirs(join(root, 'overlay'), opts.unpack ?? missingUnpacker);
-    this.cache = new CacheStore(join(root, 'cache'), this.tmpDir);
-    this.leases = new Leases(join(root, 'leases'));
     this.lockPath = join(root, 'lock');
+    this.leases = Leases.of(join(root, 'leases'), (fn) => this.withLock(fn), () => holdsFileLock(this.lockPath));
+    // Whatever this process writes or picks up is claimed before it is checked or used (leases.ts).
+    const claim = (items: LeaseItems) => this.leases.protect(items);
+    this.blobs = new BlobStore(join(this.layoutDir, 'blobs', 'sha256'), this.tmpDir, claim);
+    this.refs = new RefStore(this.layoutDir, this.tmpDir);
+    this.layers = new LayerIndex(join(root, 'layers'), this.tmpDir, (fn) => this.withLock(fn));
+    this.overlay = new OverlayDirs(join(root, 'overlay'), opts.unpack ?? missingUnpacker, claim);
+    this.cache = new CacheStore(join(root, 'cache'), this.tmpDir, claim);
   }
 
   /**
-   * Opens (creating if needed) the store at `root`. Creates the OCI layout files, takes this process's
-   * lease, and removes temp files left by dead processes. Fails with STORE_UNUSABLE naming the root
-   * when it cannot be created or written.
+   * Protects `items` from GC until this process's current operation ends (see Leases). Claim first,
+   * then check that the items exist: an item GC removed before the claim is then seen as missing.
+   */
+  claim(items: LeaseItems): Promise<void> {
+    return this.leases.protect(items);
+  }
+
+  /**
+   * Opens (creating if needed) the store at `root`. Makes the root private to its owner (see
+   * private-dirs.ts), creates the OCI layout files, takes this process's lease, and removes temp
+   * files left by dead processes. Fails with STORE_UNUSABLE naming the root when it cannot be created
+   * or written, and with STORE_UNSAFE when another user owns it.
    */
   static async open(root: string = defaultStoreRoot(), opts: StoreOptions = {}): Promise<Store> {
     const store = new Store(resolve(root), opts);
     try {
+      const tightened = await prepareStoreRoot(store.root);
+      if (tightened) opts.warn?.(tightened);
       for (const d of [store.blobs.dir, store.layers.dir, store.overlay.dir, store.cache.dir, store.leases.dir, store.tmpDir]) {
-        await fs.mkdir(d, { recursive: true });
+        await ensurePrivateDir(d);
       }
       const layoutFile = join(store.layoutDir, 'oci-layout');
       if (!(await exists(layoutFile))) await writeFileAtomic(layoutFile, '{"imageLayoutVersion":"1.0.0"}', store.tmpDir);

@@ -85,6 +85,7 @@ async function decide(store: Store, diffId: Digest, rawSize: number, opts: Layer
   const rec = await store.layers.get(diffId).catch(() => undefined);
   for (const b of rec?.blobs ?? []) {
     if (b.mediaType !== MediaType.ociLayerGzip && b.mediaType !== MediaType.dockerLayerGzip) continue;
+    await store.claim({ blobs: [b.digest] }); // before the check: the push uploads it
     if ((await store.blobs.stat(b.digest)) !== b.size) continue;
     const form = { mediaType: MediaType.ociLayerGzip, digest: b.digest, size: b.size };
     await state.setChoice({ diffId, blob: form, rawSize });

@@ -14,6 +14,7 @@ import { promises as fs } from 'node:fs';
 import { digestHex, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/types.js';
 import { readJsonFile, writeFileAtomic } from '../store/fsutil.js';
+import { ensurePrivateDir } from '../store/private-dirs.js';
 import type { Store } from '../store/store.js';
 
 /** The registry form of one uncompressed layer. */
@@ -37,6 +38,8 @@ export class PushState {
   async choice(diffId: Digest): Promise<LayerChoice | undefined> {
     const c = await readJsonFile<LayerChoice>(join(this.dir, 'layers', `${digestHex(diffId)}.json`)).catch(() => undefined);
     if (!c || c.diffId !== diffId || !c.blob) return undefined;
+    // The push will upload this blob: claim it before checking it is there.
+    await this.store.claim({ blobs: [c.blob.digest] });
     return (await this.store.blobs.stat(c.blob.digest)) === c.blob.size ? c : undefined;
   }
 
@@ -62,7 +65,7 @@ export class PushState {
   }
 
   private async write(dir: string, name: string, data: string): Promise<void> {
-    await fs.mkdir(dir, { recursive: true });
+    await ensurePrivateDir(dir);
     await writeFileAtomic(join(dir, name), data, this.store.tmpDir);
   }
 }

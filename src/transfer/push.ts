@@ -26,6 +26,7 @@ import { layerForm, type LayerFormEvent, type LayerFormOptions } from './layer-f
 import { BLOCK_SIZE } from '../layer/adaptive-gzip.js';
 import pLimit from 'p-limit';
 import { PushState } from './push-state.js';
+import { claimImage, loadImage } from '../image/local-image.js';
 import { abortError, abortable } from './abort.js';
 
 /** Progress of a push: blob/manifest events (a mount names the repository it came from), layer compression, and the up-to-date case. */
@@ -59,6 +60,8 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
     if (signal?.aborted) throw abortError(`push of ${what}`);
   };
   check();
+  // A concurrent prune may untag the image meanwhile; what the push reads must stay.
+  if (isImageManifestType(localDescriptor.mediaType)) await claimImage(store, await loadImage(store, localDescriptor), `push of ${what}`);
   const repo = client.repository(ref);
   const state = new PushState(store);
   // Layers compressed during this push are streamed into `repo` as they are compressed (layer-form.ts).

@@ -31,6 +31,8 @@ export function storeSink(store: Store, opts: StoreSinkOptions = {}): ImageSink 
     name: 'local store',
     tagged: [],
     async putBlob(desc: Descriptor, open: () => Promise<Readable>, from?: BlobLocation): Promise<BlobOutcome> {
+      // Claimed before the check: a present blob is kept for the image being stored.
+      await store.claim({ blobs: [desc.digest] });
       const have = await store.blobs.stat(desc.digest);
       let outcome: BlobOutcome = 'exists';
       if (have !== desc.size) {
@@ -82,7 +84,10 @@ export async function recordLayers(store: Store, manifest: ImageManifest, config
  * layers without `urls`) are in the store with the right sizes.
  */
 export async function isComplete(store: Store, digest: Digest, depth = 0): Promise<boolean> {
-  if (depth > 4 || !(await store.blobs.has(digest))) return false;
+  if (depth > 4) return false;
+  // What is found complete is not transferred again, so it is claimed before it is checked.
+  await store.claim({ blobs: [digest] });
+  if (!(await store.blobs.has(digest))) return false;
   let doc: { mediaType?: string; manifests?: Descriptor[]; config?: Descriptor; layers?: Descriptor[] };
   try {
     doc = await store.blobs.readJson(digest);
@@ -94,7 +99,9 @@ export async function isComplete(store: Store, digest: Digest, depth = 0): Promi
     return true;
   }
   if (!doc.config || !Array.isArray(doc.layers)) return false;
-  for (const d of [doc.config, ...doc.layers.filter((l) => !l.urls || l.urls.length === 0)]) {
+  const parts = [doc.config, ...doc.layers.filter((l) => !l.urls || l.urls.length === 0)];
+  await store.claim({ blobs: parts.map((d) => d.digest) });
+  for (const d of parts) {
     if ((await store.blobs.stat(d.digest)) !== d.size) return false;
   }
   return true;

@@ -25,6 +25,8 @@ export interface CliOptions {
   input?: string | Buffer;
   cwd?: string;
   timeoutMs?: number;
+  /** Run dimg under this umask (e.g. 0 to check that nothing it creates depends on the umask). */
+  umask?: number;
 }
 
 /** Runs `dimg ARGS` and collects its output; never throws on a non-zero exit. */
@@ -32,7 +34,12 @@ export function dimg(args: string[], opts: CliOptions = {}): Promise<CliResult> 
   return new Promise((resolve, reject) => {
     const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
     if (opts.root) env.DIMG_ROOT = opts.root;
-    const child = spawn(process.execPath, [DIMG_BIN, ...args], { env, cwd: opts.cwd ?? REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Node cannot set another process's umask, so a shell sets it and execs node in its place.
+    const [cmd, argv] =
+      opts.umask === undefined
+        ? [process.execPath, [DIMG_BIN, ...args]]
+        : ['/bin/sh', ['-c', `umask ${opts.umask.toString(8)} && exec "$@"`, 'sh', process.execPath, DIMG_BIN, ...args]];
+    const child = spawn(cmd, argv, { env, cwd: opts.cwd ?? REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));

@@ -82,8 +82,10 @@ test('a stale lock of a dead process is recovered; a live one gives STORE_LOCKED
   await fs.writeFile(join(root, 'lock'), JSON.stringify({ pid: 999999, host: (await import('node:os')).hostname(), command: 'x', since: 'then' }));
   await store.tag('docker.io/library/a:1', (await smallImage(store, 'q')).descriptor);
   assert.equal(existsSync(join(root, 'lock')), false);
+  // Made first: writing blobs claims them in this process's lease, under the lock too.
+  const image = await smallImage(store, 'r');
   const sleeper = spawn('sleep', ['30']);
   t.after(() => sleeper.kill());
   await fs.writeFile(join(root, 'lock'), JSON.stringify({ pid: sleeper.pid, host: (await import('node:os')).hostname(), command: 'apply', since: 'now' }));
-  await assert.rejects(store.tag('docker.io/library/a:2', (await smallImage(store, 'r')).descriptor), (e) => isDimgError(e, 'STORE_LOCKED') && e.message.includes(String(sleeper.pid)));
+  await assert.rejects(store.tag('docker.io/library/a:2', image.descriptor), (e) => isDimgError(e, 'STORE_LOCKED') && e.message.includes(String(sleeper.pid)));
 });

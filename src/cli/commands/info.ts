@@ -109,7 +109,7 @@ async function probeOverlay(tmpDir: string): Promise<{ available: boolean; reaso
   const dir = await fs.mkdtemp(join(tmpDir, `probe-${process.pid}-`));
   const [lower, upper, work, merged] = ['lower', 'upper', 'work', 'merged'].map((n) => join(dir, n)) as [string, string, string, string];
   try {
-    for (const d of [lower, upper, work, merged]) await fs.mkdir(d);
+    for (const d of [lower, upper, work, merged]) await fs.mkdir(d, { mode: 0o700 });
     await fs.writeFile(join(lower, 'probe'), 'ok');
     const m = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, merged], { encoding: 'utf8' });
     if (m.error) return { available: false, reason: `cannot run mount: ${m.error.message}` };
