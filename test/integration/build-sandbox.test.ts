@@ -4,7 +4,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { promises as fs, readFileSync, writeFileSync, existsSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -15,18 +14,7 @@ import { isDimgError } from '../../src/errors.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { requireRoot, requireTool, run } from '../support/tools.js';
 import { tempDir } from '../support/tmp.js';
-
-/** A store whose unpacker is GNU tar (this test is about the sandbox, not the layer module). */
-async function storeWithTarUnpack(root: string): Promise<Store> {
-  return Store.open(root, {
-    unpack: (tar, dir) =>
-      new Promise((resolve, reject) => {
-        const child = spawn('tar', ['-x', '-C', dir, '--same-owner', '-p'], { stdio: ['pipe', 'ignore', 'inherit'] });
-        tar.pipe(child.stdin);
-        child.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`tar exited ${c}`))));
-      }),
-  });
-}
+import { storeWithTarUnpack } from '../support/tar-store.js';
 
 function busyboxLayer(t: Parameters<typeof tempDir>[0]): ParentLayer {
   const dir = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));

@@ -9,29 +9,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync, statSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { Store } from '../../src/store/store.js';
+import type { Store } from '../../src/store/store.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { runInSandbox, type ParentLayer, type RunDriver } from '../../src/build/sandbox.js';
 import { isDimgError } from '../../src/errors.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { requireRoot, requireTool, run } from '../support/tools.js';
 import { tempDir } from '../support/tmp.js';
-
-/** A store whose unpacker is GNU tar (the point here is the sandbox, not the layer module). */
-async function storeWithTarUnpack(root: string): Promise<Store> {
-  return Store.open(root, {
-    unpack: (tar, dir) =>
-      new Promise((resolve, reject) => {
-        const child = spawn('tar', ['-x', '-C', dir, '--same-owner', '-p'], { stdio: ['pipe', 'ignore', 'inherit'] });
-        tar.pipe(child.stdin);
-        child.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`tar exited ${c}`))));
-      }),
-  });
-}
+import { storeWithTarUnpack } from '../support/tar-store.js';
 
 function busyboxLayer(t: Parameters<typeof tempDir>[0]): ParentLayer {
   const dir = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
