@@ -70,6 +70,10 @@ const REFUSED_SYSCALLS: readonly string[] = [
   'fspick',
   'get_kernel_syms',
   'init_module',
+  // io_uring: a long record of kernel privilege escalations, and moby's profile no longer allows it.
+  'io_uring_enter',
+  'io_uring_register',
+  'io_uring_setup',
   'ioperm',
   'iopl',
   'kexec_file_load',

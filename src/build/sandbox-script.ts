@@ -1,8 +1,8 @@
 /**
  * The shell program that runs as PID 1 of a RUN step's outer namespaces (a private mount namespace,
  * a PID namespace that dies with dimg, and a network namespace unless `network: host`), on the
- * host's /bin/sh. It prepares what the runtime cannot: the overlay mount of the step's root, the
- * loopback interface and the working directory; reports "ready" on fd 3; then executes crun, which
+ * host's /bin/sh. It prepares what the runtime cannot: the overlay mount of the step's root and the
+ * loopback interface; reports "ready" on fd 3; then executes crun, which
  * confines the command (src/build/runtime-config.ts). Every mount lives only in the step's mount
  * namespaces, so it disappears with the step's last process, even when dimg itself is killed.
  */
@@ -13,8 +13,6 @@ export interface ScriptParams {
   overlay?: { cwd: string; lowers: string[]; upper: string; work: string };
   /** The root to run in (the overlay's merged dir, or the copy driver's flattened root). */
   root: string;
-  /** Absolute working dir inside the root, created when missing. */
-  workdir: string;
   /** Bring the loopback interface up (new network namespace) with this `ip` binary. */
   ipBin?: string;
   /** The runtime invocation: crun's path, its state dir, its log file, the bundle dir and an id. */
@@ -46,10 +44,9 @@ export function sandboxScript(p: ScriptParams): string {
   // private mount namespace only.
   L.push('if [ -d /sys/fs/cgroup/unified ]; then mount -t tmpfs -o size=4k,mode=755 dimg-no-cgroups /sys/fs/cgroup || fail "cannot hide the cgroup hierarchy from crun"; fi');
   if (p.ipBin) L.push(`${q(p.ipBin)} link set lo up 2>/dev/null || true`);
-  // Create a missing working dir one component at a time, refusing to go through symlinks: the
-  // host's mkdir must never follow an image's symlink out of the root.
-  L.push(`W=${q(p.workdir)}`);
-  L.push(`if [ ! -d "$R$W" ]; then P=; IFS=/; for c in $W; do [ -n "$c" ] || continue; P="$P/$c"; if [ -L "$R$P" ]; then fail "working directory $W: $P is a symlink to a missing directory"; fi; [ -d "$R$P" ] || mkdir -m 755 "$R$P" || fail "cannot create working directory $W"; done; unset IFS; fi`);
+  // A missing working directory is created by crun after pivot_root, inside the image root: the
+  // host's shell must never create or even test image paths (`..` or an image symlink would take it
+  // out of the root).
   L.push(`printf ready >&3; exec 3>&-`);
   const r = p.runtime;
   L.push(

@@ -20,7 +20,7 @@
 import { existsSync, promises as fs, constants as FS } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { basename, join, relative } from 'node:path';
+import { basename, join, posix, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DimgError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
@@ -250,7 +250,6 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
     const script = sandboxScript({
       overlay,
       root,
-      workdir,
       ipBin: newNet ? hostTool('ip') : undefined,
       runtime: { bin: hostTool('crun')!, stateDir: join(ws, 'runtime'), logFile, bundle, id: `dimg-${basename(ws)}` },
     });
@@ -282,9 +281,12 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
   }
 }
 
+/**
+ * The working directory as an absolute, clean path inside the root. An image's config WorkingDir is
+ * not to be trusted: `..` components are resolved here, against `/`, so they cannot climb out.
+ */
 function absWorkdir(w: string | undefined): string {
-  if (!w) return '/';
-  return w.startsWith('/') ? w : `/${w}`;
+  return posix.resolve('/', w || '/');
 }
 
 function cancelledCheck(req: RunRequest): void {

@@ -9,20 +9,22 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, statSync, chmodSync } from 'node:fs';
+import { readFileSync, writeFileSync, statSync, chmodSync, mkdirSync, symlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Store } from '../../src/store/store.js';
 import { sha256 } from '../../src/oci/digest.js';
 import { runInSandbox, type ParentLayer, type RunDriver } from '../../src/build/sandbox.js';
 import { isDimgError } from '../../src/errors.js';
+import { seccompProfile } from '../../src/build/confinement.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { requireRoot, requireTool, run } from '../support/tools.js';
 import { tempDir } from '../support/tmp.js';
 import { storeWithTarUnpack } from '../support/tar-store.js';
 
-function busyboxLayer(t: Parameters<typeof tempDir>[0]): ParentLayer {
+function busyboxLayer(t: Parameters<typeof tempDir>[0], extra?: (rootfs: string) => void): ParentLayer {
   const dir = makeBusyboxRootfs(join(tempDir(t), 'rootfs'));
+  extra?.(dir);
   const tarFile = join(tempDir(t), 'layer.tar');
   run('tar', ['-C', dir, '--numeric-owner', '-cf', tarFile, '.']);
   const data = readFileSync(tarFile);
@@ -120,3 +122,37 @@ for (const driver of ['overlay', 'copy'] as const) {
     assert.equal(field('Seccomp'), '2', `no seccomp filter:\n${out}`);
   });
 }
+
+test('an image working directory cannot make the host create a directory, and one behind an image symlink works', async (t) => {
+  requireRoot('the RUN sandbox security test');
+  const store = await storeWithTarUnpack(join(tempDir(t), 'store'));
+  // Debian-style base: /var/run -> ../run (merged-/usr images have more such links).
+  const parent = busyboxLayer(t, (rootfs) => {
+    mkdirSync(join(rootfs, 'run'));
+    mkdirSync(join(rootfs, 'var'), { recursive: true });
+    symlinkSync('../run', join(rootfs, 'var', 'run'));
+  });
+  // A base config's WorkingDir is the image's word, not the user's: `..` must not climb out.
+  const hostDir = join(tempDir(t, 'dimg-wd-'), 'made-by-workdir');
+  let out = '';
+  await runInSandbox(
+    { store, parents: [parent], argv: ['/bin/sh', '-c', 'pwd'], env: [], workdir: `/../../../../../../../../..${hostDir}`, label: '[evil 1/1] RUN pwd', onOutput: (b) => (out += b.toString()) },
+    async () => undefined,
+  );
+  assert.equal(existsSync(hostDir), false, `the host got ${hostDir}`);
+  assert.equal(out.trim(), hostDir, 'the step runs in the cleaned path inside its root');
+
+  out = '';
+  const made = await runInSandbox(
+    { store, parents: [parent], argv: ['/bin/sh', '-c', 'pwd'], env: [], workdir: '/var/run/myapp', label: '[app 1/1] RUN pwd', onOutput: (b) => (out += b.toString()) },
+    async ({ diffDir }) => existsSync(join(diffDir, 'run', 'myapp')),
+  );
+  assert.match(out.trim(), /^(\/var)?\/run\/myapp$/);
+  assert.ok(made, 'the working directory is created through the image symlink, inside the root');
+});
+
+test('the seccomp profile refuses io_uring and namespace creation', () => {
+  const profile = seccompProfile('x64') as { syscalls: { names: string[]; action: string; args?: unknown[] }[] };
+  const refused = new Set(profile.syscalls.filter((r) => r.action === 'SCMP_ACT_ERRNO' && !r.args).flatMap((r) => r.names));
+  for (const name of ['io_uring_setup', 'io_uring_enter', 'io_uring_register', 'unshare', 'setns', 'mount', 'open_by_handle_at', 'bpf', 'keyctl']) assert.ok(refused.has(name), `${name} is allowed`);
+});
