@@ -46,6 +46,10 @@ export async function untag(repo: RemoteRepository, tag: string, ref: string, pr
       // pointing at nothing. Checked and repaired (the throw-away manifest put back and deleted again).
       if (!(await repo.listTags()).includes(tag)) return { kind: 'deleted' };
       if (attempt >= 3) throw new DimgError('UNTAG_FAILED', `cannot delete tag ${ref}: the registry still lists it after deleting its throw-away manifest ${throwAway.digest} ${attempt} times`, 'run apply --prune again');
+      // Still listed: either the scan above missed it (the tag points at nothing), or a slow listing,
+      // or someone wrote the tag since. Look again before writing: another writer's tag is theirs.
+      const now = await repo.headManifest(tag);
+      if (now && now.digest !== recorded && now.digest !== throwAway.digest) return { kind: 'moved', now: now.digest };
       put = true;
     }
   } catch (e) {
