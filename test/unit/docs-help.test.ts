@@ -327,3 +327,36 @@ test('every command and long flag of --help is described in docs/, and every one
   }
   assert.deepEqual(problems, [], `docs and --help disagree:\n  ${problems.join('\n  ')}`);
 });
+
+/** GitHub's anchor of a heading: lower case, punctuation dropped, spaces to dashes. */
+const anchorOf = (heading: string) =>
+  heading
+    .replace(/^#+ /, '')
+    .trim()
+    .toLowerCase()
+    .replace(/[^\w\- ]/g, '')
+    .replace(/ /g, '-');
+
+test('every relative link of the README, ARCHITECTURE.md and docs/ points at a file (and heading) that exists', () => {
+  const docs = [README, readDoc(join(REPO_ROOT, 'ARCHITECTURE.md')), ...DOCS];
+  const broken: string[] = [];
+  for (const doc of docs) {
+    doc.lines.forEach((line, i) => {
+      for (const m of line.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const target = m[1]!;
+        if (/^[a-z]+:/.test(target)) continue;
+        const [path, anchor] = target.split('#') as [string, string | undefined];
+        const file = path ? join(REPO_ROOT, doc.file, '..', path) : join(REPO_ROOT, doc.file);
+        let ok = false;
+        try {
+          statSync(file);
+          ok = !anchor || !file.endsWith('.md') || readDoc(file).sections.some((s) => anchorOf(s.heading) === anchor);
+        } catch {
+          ok = false;
+        }
+        if (!ok) broken.push(`${doc.file}:${i + 1}: ${target}`);
+      }
+    });
+  }
+  assert.deepEqual(broken, [], `broken links:\n  ${broken.join('\n  ')}`);
+});
