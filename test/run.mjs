@@ -21,9 +21,10 @@ const missing = required.filter(([tool]) => {
   return spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0;
 });
 if (missing.length > 0) {
-  console.error(`The test suite needs tools that are not installed: ${missing.map(([t]) => t).join(', ')}`);
-  console.error(`Install them with: apt-get install -y ${[...new Set(missing.map(([, p]) => p))].join(' ')}`);
-  console.error('1 passed, 1 failed');
+  // No test ran: say what is missing and how to get it, and print no pass/fail counts.
+  console.error('error: the test suite needs tools that are not installed; no test was run.');
+  for (const [tool, pkg] of missing) console.error(`  missing: ${tool} (Debian package ${pkg})`);
+  console.error(`hint: apt-get install -y ${[...new Set(missing.map(([, p]) => p))].join(' ')}  (.ci/run installs them all)`);
   process.exit(1);
 }
 
