@@ -357,7 +357,7 @@ class Normaliser {
       } else if (!isValidTag(r.value)) {
         this.at(path, `tag "${t}" renders to "${r.value}", which is not a valid tag (1–128 of letters, digits, _ . -, not starting with . or -)`);
       } else if (isStateTag(r.value)) {
-        this.at(path, `tag "${r.value}" is reserved: tags starting with ${STATE_TAG_PREFIX} hold dimg's ownership records (see prune in the README); choose another tag`);
+        this.at(path, `tag "${r.value}" is reserved: tags starting with ${STATE_TAG_PREFIX} hold dimg's ownership records (see "Prune and ownership" in docs/commands/plan.md); choose another tag`);
       } else if (out.includes(r.value)) {
         this.at(path, `tag "${r.value}" is listed twice for ${repository}`);
       } else {

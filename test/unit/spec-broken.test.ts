@@ -72,7 +72,7 @@ const CASES: [string, [string, string][]][] = [
       ['tags.yaml:10:9', 'tag "${nope}": unknown template variable "${nope}" (known: git.sha, git.short, git.branch, env.NAME, env.NAME:-default, date)'],
       ['tags.yaml:11:9', 'tag "${date}-${env.BUILD}": environment variable BUILD is not set…'],
       ['tags.yaml:13:9', 'tag "dup" is listed twice for web'],
-      ['tags.yaml:14:9', 'tag "dimg-state-web" is reserved: tags starting with dimg-state- hold dimg\'s ownership records (see prune in the README); choose another tag'],
+      ['tags.yaml:14:9', 'tag "dimg-state-web" is reserved: tags starting with dimg-state- hold dimg\'s ownership records (see "Prune and ownership" in docs/commands/plan.md); choose another tag'],
     ],
   ],
   [
