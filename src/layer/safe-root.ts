@@ -24,7 +24,9 @@ export function lstatOrUndefined(abs: string): Stats | undefined {
   try {
     return lstatSync(abs);
   } catch (err) {
-    if (errno(err) === 'ENOENT') return undefined;
+    // ENOTDIR: a component on the way is no longer a directory (a later entry replaced it with a
+    // file), so nothing is at this path either.
+    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
     throw err;
   }
 }

@@ -197,6 +197,7 @@ test('extractor: extended nasty corpus (symlink chains and loops, 10^5+ entries,
   for (let i = 1; i < 60; i++) chain.push(sym(`c${i}`, `c${i - 1}`));
   const cases: Array<{ label: string; tar: () => Promise<Buffer | Readable>; expect: RegExp; mode?: 'flatten' | 'overlay'; limits?: ExtractLimits; timeoutMs?: number }> = [
     { label: '60-link symlink chain to the sentinel, then write through its head', tar: () => packWithTarStream([...chain, file('c59/pwned')]), expect: /LAYER_UNSAFE/ },
+    { label: 'a directory tree, then a file (PAX path) replacing its parent', tar: () => packWithTarStream([{ header: { name: 'p/q/a', type: 'directory', mode: 0o644 } }, { header: { name: 'x', type: 'file', pax: { path: 'p/q' } }, data: 'later wins' }]), expect: /^ok$/ },
     { label: 'symlink loop, then write through it', tar: () => packWithTarStream([sym('l1', 'l2'), sym('l2', 'l1'), file('l1/pwned')]), expect: /LAYER_UNSAFE/ },
     { label: 'lower-layer absolute symlink used as a directory (re-rooted inside)', tar: () => packWithTarStream([file('lower_abs/pwned')]), expect: /^ok$/, mode: 'flatten' },
     { label: 'lower-layer relative symlink ../sentinel used as a directory', tar: () => packWithTarStream([file('lower_rel/pwned')]), expect: /^ok$/, mode: 'flatten' },
