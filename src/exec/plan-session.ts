@@ -71,6 +71,11 @@ export async function planSpec(opts: PlanOptions): Promise<PlanSession> {
     remote.catch(() => undefined);
     const bases = new BaseResolver({ store: opts.store, client, lock, warn: opts.warn });
     checkTargets(opts.targets ?? [], spec);
+    if ((opts.prune || spec.prune) && !spec.projectDeclared) {
+      // Prune deletes what the project's ownership records list; two checkouts whose directories
+      // share a name would share records and delete each other's tags.
+      throw new DimgError('PRUNE_NEEDS_PROJECT', `--prune: ${spec.file} does not name its project, and the directory name "${spec.project}" could be another checkout's too`, `add \`project: ${spec.project}\` (a name unique to this spec) to ${spec.file}`);
+    }
     const resolved = await resolveSpec(spec, { bases, digests, prune: Boolean(opts.prune || spec.prune) });
     if (opts.frozenLock) checkFrozen(resolved, lock!, spec.file);
     const pruneRepositories = resolved.desired.prune ? await repositoriesToPrune(spec, client, resolved, opts.warn) : undefined;

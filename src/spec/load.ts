@@ -125,6 +125,7 @@ class Normaliser {
       dir: this.dir,
       version: 1,
       project: typeof raw.project === 'string' ? raw.project : defaultProject(this.dir),
+      projectDeclared: typeof raw.project === 'string',
       defaults,
       registries,
       images: ordered,

@@ -197,6 +197,8 @@ export interface Spec {
   readonly version: 1;
   /** Ownership name for prune; defaults to the spec directory's base name. */
   readonly project: string;
+  /** Whether `project:` is written in the file (prune needs that: directory names collide). */
+  readonly projectDeclared?: boolean;
   readonly defaults: {
     readonly platform?: string;
     readonly labels: Readonly<Record<string, string>>;

@@ -122,3 +122,18 @@ test('apply --metadata-file and the NDJSON events carry the digests the registry
     assert.equal(tag.digest, remoteDigest(tag.ref));
   }
 });
+
+test('prune needs a declared project: a directory name could be another checkout\'s', async (t) => {
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const dir = join(tempDir(t), 'api');
+  mkdirSync(dir);
+  const file = project(dir, reg.host);
+  writeFileSync(file, readFileSync(file, 'utf8').replace('project: review\n', ''));
+  const opts = { root: join(dir, 'store'), cwd: dir };
+  const pruning = await dimg(['plan', '--prune'], opts);
+  assert.equal(pruning.code, 1, pruning.stdout + pruning.stderr);
+  assert.match(pruning.stderr, /--prune: .*images\.yaml does not name its project, and the directory name "api" could be another checkout's too/);
+  assert.match(pruning.stderr, /add `project: api`/);
+  await ok(['plan'], opts); // without prune the default project is fine
+});
