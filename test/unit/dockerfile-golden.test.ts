@@ -233,4 +233,6 @@ test('the Dockerfile frontend compiles the golden corpus exactly as captured', a
   assert.deepEqual(Object.keys(actual.compiled), Object.keys(golden.compiled), 'the corpus and the golden file list the same cases');
   for (const name of Object.keys(golden.compiled)) assert.deepEqual(actual.compiled[name], golden.compiled[name], name);
   assert.deepEqual(actual.imageSpecs, golden.imageSpecs);
+  // Key order too: it is part of the canonical JSON that image configs and cache keys are made from.
+  assert.equal(JSON.stringify(actual), JSON.stringify(golden));
 });
