@@ -6,7 +6,7 @@
  */
 import type { CopyFrom, Step } from './model.js';
 import { DEFAULT_SHELL, healthcheckStep, normalisePort } from './steps.js';
-import type { ExpandedCopy, ExpandedFrom, ExpandedInstruction, ExpandedList, ExpandedPairs, ExpandedValue, Scope } from './dockerfile-expand.js';
+import type { OfKind, ExpandedCopy, ExpandedFrom, ExpandedInstruction, ExpandedList, ExpandedPairs, ExpandedValue, Scope } from './dockerfile-expand.js';
 import type { StageGraph, StageState } from './dockerfile-stages.js';
 
 /** What compiling an instruction reads and writes besides its stage. */
@@ -43,49 +43,54 @@ export function compileFrom(e: ExpandedFrom, ctx: CompileContext): StageState {
 }
 
 /** Declares the ARGs of an instruction, in the global scope before the first FROM, else in the stage's. */
-export function compileArg(e: Extract<ExpandedInstruction, { kind: 'ARG' }>, ctx: CompileContext): void {
+export function compileArg(e: OfKind<ExpandedInstruction, 'ARG'>, ctx: CompileContext): void {
   for (const [name, value] of e.decls) ctx.scope.declareArg(name, value);
 }
 
-/** Compiles an instruction of a stage (anything but FROM and ARG) into its steps, entrypoint or cmd. */
-export function compileInstruction(e: Exclude<ExpandedInstruction, { kind: 'FROM' | 'ARG' }>, st: StageState, ctx: CompileContext): void {
-  const add = (step: Step | undefined) => {
-    if (!step) return;
-    st.steps.push(step);
-    st.stepLines.push(e.line);
-  };
-  switch (e.kind) {
-    case 'RUN':
-      return add({ kind: 'run', form: 'json' in e.form ? 'exec' : 'shell', command: 'json' in e.form ? [...e.form.json] : [e.form.shell], env: ctx.scope.runEnv(), network: e.network, secrets: e.secrets });
-    case 'COPY':
-    case 'ADD':
-      return add(copyStep(e, st, ctx));
-    case 'ENV':
-    case 'LABEL':
-      return add(pairsStep(e, ctx));
-    case 'MAINTAINER':
-      // Deprecated in Docker; kept as the label Docker recommends instead.
-      return add({ kind: 'label', labels: { maintainer: e.value } });
-    case 'WORKDIR':
-    case 'USER':
-    case 'STOPSIGNAL':
-      return add(valueStep(e, ctx));
-    case 'EXPOSE':
-    case 'VOLUME':
-      return add(listStep(e, ctx));
-    case 'SHELL':
-      st.shell = [...e.argv];
-      return add({ kind: 'shell', argv: [...e.argv] });
-    case 'CMD':
-    case 'ENTRYPOINT': {
-      const argv = 'json' in e.form ? [...e.form.json] : [...st.shell, e.form.shell];
-      if (e.kind === 'CMD') st.cmd = argv;
-      else st.entrypoint = argv;
-      return;
-    }
-    case 'HEALTHCHECK':
-      return add(healthcheckStep(e.test, e.options));
-  }
+/** An expanded instruction of a stage: anything but FROM and ARG. */
+export type StageInstruction = Exclude<ExpandedInstruction, { kind: 'FROM' | 'ARG' }>;
+
+/** How each kind of stage instruction compiles: a step to add (or none), or a change to the stage. */
+type Compilers = { readonly [K in StageInstruction['kind']]: (e: OfKind<StageInstruction, K>, st: StageState, ctx: CompileContext) => Step | undefined };
+
+const COMPILERS: Compilers = {
+  RUN: (e, _st, ctx) => ({ kind: 'run', form: 'json' in e.form ? 'exec' : 'shell', command: 'json' in e.form ? [...e.form.json] : [e.form.shell], env: ctx.scope.runEnv(), network: e.network, secrets: e.secrets }),
+  COPY: copyStep,
+  ADD: copyStep,
+  ENV: pairsStep,
+  LABEL: pairsStep,
+  // Deprecated in Docker; kept as the label Docker recommends instead.
+  MAINTAINER: (e) => ({ kind: 'label', labels: { maintainer: e.value } }),
+  WORKDIR: valueStep,
+  USER: valueStep,
+  STOPSIGNAL: valueStep,
+  EXPOSE: exposeStep,
+  VOLUME: volumeStep,
+  SHELL: (e, st) => {
+    st.shell = [...e.argv];
+    return { kind: 'shell', argv: [...e.argv] };
+  },
+  CMD: (e, st) => void (st.cmd = commandArgv(e, st)),
+  ENTRYPOINT: (e, st) => void (st.entrypoint = commandArgv(e, st)),
+  HEALTHCHECK: (e) => healthcheckStep(e.test, e.options),
+};
+
+/**
+ * Compiles an instruction of a stage (anything but FROM and ARG) into its step, recorded with the
+ * instruction's line, or into the stage's SHELL, CMD or ENTRYPOINT. Problems go to `ctx.fail`.
+ */
+export function compileInstruction(e: StageInstruction, st: StageState, ctx: CompileContext): void {
+  // One table entry per kind; TypeScript cannot correlate `e.kind` with the entry's parameter type.
+  const compile = COMPILERS[e.kind] as (e: StageInstruction, st: StageState, ctx: CompileContext) => Step | undefined;
+  const step = compile(e, st, ctx);
+  if (!step) return;
+  st.steps.push(step);
+  st.stepLines.push(e.line);
+}
+
+/** CMD/ENTRYPOINT's argv: the exec form as written, the shell form through the stage's SHELL. */
+function commandArgv(e: OfKind<StageInstruction, 'CMD'>, st: StageState): string[] {
+  return 'json' in e.form ? [...e.form.json] : [...st.shell, e.form.shell];
 }
 
 /** COPY/ADD: sources and destination, `--from` resolved to a stage or image, `--chmod` normalised. */
@@ -116,7 +121,7 @@ function copyStep(e: ExpandedCopy, st: StageState, ctx: CompileContext): Step | 
 }
 
 /** ENV (which also sets the variables for the instructions below) or LABEL. */
-function pairsStep(e: ExpandedPairs, ctx: CompileContext): Step {
+function pairsStep(e: ExpandedPairs, _st: StageState, ctx: CompileContext): Step {
   const rec: Record<string, string> = {};
   for (const [k, v] of e.pairs) {
     rec[k] = v;
@@ -126,7 +131,7 @@ function pairsStep(e: ExpandedPairs, ctx: CompileContext): Step {
 }
 
 /** WORKDIR, USER or STOPSIGNAL, which need a non-empty value. */
-function valueStep(e: ExpandedValue, ctx: CompileContext): Step | undefined {
+function valueStep(e: ExpandedValue, _st: StageState, ctx: CompileContext): Step | undefined {
   const v = e.value;
   if (!v) return void ctx.fail('needs a value');
   if (e.kind === 'WORKDIR') return { kind: 'workdir', path: v };
@@ -134,15 +139,18 @@ function valueStep(e: ExpandedValue, ctx: CompileContext): Step | undefined {
   return { kind: 'stopsignal', signal: v };
 }
 
-/** EXPOSE (ports such as 8080/udp, normalised) or VOLUME (non-empty paths). */
-function listStep(e: ExpandedList, ctx: CompileContext): Step | undefined {
+/** EXPOSE: ports such as 8080 or 8000-8010/udp, normalised to PORT/PROTO. */
+function exposeStep(e: ExpandedList, _st: StageState, ctx: CompileContext): Step | undefined {
   const words = e.words;
-  if (e.kind === 'VOLUME') {
-    if (!words || words.length === 0 || words.some((p) => p === '')) return void ctx.fail('needs at least one path');
-    return { kind: 'volume', paths: [...words] };
-  }
   if (!words || words.length === 0) return void ctx.fail('needs at least one port');
   const bad = words.find((p) => !PORT.test(p));
   if (bad) return void ctx.fail(`"${bad}" is not a port such as 8080, 8080/udp or 8000-8010/tcp`);
   return { kind: 'expose', ports: words.map(normalisePort) };
+}
+
+/** VOLUME: one or more non-empty paths. */
+function volumeStep(e: ExpandedList, _st: StageState, ctx: CompileContext): Step | undefined {
+  const words = e.words;
+  if (!words || words.length === 0 || words.some((p) => p === '')) return void ctx.fail('needs at least one path');
+  return { kind: 'volume', paths: [...words] };
 }

@@ -5,7 +5,7 @@
  * instruction's arguments (`expandInstruction`), as BuildKit does before dispatching it.
  */
 import { processWord, processWords, WordError } from './dockerfile-words.js';
-import type { CopyInstruction, Form, TypedInstruction } from './dockerfile-instructions.js';
+import type { CopyInstruction, Form, PairsInstruction, TypedInstruction, ValueInstruction } from './dockerfile-instructions.js';
 
 /**
  * The variables in force at one point of a Dockerfile. Outside a stage (before the first FROM and
@@ -140,6 +140,44 @@ export type ExpandedInstruction =
   | ExpandedList
   | Extract<TypedInstruction, { kind: 'RUN' | 'SHELL' | 'CMD' | 'ENTRYPOINT' | 'HEALTHCHECK' }>;
 
+/** Word processing bound to the variables and escape character in force, reporting failures. */
+interface Words {
+  /** One word; undefined when its expansion failed. */
+  word(s: string, keepUnknown?: boolean): string | undefined;
+  /** Whitespace-separated words; undefined when their expansion failed. */
+  words(s: string): string[] | undefined;
+  /** Exec-form elements one by one (a failed one becomes ''), or the shell form split into words. */
+  form(f: Form): string[] | undefined;
+}
+
+/** The member of union `U` whose `kind` includes `K` (unlike `Extract`, matches `kind: 'COPY' | 'ADD'` for `'COPY'`). */
+export type OfKind<U extends { kind: string }, K extends string> = U extends { kind: infer X } ? (K extends X ? U : never) : never;
+
+type Expanders = { readonly [K in TypedInstruction['kind']]: (inst: OfKind<TypedInstruction, K>, w: Words) => ExpandedInstruction };
+
+/** Kept as written: RUN, SHELL, CMD, ENTRYPOINT and HEALTHCHECK (the shell or the runtime expands them). */
+const asWritten = <T extends ExpandedInstruction>(inst: T): T => inst;
+
+const EXPANDERS: Expanders = {
+  FROM: (inst, w) => ({ kind: 'FROM', line: inst.line, words: (w.words(inst.args) ?? []).filter((x) => x !== '') }),
+  ARG: (inst, w) => ({ kind: 'ARG', line: inst.line, decls: inst.decls.map((d) => [d.name, d.value === undefined ? undefined : w.word(d.value)] as const) }),
+  COPY: expandCopy,
+  ADD: expandCopy,
+  ENV: expandPairs,
+  LABEL: expandPairs,
+  WORKDIR: expandValue,
+  USER: expandValue,
+  STOPSIGNAL: expandValue,
+  MAINTAINER: (inst, w) => ({ kind: 'MAINTAINER', line: inst.line, value: w.word(inst.value) ?? inst.value }),
+  EXPOSE: (inst, w) => ({ kind: 'EXPOSE', line: inst.line, words: w.words(inst.ports) }),
+  VOLUME: (inst, w) => ({ kind: 'VOLUME', line: inst.line, words: w.form(inst.paths) }),
+  RUN: asWritten,
+  SHELL: asWritten,
+  CMD: asWritten,
+  ENTRYPOINT: asWritten,
+  HEALTHCHECK: asWritten,
+};
+
 /**
  * Substitutes the variables of `vars` into an instruction's arguments, with `escape` the file's
  * escape character. A malformed `${…}` or a failed `${X:?msg}` is passed to `fail` and the affected
@@ -148,36 +186,28 @@ export type ExpandedInstruction =
 export function expandInstruction(inst: TypedInstruction, vars: ReadonlyMap<string, string>, escape: string, fail: (message: string) => void): ExpandedInstruction {
   const word = (s: string, keepUnknown = false) => guard(fail, () => processWord(s, vars, escape, keepUnknown));
   const words = (s: string) => guard(fail, () => processWords(s, vars, escape));
-  const form = (f: Form) => ('json' in f ? f.json.map((w) => word(w) ?? '') : words(f.shell));
-  switch (inst.kind) {
-    case 'FROM':
-      return { kind: 'FROM', line: inst.line, words: (words(inst.args) ?? []).filter((w) => w !== '') };
-    case 'ARG':
-      return { kind: 'ARG', line: inst.line, decls: inst.decls.map((d) => [d.name, d.value === undefined ? undefined : word(d.value)] as const) };
-    case 'COPY':
-    case 'ADD': {
-      const paths = form(inst.paths);
-      return { ...inst, paths, from: inst.from === undefined ? undefined : (word(inst.from) ?? inst.from), chown: inst.chown === undefined ? undefined : word(inst.chown) };
-    }
-    case 'ENV':
-    case 'LABEL': {
-      const keep = keepsUnknown(inst.kind);
-      const pairs = inst.pairs.map(([k, v]) => [inst.legacy ? k : (word(k, keep) ?? k), word(v, keep) ?? (inst.legacy ? v : '')] as const);
-      return { kind: inst.kind, line: inst.line, pairs };
-    }
-    case 'WORKDIR':
-    case 'USER':
-    case 'STOPSIGNAL':
-      return { kind: inst.kind, line: inst.line, value: word(inst.value) };
-    case 'MAINTAINER':
-      return { kind: inst.kind, line: inst.line, value: word(inst.value) ?? inst.value };
-    case 'EXPOSE':
-      return { kind: 'EXPOSE', line: inst.line, words: words(inst.ports) };
-    case 'VOLUME':
-      return { kind: 'VOLUME', line: inst.line, words: form(inst.paths) };
-    default:
-      return inst;
-  }
+  const form = (f: Form) => ('json' in f ? f.json.map((x) => word(x) ?? '') : words(f.shell));
+  // One table entry per kind; TypeScript cannot correlate `inst.kind` with the entry's parameter type.
+  const expand = EXPANDERS[inst.kind] as (inst: TypedInstruction, w: Words) => ExpandedInstruction;
+  return expand(inst, { word, words, form });
+}
+
+/** WORKDIR, USER, STOPSIGNAL: the value, undefined when it fails. */
+function expandValue(inst: ValueInstruction, w: Words): ExpandedValue {
+  return { kind: inst.kind, line: inst.line, value: w.word(inst.value) };
+}
+
+/** COPY/ADD: the paths (undefined when they fail), `--from` (as written when it fails) and `--chown`. */
+function expandCopy(inst: CopyInstruction, w: Words): ExpandedCopy {
+  const paths = w.form(inst.paths);
+  return { ...inst, paths, from: inst.from === undefined ? undefined : (w.word(inst.from) ?? inst.from), chown: inst.chown === undefined ? undefined : w.word(inst.chown) };
+}
+
+/** ENV/LABEL: names (literal in the legacy form, else as written when they fail) and values (empty when they fail). */
+function expandPairs(inst: PairsInstruction, w: Words): ExpandedPairs {
+  const keep = keepsUnknown(inst.kind);
+  const pairs = inst.pairs.map(([k, v]) => [inst.legacy ? k : (w.word(k, keep) ?? k), w.word(v, keep) ?? (inst.legacy ? v : '')] as const);
+  return { kind: inst.kind, line: inst.line, pairs };
 }
 
 /**

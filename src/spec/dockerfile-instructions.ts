@@ -50,9 +50,14 @@ export interface PairsInstruction extends At {
   readonly pairs: readonly (readonly [string, string])[];
   readonly legacy: boolean;
 }
-/** Instructions with one unexpanded value: `WORKDIR`, `USER`, `STOPSIGNAL`, `MAINTAINER`. */
+/** Instructions with one unexpanded value: `WORKDIR`, `USER`, `STOPSIGNAL`. */
 export interface ValueInstruction extends At {
-  readonly kind: 'WORKDIR' | 'USER' | 'STOPSIGNAL' | 'MAINTAINER';
+  readonly kind: 'WORKDIR' | 'USER' | 'STOPSIGNAL';
+  readonly value: string;
+}
+/** `MAINTAINER name` (deprecated by Docker), the name unexpanded and untrimmed. */
+export interface MaintainerInstruction extends At {
+  readonly kind: 'MAINTAINER';
   readonly value: string;
 }
 /** `EXPOSE PORT[/PROTO]...`, unexpanded. */
@@ -90,6 +95,7 @@ export type TypedInstruction =
   | CopyInstruction
   | PairsInstruction
   | ValueInstruction
+  | MaintainerInstruction
   | ExposeInstruction
   | VolumeInstruction
   | ShellInstruction
@@ -101,8 +107,31 @@ export interface InstructionError {
   readonly error: string;
 }
 
+/** How each keyword is typed; the one place that lists the keywords dimg knows, in Docker's order. */
+const TYPERS: Readonly<Record<string, (inst: Instruction, escape: string) => TypedInstruction | InstructionError>> = {
+  FROM: (i) => ({ kind: 'FROM', line: i.line, args: i.args }),
+  RUN: runInstruction,
+  COPY: copyInstruction,
+  ADD: copyInstruction,
+  ENV: pairsInstruction,
+  ARG: (i) => ({ kind: 'ARG', line: i.line, decls: argDecls(i.args) }),
+  WORKDIR: valueInstruction,
+  USER: valueInstruction,
+  LABEL: pairsInstruction,
+  EXPOSE: (i) => ({ kind: 'EXPOSE', line: i.line, ports: i.args }),
+  VOLUME: (i) => ({ kind: 'VOLUME', line: i.line, paths: form(i) }),
+  CMD: (i) => ({ kind: i.keyword as 'CMD', line: i.line, form: form(i) }),
+  ENTRYPOINT: (i) => ({ kind: i.keyword as 'ENTRYPOINT', line: i.line, form: form(i) }),
+  SHELL: (i) => (i.json && i.json.length > 0 ? { kind: 'SHELL', line: i.line, argv: [...i.json] } : { error: 'must be written in JSON form, e.g. SHELL ["/bin/sh", "-c"]' }),
+  STOPSIGNAL: valueInstruction,
+  HEALTHCHECK: healthcheckInstruction,
+  MAINTAINER: (i) => ({ kind: 'MAINTAINER', line: i.line, value: i.args }),
+  // Known, so not "unknown instruction", but refused.
+  ONBUILD: () => ({ error: 'ONBUILD is not supported (it only affects images built later FROM this one)' }),
+};
+
 /** The keywords dimg knows, ONBUILD included (known, and refused). */
-export const KNOWN_KEYWORDS: readonly string[] = ['FROM', 'RUN', 'COPY', 'ADD', 'ENV', 'ARG', 'WORKDIR', 'USER', 'LABEL', 'EXPOSE', 'VOLUME', 'CMD', 'ENTRYPOINT', 'SHELL', 'STOPSIGNAL', 'HEALTHCHECK', 'MAINTAINER', 'ONBUILD'];
+export const KNOWN_KEYWORDS: readonly string[] = Object.keys(TYPERS);
 
 const FLAGS: Readonly<Record<string, readonly string[]>> = {
   FROM: ['platform'],
@@ -118,7 +147,7 @@ const FLAGS: Readonly<Record<string, readonly string[]>> = {
  * before the first FROM is reported between the two checks.
  */
 export function checkKeywordAndFlags(inst: Instruction): string | undefined {
-  if (!KNOWN_KEYWORDS.includes(inst.keyword)) return `unknown instruction${didYouMean(inst.keyword, KNOWN_KEYWORDS)}`;
+  if (!KNOWN_KEYWORDS.includes(inst.keyword)) return unknownKeyword(inst.keyword);
   const allowed = FLAGS[inst.keyword] ?? [];
   const bad = inst.flags.find((f) => !allowed.includes(f.name));
   if (!bad) return undefined;
@@ -131,44 +160,28 @@ export function checkKeywordAndFlags(inst: Instruction): string | undefined {
  * malformed HEALTHCHECK, SHELL or ENV…). Pure; never throws for user errors.
  */
 export function typeInstruction(inst: Instruction, escape: string): TypedInstruction | InstructionError {
-  const line = inst.line;
+  const typer = TYPERS[inst.keyword];
+  return typer ? typer(inst, escape) : { error: unknownKeyword(inst.keyword) };
+}
+
+function unknownKeyword(keyword: string): string {
+  return `unknown instruction${didYouMean(keyword, KNOWN_KEYWORDS)}`;
+}
+
+/** The arguments in exec form when written as a JSON array, else in shell form. */
+function form(inst: Instruction): Form {
+  return inst.json ? { json: inst.json } : { shell: inst.args };
+}
+
+/** COPY/ADD with its flags as written. */
+function copyInstruction(inst: Instruction): CopyInstruction {
   const flag = (name: string) => inst.flags.find((f) => f.name === name)?.value;
-  const form: Form = inst.json ? { json: inst.json } : { shell: inst.args };
-  switch (inst.keyword) {
-    case 'FROM':
-      return { kind: 'FROM', line, args: inst.args };
-    case 'ARG':
-      return { kind: 'ARG', line, decls: argDecls(inst.args) };
-    case 'RUN':
-      return runInstruction(inst);
-    case 'COPY':
-    case 'ADD':
-      return { kind: inst.keyword, line, paths: form, from: flag('from'), chown: flag('chown'), chmod: flag('chmod') };
-    case 'ENV':
-    case 'LABEL':
-      return pairsInstruction(inst, escape);
-    case 'WORKDIR':
-    case 'USER':
-    case 'STOPSIGNAL':
-      return { kind: inst.keyword, line, value: inst.args.trim() };
-    case 'MAINTAINER':
-      return { kind: 'MAINTAINER', line, value: inst.args };
-    case 'EXPOSE':
-      return { kind: 'EXPOSE', line, ports: inst.args };
-    case 'VOLUME':
-      return { kind: 'VOLUME', line, paths: form };
-    case 'SHELL':
-      if (!inst.json || inst.json.length === 0) return { error: 'must be written in JSON form, e.g. SHELL ["/bin/sh", "-c"]' };
-      return { kind: 'SHELL', line, argv: [...inst.json] };
-    case 'CMD':
-    case 'ENTRYPOINT':
-      return { kind: inst.keyword, line, form };
-    case 'HEALTHCHECK':
-      return healthcheckInstruction(inst);
-    default:
-      // ONBUILD, the one known keyword left: it would only affect images built later FROM this one.
-      return { error: 'ONBUILD is not supported (it only affects images built later FROM this one)' };
-  }
+  return { kind: inst.keyword as 'COPY' | 'ADD', line: inst.line, paths: form(inst), from: flag('from'), chown: flag('chown'), chmod: flag('chmod') };
+}
+
+/** WORKDIR, USER or STOPSIGNAL: the trimmed value. */
+function valueInstruction(inst: Instruction): ValueInstruction {
+  return { kind: inst.keyword as 'WORKDIR' | 'USER' | 'STOPSIGNAL', line: inst.line, value: inst.args.trim() };
 }
 
 /** `ARG A=1 B C="x y"` → A with `1`, B without a default, C with `"x y"` (still unexpanded). */
