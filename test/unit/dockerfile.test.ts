@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compileDockerfile, dockerfileImageSpecs, SpecError } from '../../src/spec/index.js';
-import { parseDockerfile, processWord, processWords } from '../../src/spec/dockerfile-parse.js';
+import { parseDockerfile } from '../../src/spec/dockerfile-parse.js';
+import { processWord, processWords } from '../../src/spec/dockerfile-words.js';
 import { nodeSpecFs } from '../../src/spec/node-ports.js';
 import { tempDir } from '../support/tmp.js';
 
