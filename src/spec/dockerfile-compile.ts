@@ -15,6 +15,8 @@ export interface CompileContext {
   readonly scope: Scope;
   /** Reports a problem at the instruction being compiled. */
   readonly fail: (message: string) => void;
+  /** Entitlements the build was given (`network.host`). */
+  readonly allow: ReadonlySet<string>;
 }
 
 const STAGE_NAME = /^[a-z][a-z0-9._-]*$/;
@@ -54,7 +56,12 @@ export type StageInstruction = Exclude<ExpandedInstruction, { kind: 'FROM' | 'AR
 type Compilers = { readonly [K in StageInstruction['kind']]: (e: OfKind<StageInstruction, K>, st: StageState, ctx: CompileContext) => Step | undefined };
 
 const COMPILERS: Compilers = {
-  RUN: (e, _st, ctx) => ({ kind: 'run', form: 'json' in e.form ? 'exec' : 'shell', command: 'json' in e.form ? [...e.form.json] : [e.form.shell], env: ctx.scope.runEnv(), network: e.network, secrets: e.secrets }),
+  RUN: (e, _st, ctx) => {
+    if (e.network === 'host' && !ctx.allow.has('network.host')) {
+      ctx.fail('--network=host needs the network.host entitlement, which only the person building can grant: `dimg image build --allow network.host`, or `allow: [network.host]` on the image in images.yaml');
+    }
+    return { kind: 'run', form: 'json' in e.form ? 'exec' : 'shell', command: 'json' in e.form ? [...e.form.json] : [e.form.shell], env: ctx.scope.runEnv(), network: e.network, secrets: e.secrets };
+  },
   COPY: copyStep,
   ADD: copyStep,
   ENV: pairsStep,

@@ -25,6 +25,8 @@ export interface DockerfileBuildOptions {
   readonly args?: Readonly<Record<string, string>>;
   readonly target?: string;
   readonly platform?: string;
+  /** Entitlements granted with `--allow` (see CompileDockerfileOptions.allow). */
+  readonly allow?: readonly string[];
   /** Key of the final image (default: the last path component of the first tag, else `dockerfile`). */
   readonly key?: string;
   /** The Dockerfile as shown in messages (default: its absolute path). */
@@ -45,7 +47,7 @@ export async function dockerfileImageSpecs(opts: DockerfileBuildOptions): Promis
   if ((await opts.fs.stat(opts.context)) !== 'dir') throw new DimgError('CONTEXT_NOT_FOUND', `build context ${opts.context} is not a directory`, 'the last argument is the context directory');
   const first = refs[0];
   const key = opts.key ?? (first ? familiarName(first).split('/').at(-1)! : 'dockerfile');
-  const compiled = compileDockerfile({ text, file: display, key, args: opts.args, target: opts.target, platform: opts.platform });
+  const compiled = compileDockerfile({ text, file: display, key, args: opts.args, target: opts.target, platform: opts.platform, allow: opts.allow });
   const problems: Problem[] = [...compiled.problems];
   const ignore = await contextIgnore(opts.fs, opts.context);
   if (ignore.error) problems.push({ file: posix.join(opts.context, ignore.file!), line: 1, col: 1, message: ignore.error });

@@ -34,9 +34,17 @@ export interface CompileDockerfileOptions {
   readonly target?: string;
   /** `os/arch[/variant]` for the automatic TARGETPLATFORM/TARGETOS/TARGETARCH/TARGETVARIANT args. */
   readonly platform?: string;
+  /**
+   * Entitlements granted by the person building, as BuildKit's `--allow`: `network.host` lets
+   * `RUN --network=host` reach the host's network. A Dockerfile cannot grant itself one.
+   */
+  readonly allow?: readonly string[];
   /** Images of the surrounding spec that FROM and COPY --from may name. */
   readonly imageKeys?: ReadonlySet<string>;
 }
+
+/** The entitlements a build can grant (`--allow`, `allow:`), as BuildKit's. */
+export const ENTITLEMENTS: readonly string[] = ['network.host'];
 
 /** The result: the needed stages in build order (the final one last) and every problem found. */
 export interface CompiledDockerfile {
@@ -57,7 +65,7 @@ export function compileDockerfile(opts: CompileDockerfileOptions): CompiledDocke
   let stage: StageState | undefined;
   for (const inst of parsed.instructions) {
     const fail = (message: string) => problems.push(src.problemAtLine(inst.line, 1, `${inst.keyword}: ${message}`, inst.keyword.length));
-    stage = compileOne(inst, stage, parsed.escape, { graph, scope, fail });
+    stage = compileOne(inst, stage, parsed.escape, { graph, scope, fail, allow: new Set(opts.allow ?? []) });
   }
   if (graph.stages.length === 0 && problems.length === 0) problems.push(src.problemAtLine(1, 1, 'the Dockerfile has no FROM instruction'));
   const final = graph.select(opts.target);

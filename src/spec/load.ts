@@ -221,6 +221,7 @@ class Normaliser {
           target: typeof v.target === 'string' ? v.target : undefined,
           platform,
           imageKeys: keys,
+          allow: Array.isArray(v.allow) ? stringList(v.allow) : [],
         });
         this.problems.push(...compiled.problems);
         for (const st of compiled.stages) {

@@ -51,6 +51,7 @@ export interface RawImage {
   tags?: string[];
   push?: string[];
   watchTags?: string[];
+  allow?: string[];
 }
 
 /** Options of each step kind besides the kind key itself. */
@@ -90,6 +91,7 @@ export const IMAGE_KEYS: Keys<RawImage> = {
   tags: true,
   push: true,
   watchTags: true,
+  allow: true,
 };
 /** Per step kind, its option keys (the kind key excluded). */
 export const STEP_OPTION_KEYS: { readonly [K in StepKind]: readonly (keyof RawStepOptions[K])[] } = {

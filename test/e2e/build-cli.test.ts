@@ -81,3 +81,23 @@ CMD ["cat", "/app/out.txt"]
   assert.match(lines[3]!, /COPY --from=\S+ \/src\/out.txt \/app\/out.txt\s+\d/);
   assert.match(lines[4]!, /Imported from rootfs/);
 });
+
+test('image build: RUN --network=host is refused at its line unless the builder passes --allow network.host', async (t) => {
+  requireRoot('building with RUN steps');
+  const work = tempDir(t);
+  const root = join(work, 'store');
+  makeBusyboxRootfs(join(work, 'rootfs'));
+  writeFileSync(join(work, 'images.yaml'), 'version: 1\nproject: net\nimages:\n  bb:\n    from: { rootfs: ./rootfs }\n    tags: ["test"]\n');
+  assert.equal((await dimg(['build', join(work, 'images.yaml')], { root, cwd: work })).code, 0);
+  const app = join(work, 'app');
+  mkdirSync(app);
+  writeFileSync(join(app, 'Dockerfile'), 'FROM bb:test\nRUN --network=host ip link show lo > /links\n');
+  const refused = await dimg(['image', 'build', '-t', 'net:1', app], { root, cwd: work });
+  assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+  assert.match(refused.stderr, /Dockerfile:2:1.*--network=host needs the network\.host entitlement/s);
+  const bad = await dimg(['image', 'build', '--allow', 'everything', '-t', 'net:1', app], { root, cwd: work });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--allow everything: unknown entitlement/);
+  const granted = await dimg(['image', 'build', '--allow', 'network.host', '-t', 'net:1', app], { root, cwd: work });
+  assert.equal(granted.code, 0, granted.stdout + granted.stderr);
+});

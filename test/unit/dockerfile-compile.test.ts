@@ -7,7 +7,7 @@ import { StageGraph } from '../../src/spec/dockerfile-stages.js';
 
 function context(imageKeys?: ReadonlySet<string>): CompileContext & { errors: string[] } {
   const errors: string[] = [];
-  return { graph: new StageGraph('app', imageKeys), scope: new Scope({}, new Map()), fail: (m) => errors.push(m), errors };
+  return { graph: new StageGraph('app', imageKeys), scope: new Scope({}, new Map()), fail: (m) => errors.push(m), allow: new Set(), errors };
 }
 
 test('FROM opens stages, resolving names to stages, scratch, spec images or references', () => {

@@ -43,7 +43,7 @@ const CASES: Case[] = [
       'ENTRYPOINT ["/app"]',
       'CMD ["--help"]',
     ],
-    opts: { args: { VERSION: '1.2' } },
+    opts: { args: { VERSION: '1.2' }, allow: ['network.host'] },
   },
   {
     name: 'ENV, LABEL, ARG substitution, EXPOSE, VOLUME, SHELL, CMD shell form, HEALTHCHECK, MAINTAINER',

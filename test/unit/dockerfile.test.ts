@@ -44,7 +44,7 @@ test('a multi-stage build: needed stages become intermediate images, unused ones
       'COPY --from=0 /etc/passwd /etc/passwd',
       'ENTRYPOINT ["/app"]',
     ].join('\n'),
-    { args: { VERSION: '1.2' } },
+    { args: { VERSION: '1.2' }, allow: ['network.host'] },
   );
   assert.deepEqual(r.problems, []);
   assert.deepEqual(r.stages.map((s) => s.key), ['app~unused', 'app~build', 'app']);
@@ -136,4 +136,16 @@ test('a plain Dockerfile build (dimg image build) compiles into named ImageSpecs
     (e: unknown) => e instanceof SpecError && e.problems[0]!.line === 2 && /missing.txt" does not exist/.test(e.problems[0]!.message),
   );
   await assert.rejects(dockerfileImageSpecs({ dockerfile: join(dir, 'nope'), context: dir, tags: [], fs: nodeSpecFs }), (e: unknown) => (e as { code?: string }).code === 'DOCKERFILE_NOT_FOUND');
+});
+
+test('RUN --network=host needs the network.host entitlement from the person building, not from the Dockerfile', () => {
+  const text = ['FROM busybox:1', 'RUN --network=host wget -q http://127.0.0.1:8080/', 'RUN --network=none true'].join('\n');
+  const refused = compile(text, {});
+  assert.equal(refused.problems.length, 1);
+  const p = refused.problems[0]!;
+  assert.match(p.message, /RUN: --network=host needs the network.host entitlement/);
+  assert.deepEqual([p.file, p.line, p.col], ['Dockerfile', 2, 1]);
+  const granted = compile(text, { allow: ['network.host'] });
+  assert.deepEqual(granted.problems, []);
+  assert.equal(granted.stages[0]!.steps[0]!.kind === 'run' && granted.stages[0]!.steps[0]!.network, 'host');
 });

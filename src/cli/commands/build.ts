@@ -11,6 +11,7 @@ import { buildSpec, buildImage, FileDigests, type BuiltImage } from '../../build
 import { DEFAULT_SPEC_FILE } from '../../spec/model.js';
 // The Dockerfile frontend alone: `image build` does not load the YAML parser and schema validator.
 import { dockerfileImageSpecs } from '../../spec/dockerfile-images.js';
+import { ENTITLEMENTS } from '../../spec/dockerfile.js';
 import { nodeSpecPorts } from '../../spec/node-ports.js';
 import { familiarString, parseReference } from '../../oci/reference.js';
 import { buildRenderer as renderer, positiveInt } from '../build-output.js';
@@ -63,7 +64,11 @@ export function register(program: Command): void {
     .option('--target <stage>', 'build this stage instead of the last')
     .option('--platform <os/arch>', 'target platform (default: the host)')
     .option('--no-cache', 'run every step even when the build cache has it')
-    .action(async (context: string, o: { file?: string; tag: string[]; buildArg: string[]; secret: string[]; target?: string; platform?: string; cache: boolean }, cmd: Command) => {
+    .option('--allow <entitlement>', 'grant an entitlement the Dockerfile asks for: network.host (repeatable)', collect, [])
+    .action(async (context: string, o: { file?: string; tag: string[]; buildArg: string[]; secret: string[]; target?: string; platform?: string; cache: boolean; allow: string[] }, cmd: Command) => {
+      for (const a of o.allow) {
+        if (!ENTITLEMENTS.includes(a)) throw new DimgError('FLAG_INVALID', `--allow ${a}: unknown entitlement`, `the entitlements are: ${ENTITLEMENTS.join(', ')}`);
+      }
       const ctx = resolve(context);
       const specs = await dockerfileImageSpecs({
         dockerfile: resolve(o.file ?? resolve(ctx, 'Dockerfile')),
@@ -72,6 +77,7 @@ export function register(program: Command): void {
         args: parseArgs(o.buildArg),
         target: o.target,
         platform: o.platform,
+        allow: o.allow,
         display: o.file ?? 'Dockerfile',
         fs: nodeSpecPorts().fs,
       });
