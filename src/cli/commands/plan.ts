@@ -20,7 +20,8 @@ import { writeFileAtomic } from '../../store/fsutil.js';
 import { openStoreFor } from '../context.js';
 import { positiveInt } from '../build-output.js';
 import { withCancellation } from '../cancellation.js';
-import { applyReporter, progressMode } from '../apply-output.js';
+import { progressMode } from '../apply-output.js';
+import { applyReporter } from '../../progress/apply.js';
 import type { ExecResult } from '../../exec/execute.js';
 import { dirname, resolve } from 'node:path';
 
