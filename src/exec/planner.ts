@@ -94,10 +94,14 @@ export interface PlannerSetup {
 
 /** Makes plans of specs against one store and one set of registries. Close it with `close()`. */
 export class Planner {
+  /** The local store plans observe and applies build into. */
   readonly store: Store;
+  /** The registry client every plan of this planner reads through (and its applies write through). */
   readonly client: RegistryClient;
-  readonly bases: BaseResolver;
+  /** The file-digest memo: hashes are reused across plans and by the builds of their applies. */
   readonly digests: FileDigests;
+  /** Registry bases resolved once per planner (lock pin, registry, store), so later plans ask no more. */
+  private readonly bases: BaseResolver;
   private readonly parts: PlannerParts;
 
   constructor(parts: PlannerParts) {
