@@ -1,10 +1,7 @@
 /**
- * Shared pieces of commands that build: rendering build events and numeric flag parsing.
+ * Numeric flag parsing shared by the commands that build (build, apply, watch).
  */
 import { DimgError } from '../errors.js';
-import { stepLine, type BuildEvent } from '../build/events.js';
-import { OutputTail } from '../build/output-tail.js';
-import { humanDuration } from './format.js';
 
 /** Parses a positive integer flag value or fails with FLAG_INVALID naming the flag. */
 export function positiveInt(v: string, flag: string): number {
@@ -12,47 +9,3 @@ export function positiveInt(v: string, flag: string): number {
   if (!Number.isInteger(n) || n < 1) throw new DimgError('FLAG_INVALID', `${flag} must be a positive integer, got "${v}"`, `e.g. ${flag} 4`);
   return n;
 }
-
-/**
- * Renders build events: a line per step (`[web 3/7] RUN … CACHED` / `0.4s`). On a TTY the step's
- * output streams live under its start line; otherwise only its last few lines are shown when it ends.
- */
-export function buildRenderer(tty: boolean, out: (s: string) => void = (s) => void process.stdout.write(s)): (e: BuildEvent) => void {
-  const tails = new Map<string, OutputTail>();
-  const width = Math.max(60, (process.stdout.columns ?? 100) - 12);
-  return (e) => {
-    switch (e.type) {
-      case 'step-start':
-        if (tty) out(`${stepLine(e.image, e.index, e.total, e.display, width)}\n`);
-        break;
-      case 'step-output': {
-        if (tty) {
-          out(e.chunk.toString('utf8'));
-          break;
-        }
-        const k = `${e.image}/${e.index}`;
-        let tail = tails.get(k);
-        if (!tail) tails.set(k, (tail = new OutputTail(4096)));
-        tail.push(e.chunk);
-        break;
-      }
-      case 'step-done': {
-        out(`${stepLine(e.image, e.index, e.total, e.display, width)}  ${e.cached ? 'CACHED' : humanDuration(e.durationMs)}\n`);
-        const tail = tails.get(`${e.image}/${e.index}`);
-        if (tail) {
-          for (const l of tail.lines(5)) out(`  | ${l}\n`);
-          tails.delete(`${e.image}/${e.index}`);
-        }
-        break;
-      }
-      case 'notice':
-        out(`[${e.image}] note: ${e.message}\n`);
-        break;
-      case 'image-done':
-        break;
-      default:
-        break;
-    }
-  };
-}
-

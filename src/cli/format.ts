@@ -55,11 +55,3 @@ export function timeAgo(when: Date | string | undefined, now: Date = new Date())
   if (s < 2 * 365 * 86400) return ago(Math.floor(s / (30 * 86400)), 'month');
   return ago(Math.floor(s / (365 * 86400)), 'year');
 }
-
-/** Durations for step timings: `0.4s`, `12.3s`, `2m05s`. */
-export function humanDuration(ms: number): string {
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
-  const m = Math.floor(ms / 60_000);
-  const s = Math.round((ms % 60_000) / 1000);
-  return `${m}m${String(s).padStart(2, '0')}s`;
-}

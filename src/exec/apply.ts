@@ -19,7 +19,7 @@ import { pullImage } from '../transfer/pull.js';
 import { pushImage, putManifestSettling } from '../transfer/push.js';
 import type { PushAction, RetagAction, DeleteAction, BuildAction, Plan } from '../plan/types.js';
 import { executePlan, type ActionOutput, type ExecEvent, type ExecResult, type ExecutorPorts } from './execute.js';
-import type { PlanSession } from './plan-session.js';
+import type { PlanSession } from './planner.js';
 import { notifyPushed } from './notify.js';
 import { recordOwnership, type TagOutcomes } from './record-ownership.js';
 import { untag } from '../registry/untag.js';

@@ -15,21 +15,18 @@ import type { Digest } from '../oci/digest.js';
 import { loadSpec } from '../spec/load.js';
 import { nodeSpecPorts } from '../spec/node-ports.js';
 import type { Spec } from '../spec/model.js';
-import { RegistryClient } from '../registry/client.js';
 import type { Store } from '../store/store.js';
 import { FileDigests } from '../build/file-digests.js';
-import { BaseResolver } from '../resolve/bases.js';
-import { lockPathFor, readLock } from '../resolve/lock.js';
+import { lockPathFor } from '../resolve/lock.js';
 import { parseReference } from '../oci/reference.js';
-import type { ResolvedSpec } from '../resolve/desired.js';
 import { hasChanges, type BuildAction } from '../plan/types.js';
 import { applyPlan } from '../exec/apply.js';
-import { clientOptionsForSpec } from '../exec/spec-client.js';
+import { Planner, type PlanOptions, type Resolution } from '../exec/planner.js';
+import { heldBackTags, restrictToWatch } from '../exec/watch-scope.js';
 import { Debouncer, type ChangeBatch } from './debounce.js';
 import { FileWatcher } from './watcher.js';
 import { WatchTreeMemo } from './tree-memo.js';
 import { imagesAffectedBy, isIgnoreFileOf, sameWatchSet, watchSetOf, type WatchSet } from './watch-set.js';
-import { desiredFingerprint, heldBackTags, planCycle, resolveDesired, restrictTargets, type WatchPlanContext } from './plan.js';
 import type { WatchReporter } from './report.js';
 
 /** Options of a watch loop. */
@@ -48,11 +45,13 @@ export interface WatchOptions {
   maxMs?: number;
 }
 
-/** Registry client and base resolver for one set of registries and one lock file. */
+/**
+ * The planner (registry client, base resolver) for one set of registries and one lock file. The
+ * file-digest and tree memos outlive it: they belong to the loop.
+ */
 interface Generation {
   key: string;
-  client: RegistryClient;
-  bases: BaseResolver;
+  planner: Planner;
 }
 
 /** A cycle's apply running in the background. */
@@ -129,7 +128,8 @@ export class WatchLoop {
   async start(): Promise<void> {
     const started = performance.now();
     const spec = await loadSpec(this.specFile, nodeSpecPorts({ env: this.opts.env ?? process.env }));
-    restrictTargets(spec, this.opts.push);
+    // An unknown --push registry fails the start, before anything is watched.
+    restrictToWatch(spec, this.opts.push);
     this.watchSet = await watchSetOf(spec, this.opts.store.root);
     this.debouncer = new Debouncer((batch) => this.enqueue(batch), { quietMs: this.opts.quietMs, maxMs: this.opts.maxMs });
     this.watcher = await FileWatcher.start(this.watchSet, {
@@ -164,7 +164,7 @@ export class WatchLoop {
     const settle = Promise.all([this.watcher?.close(), this.running?.promise.catch(() => false), this.queue.catch(() => undefined)]);
     await Promise.race([settle, new Promise((r) => setTimeout(r, Math.max(0, deadline - performance.now())).unref())]);
     await this.digests.save();
-    this.generation?.client.close();
+    this.generation?.planner.close();
   }
 
   private enqueue(batch: ChangeBatch): void {
@@ -185,21 +185,20 @@ export class WatchLoop {
     this.pendingSince = Math.min(this.pendingSince ?? batch.firstAt, batch.firstAt);
 
     let spec: Spec;
-    let resolved: ResolvedSpec;
+    let resolution: Resolution;
     let gen: Generation;
     try {
-      const loaded = await loadSpec(this.specFile, nodeSpecPorts({ env: this.opts.env ?? process.env }));
-      spec = restrictTargets(loaded, this.opts.push);
-      this.tellHeldBack(loaded);
-      await this.updateWatchSet(loaded);
+      spec = await loadSpec(this.specFile, nodeSpecPorts({ env: this.opts.env ?? process.env }));
+      this.tellHeldBack(spec);
+      await this.updateWatchSet(spec);
       this.trees.watching(this.watcher ? this.watchSet : undefined);
-      gen = await this.generationFor(loaded);
-      resolved = await resolveDesired(spec, this.planContext(gen));
+      gen = await this.generationFor(spec);
+      resolution = await gen.planner.resolve(spec, this.planOptions());
     } catch (e) {
       if (o.throwProblems) throw e;
       // A failed base lookup is memoised by the resolver: start afresh next time.
       if (this.generation) {
-        this.generation.client.close();
+        this.generation.planner.close();
         this.generation = undefined;
       }
       r.problem(e, this.hasGoodSpec);
@@ -208,7 +207,7 @@ export class WatchLoop {
     this.hasGoodSpec = true;
     if (this.stopping) return 'stopped';
 
-    const fp = desiredFingerprint(resolved);
+    const fp = resolution.fingerprint;
     const current = this.running?.fingerprint ?? this.converged;
     if (fp === current) {
       if (this.running) {
@@ -233,7 +232,7 @@ export class WatchLoop {
     const run: Running = { fingerprint: fp, ac, since: this.pendingSince ?? performance.now(), paths: this.pendingPaths, promise: Promise.resolve(false) };
     this.pendingPaths = [];
     this.pendingSince = undefined;
-    run.promise = this.apply(spec, resolved, gen, run, o.throwProblems).finally(() => {
+    run.promise = this.apply(spec, resolution, gen, run, o.throwProblems).finally(() => {
       if (this.running === run) this.running = undefined;
     });
     this.running = run;
@@ -241,10 +240,10 @@ export class WatchLoop {
     return 'started';
   }
 
-  /** Plans and applies one cycle; true when it converged. */
-  private async apply(spec: Spec, resolved: ResolvedSpec, gen: Generation, run: Running, throwFailures: boolean): Promise<boolean> {
+  /** Plans (reusing the evaluation's resolution) and applies one cycle; true when it converged. */
+  private async apply(spec: Spec, resolution: Resolution, gen: Generation, run: Running, throwFailures: boolean): Promise<boolean> {
     const r = this.opts.reporter;
-    const session = await planCycle(spec, resolved, this.planContext(gen));
+    const session = await gen.planner.plan(spec, { ...this.planOptions(), resolution });
     const plan = session.plan;
     if (run.ac.signal.aborted) return false;
     for (const w of plan.warnings) r.warn(`${w.subject}: ${w.message}`);
@@ -254,7 +253,7 @@ export class WatchLoop {
       return true;
     }
     const builds = plan.actions.filter((a): a is BuildAction => a.kind === 'build');
-    r.rebuilding(builds, (image) => this.why(image, run.paths, builds, resolved));
+    r.rebuilding(builds, (image) => this.why(image, run.paths, builds, resolution));
     const builtDigests = new Map<string, string>();
     const result = await applyPlan(session, plan, {
       signal: run.ac.signal,
@@ -299,7 +298,7 @@ export class WatchLoop {
     for (const a of result.done) {
       if (a.kind !== 'push' && a.kind !== 'retag') continue;
       const ref = parseReference(a.target.ref);
-      const head = await gen.client.repository(ref).headManifest(ref.tag!).catch(() => undefined);
+      const head = await gen.planner.client.repository(ref).headManifest(ref.tag!).catch(() => undefined);
       if (head) tags.set(a.target.ref, head.digest);
     }
     r.digests(builtDigests, tags);
@@ -311,7 +310,7 @@ export class WatchLoop {
   }
 
   /** Why an image is rebuilt, in terms of the files that changed, or the rebuilt image it builds on. */
-  private why(image: string, paths: readonly string[], builds: readonly BuildAction[], resolved: ResolvedSpec): string | undefined {
+  private why(image: string, paths: readonly string[], builds: readonly BuildAction[], resolution: Resolution): string | undefined {
     const set = this.watchSet;
     if (!set) return undefined;
     const mine = paths.filter((p) => imagesAffectedBy(set, p).includes(image));
@@ -320,7 +319,7 @@ export class WatchLoop {
       return `${shown.join(', ')}${mine.length > 3 ? ` (+${mine.length - 3} more)` : ''} changed`;
     }
     const rebuilt = new Set(builds.map((b) => b.image));
-    const bases = resolved.desired.images.find((i) => i.key === image)?.dependsOn.filter((d) => rebuilt.has(d)) ?? [];
+    const bases = resolution.resolved.desired.images.find((i) => i.key === image)?.dependsOn.filter((d) => rebuilt.has(d)) ?? [];
     return bases.length > 0 ? `builds on ${bases.join(', ')}` : undefined;
   }
 
@@ -331,23 +330,22 @@ export class WatchLoop {
     if (this.watcher && (!prev || !sameWatchSet(prev, next))) await this.watcher.update(next);
   }
 
-  /** The client and base resolver for this spec's registries and lock; replaced when either changes. */
+  /** The planner for this spec's registries and lock; replaced when either changes. */
   private async generationFor(spec: Spec): Promise<Generation> {
-    const lockPath = lockPathFor(spec.file);
-    const lockText = await readFile(lockPath, 'utf8').catch(() => '');
+    const lockText = await readFile(lockPathFor(spec.file), 'utf8').catch(() => '');
     const key = JSON.stringify({ registries: spec.registries, lockText });
     if (this.generation?.key === key) return this.generation;
     const warn = (m: string) => this.opts.reporter.warn(m);
-    const client = new RegistryClient(clientOptionsForSpec(spec, this.opts.env ?? process.env, warn));
-    const lock = await readLock(lockPath);
+    const planner = await Planner.forSpec(spec, { store: this.opts.store, env: this.opts.env ?? process.env, warn, digests: this.digests, trees: this.trees });
     const old = this.generation;
-    this.generation = { key, client, bases: new BaseResolver({ store: this.opts.store, client, lock, warn }) };
+    this.generation = { key, planner };
     // The old client may still serve a cycle in progress; close it when that cycle ends.
-    if (old) void (this.running?.promise ?? Promise.resolve()).finally(() => old.client.close());
+    if (old) void (this.running?.promise ?? Promise.resolve()).finally(() => old.planner.close());
     return this.generation;
   }
 
-  private planContext(gen: Generation): WatchPlanContext {
-    return { store: this.opts.store, client: gen.client, bases: gen.bases, digests: this.digests, trees: this.trees };
+  /** Watch's restrictions, as options of the one plan call: the `--push` registries, watch tags, no prune. */
+  private planOptions(): PlanOptions {
+    return { watch: { push: this.opts.push } };
   }
 }

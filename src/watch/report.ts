@@ -6,7 +6,7 @@
 import { relative, isAbsolute } from 'node:path';
 import { messageOf, isDimgError } from '../errors.js';
 import { formatProblems, SpecError } from '../spec/problems.js';
-import { applyReporter, type ApplyReporter, type ProgressMode } from '../cli/apply-output.js';
+import { applyReporter, type ApplyReporter, type ProgressMode } from '../progress/apply.js';
 import type { BuildAction } from '../plan/types.js';
 
 /** How many triggering paths are listed before "(+N more)". */

@@ -5,7 +5,8 @@
  *  - memory is bounded in image count: `plan` of a spec of 1,000 images (config-only steps, pushed
  *    to the real registry) against 100 images;
  *  - file descriptors do not leak: across many `dimg watch` cycles (the fd count of the watch process
- *    after each cycle), and across 200 `planSpec` calls in this process (/proc/self/fd).
+ *    after each cycle), and across 200 plans in this process, each through its own Planner as the
+ *    commands make them (/proc/self/fd).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +22,9 @@ import { startRegistry } from '../support/registry.js';
 import { tempDir } from '../support/tmp.js';
 import { Store } from '../../src/store/store.js';
 import { storeOptions } from '../../src/store/defaults.js';
-import { planSpec } from '../../src/exec/plan-session.js';
+import { Planner } from '../../src/exec/planner.js';
+import { loadSpec } from '../../src/spec/load.js';
+import { nodeSpecPorts } from '../../src/spec/node-ports.js';
 
 const SOAK = process.env.DIMG_SOAK === '1';
 const MiB = 1 << 20;
@@ -154,16 +157,17 @@ images:
   assert.ok(last <= warm + 4, `watch fds grew from ${warm} to ${last} over ${cycles} cycles: ${fds.join(',')}`);
   assert.ok(Math.max(...fds) <= warm + 16, `watch fds peaked at ${Math.max(...fds)}`);
 
-  // The library: 200 planSpec calls in this process.
+  // The library: 200 plans in this process, each with the planner a command builds and closes.
   const store = await Store.open(join(dir, 'store2'), storeOptions());
   const plans = SOAK ? 1000 : 200;
   const before: number[] = [];
   for (let i = 0; i < plans; i++) {
     if (i % 20 === 0) writeFileSync(join(dir, 'ctx', 'a.txt'), `plan ${i}`);
-    const s = await planSpec({ specFile: join(dir, 'images.yaml'), store, env: {} });
-    await s.close();
+    const spec = await loadSpec(join(dir, 'images.yaml'), nodeSpecPorts({ env: {} }));
+    const planner = await Planner.forSpec(spec, { store, env: {} });
+    await planner.plan(spec).finally(() => planner.close());
     if (i === 9 || i === plans - 1) before.push(fdCount('self'));
   }
-  console.log(`# fds planSpec: ${plans} calls in one process, fds after 10 calls ${before[0]}, after ${plans} ${before[1]}`);
-  assert.ok(before[1]! <= before[0]! + 4, `planSpec leaks fds: ${before[0]} → ${before[1]}`);
+  console.log(`# fds Planner: ${plans} plans in one process, fds after 10 calls ${before[0]}, after ${plans} ${before[1]}`);
+  assert.ok(before[1]! <= before[0]! + 4, `Planner leaks fds: ${before[0]} → ${before[1]}`);
 });

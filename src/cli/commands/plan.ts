@@ -11,7 +11,7 @@ import { renderPlanText } from '../../plan/render/text.js';
 import { parsePlanJson, renderPlanJson } from '../../plan/render/json.js';
 import { describeChanges, planForFile, specFileOf } from '../../plan/saved.js';
 import { hasChanges, type Plan } from '../../plan/types.js';
-import { planSpec, type PlanSession } from '../../exec/plan-session.js';
+import { Planner, type PlanSession } from '../../exec/planner.js';
 import { lockPathFor, readLock, renderLock, type LockFile } from '../../resolve/lock.js';
 import { nodeSpecPorts } from '../../spec/node-ports.js';
 import { didYouMean } from '../../spec/problems.js';
@@ -20,7 +20,8 @@ import { writeFileAtomic } from '../../store/fsutil.js';
 import { openStoreFor } from '../context.js';
 import { positiveInt } from '../build-output.js';
 import { withCancellation } from '../cancellation.js';
-import { applyReporter, progressMode } from '../apply-output.js';
+import { progressMode } from '../apply-output.js';
+import { applyReporter } from '../../progress/apply.js';
 import type { ExecResult } from '../../exec/execute.js';
 import { dirname, resolve } from 'node:path';
 
@@ -45,14 +46,14 @@ export function register(program: Command): void {
     .option('--frozen-lock', 'build on the digests images.lock pins; fail if it is missing or lacks a base')
     .option('--show-unchanged', 'also list tags that are up to date')
     .action(async (file: string | undefined, o: PlanFlags & { json?: boolean; out?: string; detailedExitcode?: boolean }, cmd: Command) => {
-      const session = await openSession(file, o, cmd);
+      const { planner, session } = await planFor(file, o, cmd);
       try {
         const plan = session.plan;
         if (o.out) await fs.writeFile(o.out, renderPlanJson(planForFile(plan, o.out)));
         process.stdout.write(o.json ? renderPlanJson(plan) : renderPlanText(plan, { showUnchanged: o.showUnchanged, color: colorOn() }));
         if (o.detailedExitcode && hasChanges(plan)) process.exitCode = 2;
       } finally {
-        await session.close();
+        planner.close();
       }
     });
 
@@ -70,7 +71,7 @@ export function register(program: Command): void {
       const mode = progressMode(o.progress);
       const reporter = applyReporter(mode);
       const saved = file && file.endsWith('.json') ? parsePlanJson(await readPlanFile(file), file) : undefined;
-      const session = await openSession(saved ? specFileOf(saved, file!) : file, saved ? { ...o, prune: saved.options.prune, target: saved.options.targets } : o, cmd, reporter.warn);
+      const { planner, session } = await planFor(saved ? specFileOf(saved, file!) : file, saved ? { ...o, prune: saved.options.prune, target: saved.options.targets } : o, cmd, reporter.warn);
       try {
         const plan = saved ? checkSaved(saved, session) : session.plan;
         if (mode !== 'json') process.stdout.write(renderPlanText(plan, { color: mode === 'tty' && colorOn() }));
@@ -108,7 +109,7 @@ export function register(program: Command): void {
           if (result.recordFailures.length > 0) throw result.recordFailures[0]!;
         });
       } finally {
-        await session.close();
+        planner.close();
       }
     });
 
@@ -119,17 +120,19 @@ export function register(program: Command): void {
     .option('--update [image...]', 'resolve the pins again: all of them, or those of the bases of these images (put FILE first)')
     .action(async (file: string | undefined, o: { update?: true | string[] }, cmd: Command) => {
       const store = await openStoreFor(cmd);
-      const specFile = file ?? DEFAULT_SPEC_FILE;
-      const lockPath = lockPathFor(resolve(specFile));
+      const specFile = resolve(file ?? DEFAULT_SPEC_FILE);
+      const lockPath = lockPathFor(specFile);
       const previous = await readLock(lockPath);
       const previousText = await fs.readFile(lockPath, 'utf8').catch(() => undefined);
+      const spec = await loadSpec(specFile, nodeSpecPorts({ env: process.env }));
       // The current lock keeps its pins unless asked to update them; it is never removed first, so a
       // failed or killed `dimg lock` leaves the committed file as it was.
       let start: LockFile = previous ?? { version: 1, bases: {} };
       if (o.update === true) start = { version: 1, bases: {} };
-      else if (Array.isArray(o.update)) start = withoutPinsOf(start, await loadSpec(resolve(specFile), nodeSpecPorts({ env: process.env })), o.update);
-      const session = await planSpec({ specFile, store, lock: start, warn: (m) => process.stderr.write(`Warning: ${m}\n`) });
+      else if (Array.isArray(o.update)) start = withoutPinsOf(start, spec, o.update);
+      const planner = await Planner.forSpec(spec, { store, lock: start, warn: (m) => process.stderr.write(`Warning: ${m}\n`) });
       try {
+        const session = await planner.plan(spec);
         const lock: LockFile = { version: 1, bases: {} };
         for (const [key, digest] of session.resolved.pins) lock.bases[key] = { digest };
         const text = renderLock(lock);
@@ -139,7 +142,7 @@ export function register(program: Command): void {
         const what = previousText === text ? ' (unchanged)' : moved > 0 ? ` (${moved} pin${moved === 1 ? '' : 's'} moved)` : '';
         process.stdout.write(`${lockPath}: ${n} base image${n === 1 ? '' : 's'} pinned${what}\n`);
       } finally {
-        await session.close();
+        planner.close();
       }
     });
 }
@@ -163,16 +166,20 @@ function withoutPinsOf(lock: LockFile, spec: Spec, images: readonly string[]): L
   return { version: 1, bases };
 }
 
-async function openSession(file: string | undefined, o: PlanFlags, cmd: Command, warn?: (m: string) => void): Promise<PlanSession> {
+/**
+ * Loads the spec and plans it through a planner made for this command. The caller closes the
+ * planner once the plan (and its apply) is done.
+ */
+async function planFor(file: string | undefined, o: PlanFlags, cmd: Command, warn?: (m: string) => void): Promise<{ planner: Planner; session: PlanSession }> {
   const store = await openStoreFor(cmd);
-  return planSpec({
-    specFile: file ?? DEFAULT_SPEC_FILE,
-    store,
-    prune: o.prune,
-    targets: o.target,
-    frozenLock: o.frozenLock,
-    warn: warn ?? ((m) => process.stderr.write(`Warning: ${m}\n`)),
-  });
+  const spec = await loadSpec(resolve(file ?? DEFAULT_SPEC_FILE), nodeSpecPorts({ env: process.env }));
+  const planner = await Planner.forSpec(spec, { store, warn: warn ?? ((m) => process.stderr.write(`Warning: ${m}\n`)) });
+  try {
+    return { planner, session: await planner.plan(spec, { prune: o.prune, targets: o.target, frozenLock: o.frozenLock }) };
+  } catch (e) {
+    planner.close();
+    throw e;
+  }
 }
 
 /** A saved plan may run only if the spec and the observed state are what it was made from. */

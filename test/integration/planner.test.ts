@@ -1,0 +1,100 @@
+/**
+ * The one Planner: `dimg plan` (one `plan` call) and a watch cycle (`resolve`, then `plan` reusing the
+ * resolution, with watch's scope) make the same actions for the same spec and the same store and
+ * registry state. Checked on a fresh state, after applying, and after an input changed; and watch's
+ * scope drops exactly the release tag it must not write.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Planner, type PlanOptions } from '../../src/exec/planner.js';
+import { applyPlan } from '../../src/exec/apply.js';
+import { loadSpec } from '../../src/spec/load.js';
+import { nodeSpecPorts } from '../../src/spec/node-ports.js';
+import type { Spec } from '../../src/spec/model.js';
+import type { Action } from '../../src/plan/types.js';
+import { Store } from '../../src/store/store.js';
+import { storeOptions } from '../../src/store/defaults.js';
+import { startRegistry } from '../support/registry.js';
+import { tempDir } from '../support/tmp.js';
+
+const WATCH: PlanOptions = { watch: { push: ['dev'] } };
+
+function specText(host: string, tags: string[]): string {
+  return `version: 1
+project: planner-test
+registries:
+  dev: { url: ${host}, insecure: true }
+images:
+  base:
+    from: { rootfs: ./rootfs }
+  web:
+    from: base
+    context: ./web
+    steps:
+      - copy: index.html
+        to: /srv/
+    repository: p/web
+    tags: ${JSON.stringify(tags)}
+    push: [dev]
+    watchTags: [dev]
+`;
+}
+
+/** The actions in id order, so two plans compare by what they would do and why. */
+function actionsOf(actions: readonly Action[]): Action[] {
+  return [...actions].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** What `dimg plan` plans and what a watch cycle plans, through the same planner. */
+async function bothPlans(planner: Planner, spec: Spec): Promise<{ plan: Action[]; watch: Action[] }> {
+  const plan = (await planner.plan(spec)).plan.actions;
+  const resolution = await planner.resolve(spec, WATCH);
+  const watch = (await planner.plan(spec, { ...WATCH, resolution })).plan.actions;
+  return { plan: actionsOf(plan), watch: actionsOf(watch) };
+}
+
+test('planner: plan and a watch cycle make the same actions for the same spec and state', async (t) => {
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const dir = tempDir(t);
+  mkdirSync(join(dir, 'rootfs', 'etc'), { recursive: true });
+  writeFileSync(join(dir, 'rootfs', 'etc', 'hostname'), 'planner\n');
+  mkdirSync(join(dir, 'web'));
+  writeFileSync(join(dir, 'web', 'index.html'), '<h1>one</h1>\n');
+  const specFile = join(dir, 'images.yaml');
+  writeFileSync(specFile, specText(reg.host, ['dev']));
+  const store = await Store.open(join(dir, 'store'), storeOptions());
+  const load = () => loadSpec(specFile, nodeSpecPorts({ env: {} }));
+  const spec = await load();
+  const planner = await Planner.forSpec(spec, { store, env: {} });
+  t.after(() => planner.close());
+
+  // A fresh store and registry: everything is built and pushed.
+  const fresh = await bothPlans(planner, spec);
+  assert.deepEqual(fresh.plan.map((a) => `${a.kind} ${a.id}`).sort(), ['build build:base', 'build build:web', `push push:web:dev:${reg.host}/p/web:dev`].sort());
+  assert.deepEqual(fresh.watch, fresh.plan);
+
+  // Applied: both see nothing to do.
+  const session = await planner.plan(spec);
+  const result = await applyPlan(session, session.plan);
+  assert.deepEqual(result.failed, []);
+  const converged = await bothPlans(planner, spec);
+  assert.ok(converged.plan.every((a) => a.kind === 'unchanged'), JSON.stringify(converged.plan));
+  assert.deepEqual(converged.watch, converged.plan);
+
+  // An input changed: both rebuild web (not base) and push it again.
+  writeFileSync(join(dir, 'web', 'index.html'), '<h1>two</h1>\n');
+  const edited = await bothPlans(planner, spec);
+  assert.deepEqual(edited.plan.filter((a) => a.kind === 'build').map((a) => a.id), ['build:web']);
+  assert.deepEqual(edited.watch, edited.plan);
+
+  // A release tag is planned by `dimg plan` only: watch's scope drops that one push and nothing else.
+  writeFileSync(specFile, specText(reg.host, ['dev', '1.0']));
+  const released = await load();
+  const both = await bothPlans(planner, released);
+  const release = `push:web:dev:${reg.host}/p/web:1.0`;
+  assert.ok(both.plan.some((a) => a.id === release), 'plan pushes the release tag');
+  assert.deepEqual(both.watch, both.plan.filter((a) => a.id !== release));
+});
