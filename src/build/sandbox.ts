@@ -20,18 +20,17 @@
 import { existsSync, promises as fs, constants as FS } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { basename, join, posix, relative } from 'node:path';
+import { basename, join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DimgError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import type { Store } from '../store/store.js';
-import { LayerView } from './layer-view.js';
-import { prepareMountPoints, type MountPoint } from './mount-points.js';
+import type { MountPoint } from './mount-points.js';
+import { rootfsDriver } from './rootfs-driver.js';
 import { resolveUser } from './users.js';
 import { sandboxScript } from './sandbox-script.js';
 import { runtimeConfig, type StepFileMount } from './runtime-config.js';
 import { OutputTail } from './output-tail.js';
-import { snapshot, writeDiff } from './copy-driver.js';
 import { hostTool } from './tools.js';
 
 /** How RUN steps execute on this host. */
@@ -196,30 +195,8 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
       { rel: 'etc/hostname', kind: 'file' },
       ...secrets.map((s) => ({ rel: s.rel, kind: 'file' as const })),
     ];
-    let root: string;
-    let view: LayerView;
-    let usable: MountPoint[];
-    let overlay: { cwd: string; lowers: string[]; upper: string; work: string } | undefined;
-    let before: Awaited<ReturnType<typeof snapshot>> | undefined;
-    if (driver === 'overlay') {
-      const dirs = [];
-      for (const p of req.parents) dirs.push(await req.store.overlay.ensure(p.chainId, p.open));
-      dirs.reverse();
-      for (const d of ['init', 'upper', 'work', 'merged']) await fs.mkdir(join(ws, d), { mode: 0o755 });
-      view = new LayerView(dirs.map((d) => d.diffDir));
-      usable = await prepareMountPoints(join(ws, 'init'), view, points, true);
-      const rel = (d: string) => relative(overlayDir, join(ws, d));
-      overlay = { cwd: overlayDir, lowers: [rel('init'), ...dirs.map((d) => d.link)], upper: rel('upper'), work: rel('work') };
-      root = join(ws, 'merged');
-    } else {
-      root = join(ws, 'root');
-      await fs.mkdir(root, { mode: 0o755 });
-      const layer = await import('../layer/index.js');
-      for (const p of req.parents) await layer.extractLayer(await p.open(), root, { mode: 'flatten' });
-      view = new LayerView([root]);
-      usable = await prepareMountPoints(root, view, points, false);
-      before = await snapshot(root);
-    }
+    const prepared = await rootfsDriver(driver, req.store).prepare(ws, req.parents, points);
+    const { root, view, usable } = prepared;
     const has = (rel: string) => usable.some((u) => u.rel === rel);
     for (const s of secrets) {
       if (!has(s.rel)) throw new DimgError('SECRET_TARGET_INVALID', `${req.label}: secret "${s.id}" cannot be mounted at /${s.rel}`, 'choose a target whose parent directories are plain directories in the image');
@@ -248,7 +225,7 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
     await fs.writeFile(join(bundle, 'config.json'), JSON.stringify(config), { mode: 0o600 });
     const logFile = join(ws, 'runtime.log');
     const script = sandboxScript({
-      overlay,
+      overlay: prepared.mount,
       root,
       ipBin: newNet ? hostTool('ip') : undefined,
       runtime: { bin: hostTool('crun')!, stateDir: join(ws, 'runtime'), logFile, bundle, id: `dimg-${basename(ws)}` },
@@ -269,12 +246,7 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
         lastLines: lines,
       });
     }
-    let diffDir = join(ws, 'upper');
-    if (driver === 'copy') {
-      diffDir = join(ws, 'diff');
-      await fs.mkdir(diffDir, { mode: 0o755 });
-      await writeDiff(root, before!, diffDir);
-    }
+    const diffDir = await prepared.diff();
     return await consume({ diffDir, driver });
   } finally {
     await removeWorkspace(ws);
