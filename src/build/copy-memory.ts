@@ -57,7 +57,7 @@ export async function loadCopyMemory(store: Store, slot: string): Promise<CopyMe
   // The step's tar is stored uncompressed under its diff_id (a layer dimg built). Claimed before the
   // check: the pack reads from it, and a concurrent prune must not take it meanwhile.
   await store.claim({ blobs: [stored.diffId as Digest] });
-  if ((await store.blobs.stat(stored.diffId).catch(() => undefined)) !== undefined) memory.previous = { tar: store.blobs.path(stored.diffId), files };
+  if ((await store.blobs.stat(stored.diffId).catch(() => undefined)) !== undefined) memory.previous = { tar: `layer ${stored.diffId}`, open: () => store.blobs.openRandomAccess(stored.diffId), files };
   // The layer dir of that very tar: its chain ID is derived here, not taken from the file.
   const chainId = chainOf(typeof stored.parentChainId === 'string' ? stored.parentChainId : undefined, stored.diffId);
   const dir = await store.overlay.get(chainId).catch(() => undefined);

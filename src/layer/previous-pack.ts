@@ -15,7 +15,6 @@
  * The previous tar's content bytes are not re-hashed: damage to that blob inside a file's content
  * (bit rot) would be carried into the new layer. `dimg store verify` finds such a blob.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { BLOCK } from './tar-header.js';
 
 /** Where a regular file's content went in a pack, and from which source state it was read. */
@@ -26,10 +25,23 @@ export interface PackedFile {
   offset: number;
 }
 
+/**
+ * Positional, synchronous reads of one file whose bytes are not to be trusted to a path (a stored
+ * blob: the store opens it; no path leaves the store).
+ */
+export interface RandomAccessFile {
+  readonly size: number;
+  /** Reads up to `length` bytes at `position` into `into` at `offset`; 0 at the end. */
+  read(into: Buffer, offset: number, length: number, position: number): number;
+  close(): void;
+}
+
 /** An earlier pack to copy unchanged contents from (see the module comment). */
 export interface PreviousPack {
-  /** Path of the earlier, uncompressed layer tar. */
+  /** Names the earlier, uncompressed layer tar in messages. */
   tar: string;
+  /** Opens it (throws when it cannot be read). */
+  open: () => RandomAccessFile;
   /** Its files by archive path (no trailing slash), as recorded while it was written. */
   files: ReadonlyMap<string, PackedFile>;
 }
@@ -42,8 +54,7 @@ const WINDOW = 1 << 20;
  * rest of the writer's small-file path. Any read failure disables reuse (the caller reads the source).
  */
 export class PreviousTarReader {
-  private fd: number | undefined;
-  private size = 0;
+  private file: RandomAccessFile | undefined;
   private failed = false;
   private readonly window = Buffer.allocUnsafe(WINDOW);
   private start = 0;
@@ -70,7 +81,8 @@ export class PreviousTarReader {
     if (this.failed) return undefined;
     const known = this.previous.files.get(path);
     if (!known || known.origin !== origin || known.offset < BLOCK) return undefined;
-    if (this.open() === undefined || known.offset + size > this.size) return undefined;
+    const file = this.open();
+    if (file === undefined || known.offset + size > file.size) return undefined;
     const block = header.subarray(header.length - BLOCK);
     const at = known.offset - BLOCK;
     // The header block is checked through the window, which then usually holds the content too.
@@ -84,39 +96,38 @@ export class PreviousTarReader {
    * `locate`). A read error fails the pack: part of the file may already be written by then.
    */
   read(into: Buffer, position: number): number {
-    const fd = this.open();
-    if (fd === undefined) throw new Error(`previous layer ${this.previous.tar} cannot be read`);
-    return readSync(fd, into, 0, into.length, position);
+    const file = this.open();
+    if (file === undefined) throw new Error(`previous layer ${this.previous.tar} cannot be read`);
+    return file.read(into, 0, into.length, position);
   }
 
   /** Closes the previous tar. */
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.file?.close();
+    this.file = undefined;
   }
 
-  private open(): number | undefined {
-    if (this.fd === undefined && !this.failed) {
+  private open(): RandomAccessFile | undefined {
+    if (this.file === undefined && !this.failed) {
       try {
-        this.fd = openSync(this.previous.tar, 'r');
-        this.size = fstatSync(this.fd).size;
+        this.file = this.previous.open();
       } catch {
         this.failed = true;
       }
     }
-    return this.fd;
+    return this.file;
   }
 
   /** Makes the window cover [position, position + length); false when the tar is shorter or unreadable. */
   private ensure(position: number, length: number): boolean {
     if (length > WINDOW) return false;
     if (position >= this.start && position + length <= this.start + this.length) return true;
-    const fd = this.open();
-    if (fd === undefined) return false;
+    const file = this.open();
+    if (file === undefined) return false;
     try {
       let got = 0;
       while (got < WINDOW) {
-        const n = readSync(fd, this.window, got, WINDOW - got, position + got);
+        const n = file.read(this.window, got, WINDOW - got, position + got);
         if (n === 0) break;
         got += n;
       }

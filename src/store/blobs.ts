@@ -4,7 +4,7 @@
  * match, so a crash or a bad source never leaves a partial or wrong blob visible. Reads verify.
  * Every blob written (or found already present by a write) is claimed for this process's lease.
  */
-import { createReadStream, createWriteStream, openSync, promises as fs } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
@@ -30,7 +30,7 @@ export class BlobStore {
     private readonly claim: (items: LeaseItems) => Promise<void> = async () => undefined,
   ) {}
 
-  /** Where the blob with `digest` lives (whether or not it exists). */
+  /** Where the blob with `digest` lives (whether or not it exists). For the store itself and tests: other code reads through open, openUnverified or openRandomAccess (a test keeps it so). */
   path(digest: Digest): string {
     return join(this.dir, digestHex(digest));
   }
@@ -148,6 +148,26 @@ export class BlobStore {
       throw this.readError(digest, e);
     }
     return createReadStream('', { fd, highWaterMark: 1 << 20 });
+  }
+
+  /**
+   * The blob for positional reads (a previous layer tar read by offset, a sample of a layer), without
+   * verification: the caller checks what it uses (a tar header it compares, a ratio it estimates).
+   * Errors with BLOB_NOT_FOUND when the blob is missing. Close it when done.
+   */
+  openRandomAccess(digest: Digest): { readonly size: number; read(into: Buffer, offset: number, length: number, position: number): number; close(): void } {
+    let fd: number;
+    try {
+      fd = openSync(this.path(digest), 'r');
+    } catch (e) {
+      throw this.readError(digest, e);
+    }
+    const size = fstatSync(fd).size;
+    return {
+      size,
+      read: (into, offset, length, position) => readSync(fd, into, offset, length, position),
+      close: () => closeSync(fd),
+    };
   }
 
   /** Reads a small blob fully, verified. */

@@ -95,7 +95,7 @@ async function decide(store: Store, diffId: Digest, rawSize: number, opts: Layer
   const started = Date.now();
   const tmp = tempPath(store.tmpDir, 'gzip');
   const hash = new HashingStream();
-  const early = opts.earlyUpload && rawSize >= EARLY_UPLOAD_MIN && !looksIncompressible(store.blobs.path(diffId), rawSize) ? await opts.earlyUpload().catch(() => undefined) : undefined;
+  const early = opts.earlyUpload && rawSize >= EARLY_UPLOAD_MIN && !looksIncompressible(store, diffId, rawSize) ? await opts.earlyUpload().catch(() => undefined) : undefined;
   const tee = early ? new UploadTee(early.body) : undefined;
   try {
     // Read in whole gzip blocks: each chunk goes to a compression worker as it is, without a copy.
@@ -136,18 +136,18 @@ async function decide(store: Store, diffId: Digest, rawSize: number, opts: Layer
  * uncompressed tar is uploaded after all. Costs 16 reads of 16 KiB (the push compressor's own
  * sampling, over the whole layer); any read error says no.
  */
-function looksIncompressible(path: string, size: number): boolean {
-  let fd: number | undefined;
+function looksIncompressible(store: Store, diffId: Digest, size: number): boolean {
+  let file: ReturnType<Store['blobs']['openRandomAccess']> | undefined;
   try {
-    fd = openSync(path, 'r');
-    const file = fd;
+    file = store.blobs.openRandomAccess(diffId);
+    const f = file;
     const buf = Buffer.alloc(1 << 16);
-    const { raw, packed } = sampleDeflate((offset, length) => buf.subarray(0, readSync(file, buf, 0, Math.min(length, buf.length), offset)), size, 16);
+    const { raw, packed } = sampleDeflate((offset, length) => buf.subarray(0, f.read(buf, 0, Math.min(length, buf.length), offset)), size, 16);
     return raw > 0 && packed > raw * 0.99;
   } catch {
     return false;
   } finally {
-    if (fd !== undefined) closeSync(fd);
+    file?.close();
   }
 }
 

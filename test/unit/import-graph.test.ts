@@ -56,3 +56,12 @@ test('import-graph: no module under src/ outside src/cli imports from src/cli', 
   }
   assert.deepEqual(backwards, [], `library modules must not import the CLI:\n  ${backwards.join('\n  ')}`);
 });
+
+test('no blob path leaves the store: code outside src/store reads blobs through the store', () => {
+  const STORE = join(SRC, 'store');
+  const leaks = sources(SRC)
+    .filter((file) => !isUnder(file, STORE))
+    .filter((file) => /\bblobs\s*\.\s*path\s*\(/.test(readFileSync(file, 'utf8')))
+    .map((file) => relative(REPO_ROOT, file));
+  assert.deepEqual(leaks, [], 'use store.blobs.open / openUnverified / openRandomAccess instead of a path');
+});

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fs, createWriteStream, readFileSync } from 'node:fs';
+import { promises as fs, closeSync, createWriteStream, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
@@ -8,6 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { createServer } from 'node:net';
 import tarStream from 'tar-stream';
 import { packDirectory, packSources, hashTar, writeLayer, type PackOptions, type LayerSource, type PackedFile } from '../../src/layer/index.js';
+import type { PreviousPack } from '../../src/layer/previous-pack.js';
 import { isDimgError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
 import { requireTool, run } from '../support/tools.js';
@@ -37,6 +38,19 @@ async function goldenTree(dir: string, mtime: number): Promise<void> {
   const all = (run('find', [dir, '-depth']).trim().split('\n'));
   for (const p of all) await fs.lutimes(p, mtime, mtime);
   await fs.lutimes(join(dir, 'etc/app/secret'), 1_000_000_000, 1_000_000_000); // older than the epoch: kept
+}
+
+
+/** An earlier pack read from a plain file (in dimg it is a stored blob, opened by the store). */
+function previousAt(tar: string, files: ReadonlyMap<string, PackedFile>): PreviousPack {
+  return {
+    tar,
+    files,
+    open: () => {
+      const fd = openSync(tar, 'r');
+      return { size: fstatSync(fd).size, read: (into, offset, length, position) => readSync(fd, into, offset, length, position), close: () => closeSync(fd) };
+    },
+  };
 }
 
 const GOLDEN_OPTS: PackOptions = { sourceDateEpoch: 1_700_000_000, owner: { uid: 0, gid: 0 } };
@@ -271,7 +285,7 @@ test('an earlier pack\'s bytes are reused only for files unchanged since it was 
   await fs.writeFile(join(src, 'etc', 'app', 'secret'), 'hunter3\n');
   const fresh = (opts: PackOptions) => packFile(opts, 'fresh.tar');
   const again = new Map<string, PackedFile>();
-  const reused = await packFile({ ...GOLDEN_OPTS, ...settled, previous: { tar: join(dir, 'first.tar'), files: record }, record: again }, 'again.tar');
+  const reused = await packFile({ ...GOLDEN_OPTS, ...settled, previous: previousAt(join(dir, 'first.tar'), record), record: again }, 'again.tar');
   assert.ok(reused.equals(await fresh(GOLDEN_OPTS)), 'reusing the earlier tar gives the bytes of a fresh pack');
   assert.equal(again.size, 308);
 
@@ -280,22 +294,22 @@ test('an earlier pack\'s bytes are reused only for files unchanged since it was 
   const forged = Buffer.from(first);
   for (const f of record.values()) forged.fill(0x2a, f.offset, f.offset + 3);
   await fs.writeFile(join(dir, 'forged.tar'), forged);
-  const fromForged = await packFile({ ...GOLDEN_OPTS, previous: { tar: join(dir, 'forged.tar'), files: record } }, 'from-forged.tar');
+  const fromForged = await packFile({ ...GOLDEN_OPTS, previous: previousAt(join(dir, 'forged.tar'), record) }, 'from-forged.tar');
   const entries = new Map((await listTar(fromForged)).map((e) => [e.name, e.data.toString('latin1')]));
   assert.match(entries.get('app/etc/f002')!, /^\*\*\*ll file 2/, 'an unchanged small file comes from the earlier tar');
   assert.equal(entries.get('app/etc/f001'), 'SMALL FILE 1\nSMALL FILE 1\n', 'a same-size rewrite with the same header is read from disk (stat key)');
   assert.match(entries.get('app/big.bin')!, /^\*\*\*/, 'an unchanged big file comes from the earlier tar');
   assert.equal(entries.get('app/etc/f007'), 'changed\n', 'a changed file is read from disk');
   assert.equal(entries.get('app/etc/app/secret'), 'hunter3\n');
-  const chmodded = await packFile({ ...GOLDEN_OPTS, mode: 0o640, previous: { tar: join(dir, 'forged.tar'), files: record } }, 'chmod.tar');
+  const chmodded = await packFile({ ...GOLDEN_OPTS, mode: 0o640, previous: previousAt(join(dir, 'forged.tar'), record) }, 'chmod.tar');
   assert.ok(chmodded.equals(await fresh({ ...GOLDEN_OPTS, mode: 0o640 })), 'another mode changes every header: nothing is reused');
 
   // A recorded offset that points elsewhere, an earlier tar cut short or gone: read from disk instead.
   const shifted = new Map([...record].map(([k, v]) => [k, { ...v, offset: v.offset + 512 }]));
-  assert.ok((await packFile({ ...GOLDEN_OPTS, previous: { tar: join(dir, 'forged.tar'), files: shifted } }, 'x.tar')).equals(await fresh(GOLDEN_OPTS)));
+  assert.ok((await packFile({ ...GOLDEN_OPTS, previous: previousAt(join(dir, 'forged.tar'), shifted) }, 'x.tar')).equals(await fresh(GOLDEN_OPTS)));
   await fs.writeFile(join(dir, 'short.tar'), first.subarray(0, first.length >> 1));
-  assert.ok((await packFile({ ...GOLDEN_OPTS, previous: { tar: join(dir, 'short.tar'), files: record } }, 'y.tar')).equals(await fresh(GOLDEN_OPTS)), 'contents beyond a truncated tar are read from disk');
-  assert.ok((await packFile({ ...GOLDEN_OPTS, previous: { tar: join(dir, 'gone.tar'), files: record } }, 'z.tar')).equals(await fresh(GOLDEN_OPTS)));
+  assert.ok((await packFile({ ...GOLDEN_OPTS, previous: previousAt(join(dir, 'short.tar'), record) }, 'y.tar')).equals(await fresh(GOLDEN_OPTS)), 'contents beyond a truncated tar are read from disk');
+  assert.ok((await packFile({ ...GOLDEN_OPTS, previous: previousAt(join(dir, 'gone.tar'), record) }, 'z.tar')).equals(await fresh(GOLDEN_OPTS)));
   // The streaming packer reuses the same way.
-  assert.ok((await toBuffer(packSources([{ from: src, to: 'app' }], { ...GOLDEN_OPTS, previous: { tar: join(dir, 'first.tar'), files: record } }))).equals(await fresh(GOLDEN_OPTS)));
+  assert.ok((await toBuffer(packSources([{ from: src, to: 'app' }], { ...GOLDEN_OPTS, previous: previousAt(join(dir, 'first.tar'), record) }))).equals(await fresh(GOLDEN_OPTS)));
 });
