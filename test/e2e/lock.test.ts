@@ -62,10 +62,8 @@ ${extra}`,
   );
 }
 
-const baseOf = (ref: string) => remoteManifest<{ annotations?: Record<string, string> }>(ref).annotations?.['dev.dimg.base-digest'];
-const pinned = (dir: string) => Object.values((JSON.parse(readFileSync(join(dir, 'images.lock'), 'utf8')) as { bases: Record<string, { digest: string }> }).bases).map((e) => e.digest);
-
-test('a frozen lock builds on its pins after upstream retags; lock keeps pins, --update moves them; an unpinned base fails', async (t) => {
+/** A registry with lib/base published by an upstream project, and an empty app directory beside it. */
+async function published(t: NonNullable<Parameters<typeof tempDir>[0]>) {
   const reg = await startRegistry();
   t.after(() => reg.stop());
   const up = join(tempDir(t), 'upstream');
@@ -73,8 +71,20 @@ test('a frozen lock builds on its pins after upstream retags; lock keeps pins, -
   mkdirSync(up);
   mkdirSync(mine);
   const u = upstream(up, reg.host);
-  u.bump(1);
-  await ok(['apply'], { root: join(up, 'store'), cwd: up });
+  /** Moves upstream's tags to new content (`n` names it) and publishes it. */
+  const publish = async (n: number) => {
+    u.bump(n);
+    await ok(['apply'], { root: join(up, 'store'), cwd: up });
+  };
+  await publish(1);
+  return { reg, mine, publish };
+}
+
+const baseOf = (ref: string) => remoteManifest<{ annotations?: Record<string, string> }>(ref).annotations?.['dev.dimg.base-digest'];
+const pinned = (dir: string) => Object.values((JSON.parse(readFileSync(join(dir, 'images.lock'), 'utf8')) as { bases: Record<string, { digest: string }> }).bases).map((e) => e.digest);
+
+test('a frozen lock builds on its pins after upstream retags; lock keeps pins, --update moves them; an unpinned base fails', async (t) => {
+  const { reg, mine, publish } = await published(t);
   const d1 = remoteDigest(`${reg.host}/lib/base:1`);
 
   app(mine, reg.host);
@@ -83,8 +93,7 @@ test('a frozen lock builds on its pins after upstream retags; lock keeps pins, -
   assert.deepEqual(pinned(mine), [d1]);
 
   // Upstream moves base:1.
-  u.bump(2);
-  await ok(['apply'], { root: join(up, 'store'), cwd: up });
+  await publish(2);
   const d2 = remoteDigest(`${reg.host}/lib/base:1`);
   assert.notEqual(d2, d1);
 
@@ -121,14 +130,7 @@ test('a frozen lock builds on its pins after upstream retags; lock keeps pins, -
 });
 
 test('a dimg lock killed while it resolves leaves the committed images.lock in place', async (t) => {
-  const reg = await startRegistry();
-  t.after(() => reg.stop());
-  const up = join(tempDir(t), 'upstream');
-  const mine = join(tempDir(t), 'app');
-  mkdirSync(up);
-  mkdirSync(mine);
-  upstream(up, reg.host).bump(1);
-  await ok(['apply'], { root: join(up, 'store'), cwd: up });
+  const { reg, mine } = await published(t);
   const proxy = await startFaultProxy(reg.url);
   t.after(() => proxy.stop());
   app(mine, proxy.host);
