@@ -132,8 +132,7 @@ async function rootfsLayer(ctx: BaseContext, path: string, key: Digest, spec: Im
   const hit = await ctx.store.cache.get(cacheKey);
   const layer = hit?.layer as Descriptor | undefined;
   const diffId = hit?.diffId as Digest | undefined;
-  // Claimed before the check: the layer must not go to a concurrent prune between check and use.
-  if (layer && diffId) await ctx.store.claim({ cacheKeys: [cacheKey], blobs: [layer.digest] });
+  // cache.get claimed the entry's blobs: the layer checked here stays until it is used.
   if (layer && diffId && (await ctx.store.blobs.stat(layer.digest)) === layer.size) return { descriptor: layer, diffId };
   const packed = await packRootfs(ctx, path, spec);
   await ctx.store.cache.put({ key: cacheKey, blobs: [packed.descriptor.digest], diffIds: [packed.diffId], created: new Date().toISOString(), layer: packed.descriptor, diffId: packed.diffId });

@@ -259,8 +259,7 @@ class ImageBuild {
     const diffId = e.diffId as Digest | undefined;
     const hist = e.history as HistoryEntry | undefined;
     if (!layer || !diffId || !hist) return undefined;
-    // Claimed before the check, so a concurrent prune cannot take the layer between check and use.
-    await this.store.claim({ cacheKeys: [key], blobs: [layer.digest], chains: e.chainId ? [e.chainId] : [] });
+    // cache.get claimed the entry's blobs, so the layer checked here stays until it is used.
     if ((await this.store.blobs.stat(layer.digest)) !== layer.size) return undefined;
     return { layer, diffId, history: hist };
   }

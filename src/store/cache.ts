@@ -32,14 +32,20 @@ export class CacheStore {
     private readonly claim: (items: LeaseItems) => Promise<void> = async () => undefined,
   ) {}
 
-  /** The entry for `key`, or undefined. */
+  /**
+   * The entry for `key`, or undefined. Reading it claims it (the entry, its blobs and its layer dir)
+   * for this process's operation before the caller checks and uses what it names, so a concurrent
+   * `prune --cache` cannot take them in between. The caller still checks its payload is whole.
+   */
   async get(key: Digest): Promise<CacheEntry | undefined> {
-    return readJsonFile<CacheEntry>(join(this.dir, `${digestHex(key)}.json`)).catch(() => undefined);
+    const entry = await readJsonFile<CacheEntry>(join(this.dir, `${digestHex(key)}.json`)).catch(() => undefined);
+    if (entry) await this.claim(claimOf(entry));
+    return entry;
   }
 
   /** Records an entry atomically (the caller has made its blobs and layer dir durable first). */
   async put(entry: CacheEntry): Promise<void> {
-    await this.claim({ cacheKeys: [entry.key], blobs: entry.blobs, chains: entry.chainId ? [entry.chainId] : [] });
+    await this.claim(claimOf(entry));
     await writeFileAtomic(join(this.dir, `${digestHex(entry.key)}.json`), JSON.stringify(entry), this.tmpDir);
   }
 
@@ -58,4 +64,9 @@ export class CacheStore {
   async remove(key: Digest): Promise<void> {
     await fs.rm(join(this.dir, `${digestHex(key)}.json`), { force: true });
   }
+}
+
+/** What an entry keeps from GC while it is in use: itself, its blobs and its layer dir. */
+function claimOf(entry: CacheEntry): LeaseItems {
+  return { cacheKeys: [entry.key], blobs: entry.blobs, chains: entry.chainId ? [entry.chainId] : [] };
 }
