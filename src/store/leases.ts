@@ -180,30 +180,34 @@ export class Leases {
   }
 
   private enqueue(line: string): Promise<void> {
-    this.queue.push(line);
     if (this.holdsLock()) {
       // Under the store lock already (a GC or an index update claiming): waiting for a turn of the
-      // lock would wait for ourselves, so write now.
-      return this.flush(true);
+      // lock would wait for ourselves, so write this line now. Lines other tasks queued stay in the
+      // queue for their own flush: a failure here must not drop claims that are not ours.
+      return this.append([line]);
     }
+    this.queue.push(line);
     if (!this.next) {
-      const write = this.chain.then(() => this.flush(false));
+      const write = this.chain.then(() => this.flush());
       this.next = write;
       this.chain = write.catch(() => undefined);
     }
     return this.next;
   }
 
-  /** Appends the queued lines to the lease file (taking the store lock unless `held`). */
-  private async flush(held: boolean): Promise<void> {
-    if (!held) this.next = undefined;
+  /** Appends the queued lines to the lease file under the store lock. */
+  private async flush(): Promise<void> {
+    this.next = undefined;
     const lines = this.queue;
     this.queue = [];
     if (lines.length === 0) return;
-    const append = () => fs.appendFile(this.path!, `${lines.join('\n')}\n`);
+    await this.locked(() => this.append(lines));
+  }
+
+  /** Appends `lines` to the lease file; on failure they count as not written, so a later claim retries. */
+  private async append(lines: string[]): Promise<void> {
     try {
-      if (held) await append();
-      else await this.locked(append);
+      await fs.appendFile(this.path!, `${lines.join('\n')}\n`);
     } catch (e) {
       // Not recorded: a later claim of the same items must try again.
       for (const l of lines) this.written.delete(l);
