@@ -344,20 +344,3 @@ test('a lease counts only while its process lives: a dead or reused pid never ke
   await collectGarbage(store);
   assert.equal(await store.blobs.has(kept), false, 'once its process is gone, the lease keeps nothing');
 });
-
-test('parallel tasks of one process take turns at the store lock: no tag is lost', async (t) => {
-  const store = await Store.open(tempDir(t));
-  const layer = await store.blobs.writeBytes(Buffer.from('one layer'));
-  const { descriptor } = await commitImage(store, {
-    config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer.digest] }, config: {} },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer.digest, size: layer.size }],
-  });
-  const names = Array.from({ length: 24 }, (_, i) => `docker.io/turns/img${i}:1`);
-  // Staggered, as parallel builds finish: each asks while another may be holding the lock.
-  await Promise.all(names.map(async (n, i) => {
-    await new Promise((r) => setTimeout(r, (i % 6) * 2));
-    await store.tag(n, descriptor);
-  }));
-  const named = new Set((await store.entries()).map((e) => e.name));
-  assert.deepEqual(names.filter((n) => !named.has(n)), [], 'tags lost by concurrent index.json updates');
-});
