@@ -27,7 +27,6 @@ import { requireRoot, requireTool, run } from '../support/tools.js';
 import { Store } from '../../src/store/store.js';
 import { collectGarbage } from '../../src/store/gc.js';
 import { processStart } from '../../src/store/leases.js';
-import { commitImage } from '../../src/image/commit.js';
 
 const NOBODY = 65534;
 
