@@ -174,14 +174,15 @@ export class RegistryClient {
     const repos = this.pullRepositories(ref);
     if (repos.length === 1) return registrySource(repos[0]!);
     const log = this.opts.log;
-    const tryAll = async <T>(op: (r: RemoteRepository) => Promise<T>): Promise<T> => {
+    const tryAll = async <T>(op: (r: RemoteRepository) => Promise<T>, signal: AbortSignal | undefined): Promise<T> => {
       for (const r of repos.slice(0, -1)) {
         if (this.downMirrors.has(r.domain)) continue;
         try {
           return await op(r);
         } catch (e) {
-          // Cancelled: the origin would be cancelled too; asking it anyway only delays stopping.
-          if (isDimgError(e, 'ABORTED')) throw e;
+          // Cancelled (whatever the error says: a backoff sleep rejects with the signal's own reason):
+          // the origin would be cancelled too; asking it anyway only delays stopping.
+          if (signal?.aborted || isDimgError(e, 'ABORTED')) throw e;
           const down = isDimgError(e, 'REGISTRY_UNREACHABLE') || isDimgError(e, 'REGISTRY_CONNECTION') || isDimgError(e, 'REGISTRY_TLS');
           if (down) this.downMirrors.add(r.domain);
           log?.(this.transport.redact(`mirror ${r.domain} failed for ${ref.domain}/${ref.path}: ${messageOf(e)}; ${down ? 'not using it again in this run' : 'trying the next source'}`));
@@ -193,8 +194,8 @@ export class RegistryClient {
     return {
       name: origin.name,
       location: { domain: origin.domain, path: origin.path },
-      manifest: (r, signal) => tryAll((repo) => repo.getManifest(r, signal)),
-      blob: (d, signal) => tryAll((repo) => repo.getBlob(d.digest, d.size, signal)),
+      manifest: (r, signal) => tryAll((repo) => repo.getManifest(r, signal), signal),
+      blob: (d, signal) => tryAll((repo) => repo.getBlob(d.digest, d.size, signal), signal),
     };
   }
 
