@@ -8,12 +8,15 @@ import type { Spec } from '../spec/model.js';
 import type { ResolvedSpec } from '../resolve/desired.js';
 import { lockPathFor, type LockFile } from '../resolve/lock.js';
 
-/** Every `--target` must name an image of the spec; a typo must not plan nothing and exit 0. */
-export function checkTargets(targets: readonly string[], spec: Spec): void {
+/**
+ * Every image named on the command line (`--target` by default, or `flag`, e.g. `--update`) must be an
+ * image of the spec; a typo must not plan nothing and exit 0.
+ */
+export function checkTargets(targets: readonly string[], spec: Spec, flag = '--target'): void {
   const keys = spec.images.map((i) => i.key);
   for (const t of targets) {
     if (keys.includes(t)) continue;
-    throw new DimgError('TARGET_UNKNOWN', `--target ${t}: ${spec.file} has no image "${t}"${didYouMean(t, keys)}`, `choose one of: ${keys.join(', ')}`);
+    throw new DimgError('TARGET_UNKNOWN', `${flag} ${t}: ${spec.file} has no image "${t}"${didYouMean(t, keys)}`, `choose one of: ${keys.join(', ')}`);
   }
 }
 

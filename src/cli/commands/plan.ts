@@ -11,10 +11,10 @@ import { renderPlanText } from '../../plan/render/text.js';
 import { parsePlanJson, renderPlanJson } from '../../plan/render/json.js';
 import { describeChanges, planForFile, specFileOf } from '../../plan/saved.js';
 import { hasChanges, type Plan } from '../../plan/types.js';
+import { checkTargets } from '../../exec/plan-checks.js';
 import { Planner, type PlanSession } from '../../exec/planner.js';
 import { lockPathFor, readLock, renderLock, type LockFile } from '../../resolve/lock.js';
 import { nodeSpecPorts } from '../../spec/node-ports.js';
-import { didYouMean } from '../../spec/problems.js';
 import type { Spec } from '../../spec/model.js';
 import { writeFileAtomic } from '../../store/fsutil.js';
 import { openStoreFor } from '../context.js';
@@ -123,7 +123,6 @@ export function register(program: Command): void {
       const specFile = resolve(file ?? DEFAULT_SPEC_FILE);
       const lockPath = lockPathFor(specFile);
       const previous = await readLock(lockPath);
-      const previousText = await fs.readFile(lockPath, 'utf8').catch(() => undefined);
       const spec = await loadSpec(specFile, nodeSpecPorts({ env: process.env }));
       // The current lock keeps its pins unless asked to update them; it is never removed first, so a
       // failed or killed `dimg lock` leaves the committed file as it was.
@@ -132,14 +131,15 @@ export function register(program: Command): void {
       else if (Array.isArray(o.update)) start = withoutPinsOf(start, spec, o.update);
       const planner = await Planner.forSpec(spec, { store, lock: start, warn: (m) => process.stderr.write(`Warning: ${m}\n`) });
       try {
-        const session = await planner.plan(spec);
+        // Only the bases are resolved: pinning needs no tag, record or store observed.
+        const { resolved } = await planner.resolve(spec);
         const lock: LockFile = { version: 1, bases: {} };
-        for (const [key, digest] of session.resolved.pins) lock.bases[key] = { digest };
+        for (const [key, digest] of resolved.pins) lock.bases[key] = { digest };
         const text = renderLock(lock);
         await writeFileAtomic(lockPath, text, dirname(lockPath));
         const n = Object.keys(lock.bases).length;
         const moved = Object.entries(lock.bases).filter(([k, e]) => previous?.bases[k] && previous.bases[k]!.digest !== e.digest).length;
-        const what = previousText === text ? ' (unchanged)' : moved > 0 ? ` (${moved} pin${moved === 1 ? '' : 's'} moved)` : '';
+        const what = previous && renderLock(previous) === text ? ' (unchanged)' : moved > 0 ? ` (${moved} pin${moved === 1 ? '' : 's'} moved)` : '';
         process.stdout.write(`${lockPath}: ${n} base image${n === 1 ? '' : 's'} pinned${what}\n`);
       } finally {
         planner.close();
@@ -152,13 +152,10 @@ export function register(program: Command): void {
  * so those are resolved again. Unknown image names are TARGET_UNKNOWN with did-you-mean.
  */
 function withoutPinsOf(lock: LockFile, spec: Spec, images: readonly string[]): LockFile {
+  checkTargets(images, spec, '--update');
   const refs = new Set<string>();
   for (const key of images) {
-    const img = spec.images.find((i) => i.key === key);
-    if (!img) {
-      const keys = spec.images.map((i) => i.key);
-      throw new DimgError('TARGET_UNKNOWN', `--update ${key}: ${spec.file} has no image "${key}"${didYouMean(key, keys)}`, `choose one of: ${keys.join(', ')}`);
-    }
+    const img = spec.images.find((i) => i.key === key)!;
     if (img.from.kind === 'ref') refs.add(img.from.ref);
     for (const step of img.steps) if ((step.kind === 'copy' || step.kind === 'add') && step.from?.kind === 'ref') refs.add(step.from.ref);
   }
