@@ -158,9 +158,6 @@ export class Planner {
     const actual = await observe(resolved.desired, { store: this.store, client: this.client, pruneRepositories, remote, warn });
     const targets = options.targets ?? [];
     const { actions, ownership, warnings } = diff(resolved.desired, actual, { targetImages: [...targets] });
-    if (resolved.desired.prune && targets.length > 0) {
-      warnings.push({ subject: '--prune', message: `prune is not done with --target (${targets.join(', ')}): it looks at every tag of the project, so it runs only for the whole spec; run without --target to prune` });
-    }
     const plan: Plan = {
       formatVersion: PLAN_FORMAT_VERSION,
       // A watch plan is applied at once and never saved: the desired fingerprint identifies it without

@@ -50,7 +50,10 @@ export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptio
   }
   const warnings: PlanWarning[] = [];
   const ownership = adoptions(desired, images, actual);
-  if (desired.prune && !opts.targetImages?.length) actions.push(...pruneActions(desired, actual, warnings, ownership));
+  if (desired.prune && opts.targetImages?.length) {
+    // Prune looks at every tag of the project, so a plan limited to some images cannot do it.
+    warnings.push({ subject: '--prune', message: `prune is not done with --target (${opts.targetImages.join(', ')}): it looks at every tag of the project, so it runs only for the whole spec; run without --target to prune` });
+  } else if (desired.prune) actions.push(...pruneActions(desired, actual, warnings, ownership));
   return { actions, ownership, warnings };
 }
 
@@ -108,8 +111,7 @@ function pushReason(now: RemoteTag | null, img: DesiredImage, target: TargetRef,
 /** The digest this project's ownership record lists for `ref`, if any. */
 function recordedDigest(actual: ActualState, ref: string): Digest | undefined {
   const repo = repositoryOf(ref);
-  const tag = ref.slice(repo.length + 1);
-  return actual.records.find((r) => r.repository === repo)?.tags.get(tag);
+  return actual.records.find((r) => r.repository === repo)?.tags.get(tagOf(ref));
 }
 
 /** Another observed tag in the same registry repository that already holds the image. */

@@ -39,7 +39,7 @@ export interface ObserveContext {
  * This project's record in every repository it declares a tag in (and, with prune, in every
  * repository of `ctx.pruneRepositories`), with what undeclared recorded tags hold now when pruning.
  */
-async function observeRecords(desired: DesiredState, ctx: ObserveContext, remote: Map<string, RemoteTag | null>, limitFor: (ref: string) => ReturnType<typeof pLimit>): Promise<ObservedRecord[]> {
+async function observeRecords(desired: DesiredState, ctx: ObserveContext, limitFor: (ref: string) => ReturnType<typeof pLimit>): Promise<ObservedRecord[]> {
   const repos = new Map<string, string>(); // repository → registry name
   for (const img of desired.images) for (const t of img.targets) repos.set(repositoryOf(t.ref), t.registry);
   if (desired.prune) for (const [registry, names] of ctx.pruneRepositories ?? []) for (const n of names) if (!repos.has(n)) repos.set(n, registry);
@@ -50,9 +50,9 @@ async function observeRecords(desired: DesiredState, ctx: ObserveContext, remote
     const tags = new Map(Object.entries(stored?.record.tags ?? {}).map(([tag, e]) => [tag, e.digest] as const));
     const now = new Map<string, Digest | null>();
     if (desired.prune) {
+      // Only undeclared tags: the declared ones were read with the targets, and prune never touches them.
       await Promise.all([...tags.keys()].filter((tag) => !declared.has(`${repository}:${tag}`)).map((tag) => limitFor(repository)(async () => {
-        const known = remote.get(`${repository}:${tag}`);
-        now.set(tag, known !== undefined ? (known?.digest ?? null) : ((await repo.headManifest(tag))?.digest ?? null));
+        now.set(tag, (await repo.headManifest(tag))?.digest ?? null);
       })));
     }
     return { registry, repository, tags, now };
@@ -70,7 +70,7 @@ export async function observe(desired: DesiredState, ctx: ObserveContext): Promi
   ]);
   const missing = refs.filter((r) => !known.has(r));
   const remote = new Map([...known, ...(await readTags(ctx.client, missing, ctx.perRegistry))]);
-  const records = await observeRecords(desired, ctx, remote, limitFor);
+  const records = await observeRecords(desired, ctx, limitFor);
   return { local, remote, records };
 }
 
