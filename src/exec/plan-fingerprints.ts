@@ -6,7 +6,6 @@ import { promises as fs } from 'node:fs';
 import { canonicalJson } from '../oci/canonical-json.js';
 import { sha256, type Digest } from '../oci/digest.js';
 import type { Spec } from '../spec/model.js';
-import type { ActualState } from '../plan/state.js';
 import type { ResolvedSpec } from '../resolve/desired.js';
 
 /**
@@ -24,12 +23,4 @@ export async function specDigestOf(spec: Spec, resolved: ResolvedSpec): Promise<
  */
 export function desiredFingerprint(resolved: ResolvedSpec): Digest {
   return sha256(canonicalJson(resolved.desired));
-}
-
-/** A digest of everything observed that the plan's actions depend on (stale-plan detection). */
-export function observedFingerprint(actual: ActualState): Digest {
-  const remote = [...actual.remote.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([ref, t]) => [ref, t?.digest ?? null, t?.inputDigest ?? null]);
-  const records = actual.records.map((r) => [r.repository, [...r.tags].sort(), [...r.now].sort()]);
-  const local = [...actual.local.byInputDigest.keys()].sort();
-  return sha256(canonicalJson({ remote, records, local }));
 }

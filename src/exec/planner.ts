@@ -12,7 +12,7 @@ import type { Store } from '../store/store.js';
 import { FileDigests } from '../build/file-digests.js';
 import type { TreeDigestMemo } from '../build/keys.js';
 import { diff } from '../plan/diff.js';
-import { snapshotOf } from '../plan/saved.js';
+import { observedFingerprint, snapshotOf } from '../plan/saved.js';
 import { PLAN_FORMAT_VERSION, type Plan } from '../plan/types.js';
 import type { ActualState, RemoteTag } from '../plan/state.js';
 import { BaseResolver } from '../resolve/bases.js';
@@ -20,7 +20,7 @@ import { resolveSpec, type ResolvedSpec } from '../resolve/desired.js';
 import { lockPathFor, readLock, type LockFile } from '../resolve/lock.js';
 import { observe, readTags } from '../resolve/observe.js';
 import { checkFrozen, checkLockPresent, checkPruneProject, checkTargets } from './plan-checks.js';
-import { desiredFingerprint, observedFingerprint, specDigestOf } from './plan-fingerprints.js';
+import { desiredFingerprint, specDigestOf } from './plan-fingerprints.js';
 import { repositoriesToPrune } from './prune-scope.js';
 import { clientOptionsForSpec } from './spec-client.js';
 import { restrictToWatch } from './watch-scope.js';
@@ -158,14 +158,15 @@ export class Planner {
     const actual = await observe(resolved.desired, { store: this.store, client: this.client, pruneRepositories, remote, warn });
     const targets = options.targets ?? [];
     const { actions, ownership, warnings } = diff(resolved.desired, actual, { targetImages: [...targets] });
+    const observed = snapshotOf(resolved.desired, actual);
     const plan: Plan = {
       formatVersion: PLAN_FORMAT_VERSION,
       // A watch plan is applied at once and never saved: the desired fingerprint identifies it without
       // reading the spec file again on every cycle.
       specDigest: options.watch ? resolution.fingerprint : await specDigestOf(resolution.spec, resolved),
-      observedFingerprint: observedFingerprint(actual),
+      observedFingerprint: observedFingerprint(observed),
       specFile: resolution.spec.file,
-      observed: snapshotOf(resolved.desired, actual),
+      observed,
       createdAt: new Date().toISOString(),
       options: { prune: resolved.desired.prune, targets: [...targets] },
       actions,

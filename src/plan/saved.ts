@@ -4,7 +4,8 @@
  * world it is applied to, in terms a reviewer can check (which tag moved from what to what).
  */
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
-import type { Digest } from '../oci/digest.js';
+import { canonicalJson } from '../oci/canonical-json.js';
+import { sha256, type Digest } from '../oci/digest.js';
 import type { ActualState, DesiredState } from './state.js';
 import type { ObservedSnapshot, Plan } from './types.js';
 
@@ -16,9 +17,22 @@ export function snapshotOf(desired: DesiredState, actual: ActualState): Observed
   const inventory: Record<string, Digest | null> = {};
   const pruneSeen = actual.records.flatMap((r) => [...r.now].map(([tag, digest]) => [`${r.repository}:${tag}`, digest] as const));
   for (const [ref, digest] of pruneSeen.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) inventory[ref] = digest;
+  const recorded: Record<string, Digest> = {};
+  const records = actual.records.flatMap((r) => [...r.tags].map(([tag, digest]) => [`${r.repository}:${tag}`, digest] as const));
+  for (const [ref, digest] of records.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) recorded[ref] = digest;
   const inputs: Record<string, Digest> = {};
   for (const i of desired.images) inputs[i.key] = i.inputDigest;
-  return { remote, inventory, local: [...actual.local.byInputDigest.keys()].sort(), inputs };
+  return { remote, inventory, recorded, local: [...actual.local.byInputDigest.keys()].sort(), inputs };
+}
+
+/**
+ * A digest of everything observed that the plan's actions depend on (stale-plan detection): the
+ * snapshot without the desired side (`inputs`, which specDigest covers). One source for both, so a
+ * plan refused as stale can always say what changed.
+ */
+export function observedFingerprint(snapshot: ObservedSnapshot): Digest {
+  const { remote, inventory, recorded, local } = snapshot;
+  return sha256(canonicalJson({ remote, inventory, recorded: recorded ?? {}, local }));
 }
 
 /** The plan as written to `planFile`: its spec file relative to the plan file's directory. */
@@ -55,6 +69,15 @@ export function describeChanges(saved: ObservedSnapshot | undefined, now: Observ
     if (a === null) out.push(`tag ${ref} appeared (${short(b)})`);
     else if (b === null) out.push(`tag ${ref} was deleted (it held ${short(a)})`);
     else out.push(`tag ${ref} moved from ${short(a)} to ${short(b)}`);
+  }
+  const [wasRecorded, isRecorded] = [saved.recorded ?? {}, now.recorded ?? {}];
+  for (const ref of [...new Set([...Object.keys(wasRecorded), ...Object.keys(isRecorded)])].sort()) {
+    const a = wasRecorded[ref];
+    const b = isRecorded[ref];
+    if (a === b) continue;
+    if (a === undefined) out.push(`the ownership record now lists ${ref} (${short(b)})`);
+    else if (b === undefined) out.push(`the ownership record no longer lists ${ref}`);
+    else out.push(`the ownership record of ${ref} moved from ${short(a)} to ${short(b)}`);
   }
   const local = new Set(now.local);
   const gone = saved.local.filter((d) => !local.has(d));

@@ -117,6 +117,8 @@ export interface ObservedSnapshot {
   remote: Record<string, Digest | null>;
   /** Recorded tags prune looked at → what each held (null: gone). */
   inventory: Record<string, Digest | null>;
+  /** This project's ownership records: every recorded tag → the digest recorded for it. */
+  recorded?: Record<string, Digest>;
   /** Input digests the local store held. */
   local: Digest[];
   /** Image key → its input digest. */
