@@ -15,7 +15,6 @@ import { claimImage } from '../image/local-image.js';
 import type { Store } from '../store/store.js';
 import type { ImageSpec } from '../spec/model.js';
 import type { StoredLayer } from './layer-blobs.js';
-import { MediaType } from '../oci/media-types.js';
 import { rootfsKey, scratchKey } from './keys.js';
 import type { FileDigests } from './file-digests.js';
 
@@ -151,6 +150,5 @@ async function packRootfs(ctx: BaseContext, path: string, spec: ImageSpec): Prom
   const at = spec.location;
   const subject = `image ${spec.key} (${at.file}:${at.line}:${at.col}): rootfs ${path}`;
   // Ownership is kept as on disk (a rootfs says who owns what), mtimes are clamped, like `import`.
-  const layer = await storeRootfsLayer(ctx.store, st.isDirectory() ? { dir: path } : { tar: createReadStream(path) }, subject, ctx.sourceDateEpoch);
-  return { descriptor: { mediaType: MediaType.ociLayer, digest: layer.digest, size: layer.size }, diffId: layer.digest };
+  return storeRootfsLayer(ctx.store, st.isDirectory() ? { dir: path } : { tar: createReadStream(path) }, subject, ctx.sourceDateEpoch);
 }

@@ -20,7 +20,6 @@ import { createReadStream, promises as fs } from 'node:fs';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { DimgError } from '../errors.js';
-import { MediaType } from '../oci/media-types.js';
 import { hostPlatform } from '../oci/platform.js';
 import type { ImageConfig, Platform } from '../oci/types.js';
 import { storeRootfsLayer, type RootfsSource } from './rootfs-layer.js';
@@ -83,12 +82,12 @@ export async function importImage(store: Store, opts: ImportOptions): Promise<Im
     created,
     comment,
     config: containerConfig,
-    rootfs: { type: 'layers', diff_ids: [layer.digest] },
+    rootfs: { type: 'layers', diff_ids: [layer.diffId] },
     history: [{ created, comment }],
   };
-  const { descriptor } = await commitImage(store, { config, layers: [{ mediaType: MediaType.ociLayer, digest: layer.digest, size: layer.size }] });
+  const { descriptor } = await commitImage(store, { config, layers: [layer.descriptor] });
   const manifest = await store.blobs.readJson<{ config: { digest: Digest } }>(descriptor.digest);
-  return { descriptor, id: manifest.config.digest, diffId: layer.digest };
+  return { descriptor, id: manifest.config.digest, diffId: layer.diffId };
 }
 
 /** Parses SOURCE_DATE_EPOCH (whole seconds); undefined when unset or empty. */

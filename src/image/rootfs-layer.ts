@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import { promises as fs } from 'node:fs';
 import { DimgError, isDimgError } from '../errors.js';
 import { MediaType } from '../oci/media-types.js';
+import type { Descriptor } from '../oci/types.js';
 import type { Digest } from '../oci/digest.js';
 import { extractLayer, packDirectory } from '../layer/index.js';
 import { tempPath } from '../store/fsutil.js';
@@ -26,12 +27,12 @@ export type RootfsSource = { dir: string } | { tar: Readable };
 
 /**
  * Stores `source` as one uncompressed layer (`…layer.v1.tar`, digest = diff_id) and records it in
- * the layer index. File mtimes are clamped to `sourceDateEpoch` (0 when undefined); modes, numeric
+ * the layer index; returns its descriptor and diff_id. File mtimes are clamped to `sourceDateEpoch` (0 when undefined); modes, numeric
  * owners, xattrs, links and (as root) devices are kept. A refused tarball fails with the extractor's
  * LAYER_* code, its message led by `subject` (which names the file, e.g. `tarball ./rootfs.tar`) and
  * a hint saying what a rootfs must be. The temp dir of a tarball is removed whatever happens.
  */
-export async function storeRootfsLayer(store: Store, source: RootfsSource, subject: string, sourceDateEpoch?: number): Promise<{ digest: Digest; size: number }> {
+export async function storeRootfsLayer(store: Store, source: RootfsSource, subject: string, sourceDateEpoch?: number): Promise<{ descriptor: Descriptor; diffId: Digest }> {
   let workDir: string | undefined;
   try {
     let root: string;
@@ -44,8 +45,10 @@ export async function storeRootfsLayer(store: Store, source: RootfsSource, subje
       root = workDir;
     }
     const layer = await store.blobs.write(packDirectory(root, { sourceDateEpoch }), undefined, `layer of ${subject}`);
-    await store.layers.add(layer.digest, { digest: layer.digest, mediaType: MediaType.ociLayer, size: layer.size }, layer.size);
-    return { digest: layer.digest, size: layer.size };
+    // Stored uncompressed: the blob's digest is the layer's diff_id.
+    const descriptor: Descriptor = { mediaType: MediaType.ociLayer, digest: layer.digest, size: layer.size };
+    await store.layers.add(layer.digest, descriptor, layer.size);
+    return { descriptor, diffId: layer.digest };
   } finally {
     if (workDir) await fs.rm(workDir, { recursive: true, force: true });
   }

@@ -131,7 +131,7 @@ const TYPERS: Readonly<Record<string, (inst: Instruction, escape: string) => Typ
 };
 
 /** The keywords dimg knows, ONBUILD included (known, and refused). */
-export const KNOWN_KEYWORDS: readonly string[] = Object.keys(TYPERS);
+const KNOWN_KEYWORDS: readonly string[] = Object.keys(TYPERS);
 
 const FLAGS: Readonly<Record<string, readonly string[]>> = {
   FROM: ['platform'],

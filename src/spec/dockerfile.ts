@@ -62,10 +62,11 @@ export function compileDockerfile(opts: CompileDockerfileOptions): CompiledDocke
   const problems: Problem[] = parsed.problems.map((p) => src.problemAtLine(p.line, p.col, p.message));
   const scope = new Scope(opts.args ?? {}, platformArgs(opts.platform));
   const graph = new StageGraph(opts.key, opts.imageKeys);
+  const allow = new Set(opts.allow ?? []);
   let stage: StageState | undefined;
   for (const inst of parsed.instructions) {
     const fail = (message: string) => problems.push(src.problemAtLine(inst.line, 1, `${inst.keyword}: ${message}`, inst.keyword.length));
-    stage = compileOne(inst, stage, parsed.escape, { graph, scope, fail, allow: new Set(opts.allow ?? []) });
+    stage = compileOne(inst, stage, parsed.escape, { graph, scope, fail, allow });
   }
   if (graph.stages.length === 0 && problems.length === 0) problems.push(src.problemAtLine(1, 1, 'the Dockerfile has no FROM instruction'));
   const final = graph.select(opts.target);
