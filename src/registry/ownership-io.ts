@@ -57,7 +57,15 @@ export async function readRecord(repo: RemoteRepository, project: string, reposi
  */
 export async function writeRecord(repo: RemoteRepository, record: OwnershipRecord): Promise<Digest> {
   const enc = encodeRecord(record);
-  await repo.uploadBlob(EMPTY_DESCRIPTOR.digest, EMPTY_BLOB.length, () => Readable.from([EMPTY_BLOB]));
+  await uploadEmptyBlob(repo);
   await repo.uploadBlob(enc.layer.descriptor.digest, enc.layer.bytes.length, () => Readable.from([enc.layer.bytes]));
   return repo.putManifest(stateTag(record.project), enc.manifest.bytes, enc.manifest.mediaType);
+}
+
+/**
+ * Makes sure `repo` holds the OCI empty blob (`{}`), the config (and layer) of dimg's own artifacts:
+ * ownership records and throw-away manifests. One HEAD when it is there.
+ */
+export async function uploadEmptyBlob(repo: RemoteRepository): Promise<void> {
+  await repo.uploadBlob(EMPTY_DESCRIPTOR.digest, EMPTY_BLOB.length, () => Readable.from([EMPTY_BLOB]));
 }

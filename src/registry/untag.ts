@@ -7,12 +7,11 @@
  * Always done this way, even when no other tag seemed to share the manifest: the tag listing is old
  * by the time of the delete, and a copy made meanwhile must not disappear with it.
  */
-import { Readable } from 'node:stream';
 import { DimgError, isDimgError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import { EMPTY_BLOB, EMPTY_DESCRIPTOR } from '../oci/empty.js';
 import type { RemoteRepository } from './repository.js';
 import { throwAwayManifest } from './throwaway-manifest.js';
+import { uploadEmptyBlob } from './ownership-io.js';
 
 /** What became of the tag: deleted, already gone, or moved by someone else (then left alone). */
 export type UntagOutcome = { kind: 'deleted' } | { kind: 'absent' } | { kind: 'moved'; now: Digest };
@@ -31,9 +30,10 @@ export async function untag(repo: RemoteRepository, tag: string, ref: string, pr
   if (head.digest !== recorded && head.digest !== throwAway.digest) return { kind: 'moved', now: head.digest };
   try {
     let put = head.digest === recorded;
+    // The throw-away manifest's config and layer: uploaded (or found: one HEAD) once, not per retry.
+    await uploadEmptyBlob(repo);
     for (let attempt = 1; ; attempt++) {
       if (put) {
-        await repo.uploadBlob(EMPTY_DESCRIPTOR.digest, EMPTY_BLOB.length, () => Readable.from([EMPTY_BLOB]));
         // Between the HEAD above and this PUT another writer could move the tag, and this PUT would
         // replace their write; registries offer no conditional PUT, so the window is kept to one request.
         await repo.putManifest(tag, throwAway.bytes, throwAway.mediaType);

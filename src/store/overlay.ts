@@ -60,11 +60,7 @@ export class OverlayDirs {
     }
     // The short link is made right after the dir is published; a crash in between, or a cleanup that
     // judged it dangling, leaves the dir without it. Mounts go through the link: make it again.
-    if (!(await exists(join(this.linkDir, link)))) {
-      await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, link)).catch((e: NodeJS.ErrnoException) => {
-        if (e.code !== 'EEXIST') throw e;
-      });
-    }
+    if (!(await exists(join(this.linkDir, link)))) await this.makeLink(chainId, link);
     return { chainId, diffDir: join(base, 'diff'), link: `l/${link}` };
   }
 
@@ -147,14 +143,19 @@ export class OverlayDirs {
       if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
       return;
     }
-    await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, short)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e; // lookup() healed it first
-    });
+    await this.makeLink(chainId, short);
     // No fsync here. A layer dir is a cache of its layer tar whose files are never fsynced (that
     // would cost as much as the unpack), so syncing the directory would promise nothing; and on ext4
     // a directory fsync commits the journal with every dirty data block of the store (data=ordered),
     // ~0.1 s on the build's critical path right after a layer tar was written. The next fsync of a
     // blob or of index.json commits the rename anyway.
+  }
+
+  /** The short link `l/SHORT` → the layer dir's diff; one made meanwhile (by lookup or publish) is fine. */
+  private async makeLink(chainId: Digest, short: string): Promise<void> {
+    await fs.symlink(`../${digestHex(chainId)}/diff`, join(this.linkDir, short)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
   }
 
   /** A fresh staging name in `overlay/` (`.tmp-PID-…`: cleanStaging removes those of dead processes). */

@@ -8,14 +8,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
 import { canonicalBytes } from '../../src/oci/canonical-json.js';
 import { sha256 } from '../../src/oci/digest.js';
-import { EMPTY_BLOB, EMPTY_DESCRIPTOR } from '../../src/oci/empty.js';
+import { EMPTY_DESCRIPTOR } from '../../src/oci/empty.js';
 import { MediaType } from '../../src/oci/media-types.js';
 import { parseReference } from '../../src/oci/reference.js';
 import { RegistryClient } from '../../src/registry/index.js';
 import { untag } from '../../src/registry/untag.js';
+import { uploadEmptyBlob } from '../../src/registry/ownership-io.js';
 import { startRegistry } from '../support/registry.js';
 
 const manifest = (note: string) => canonicalBytes({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: EMPTY_DESCRIPTOR, layers: [EMPTY_DESCRIPTOR], annotations: { note } });
@@ -59,7 +59,7 @@ test('untag leaves alone a tag another writer re-tagged while the registry still
   const client = new RegistryClient();
   t.after(() => client.close());
   const repo = client.repository(parseReference(`${frontHost}/r/app:t`));
-  await repo.uploadBlob(EMPTY_DESCRIPTOR.digest, EMPTY_BLOB.length, () => Readable.from([EMPTY_BLOB]));
+  await uploadEmptyBlob(repo);
   assert.equal((await put('t', mine)).status, 201);
 
   const outcome = await untag(repo, 't', `${frontHost}/r/app:t`, 'proj', sha256(mine));
