@@ -260,20 +260,37 @@ export interface SourceTree {
  * for the root. One implementation for the spec's checks and the builder, so both see the same files.
  */
 export async function expandSource(tree: SourceTree, rel: string): Promise<string[]> {
+  const segs = rel === '.' ? [] : rel.split('/');
   let current = [''];
-  for (const seg of rel === '.' ? [] : rel.split('/')) {
+  // A run of plain segments is looked up once, as one path, at the next wildcard segment or the
+  // end: a lookup checks every parent on the way, so `a/b/c` exists only when `a` and `a/b` do.
+  let plain: string[] = [];
+  const lookupPlain = async (): Promise<void> => {
+    if (plain.length === 0) return;
+    const run = plain.join('/');
+    plain = [];
     const next: string[] = [];
     for (const base of current) {
-      if (!WILDCARD.test(seg)) {
-        const p = base ? `${base}/${seg}` : seg;
-        if (await tree.has(p)) next.push(p);
-        continue;
-      }
-      const re = globSegmentMatcher(seg);
+      const p = base ? `${base}/${run}` : run;
+      if (await tree.has(p)) next.push(p);
+    }
+    current = next;
+  };
+  for (const seg of segs) {
+    if (!WILDCARD.test(seg)) {
+      plain.push(seg);
+      continue;
+    }
+    await lookupPlain();
+    if (current.length === 0) return current;
+    const re = globSegmentMatcher(seg);
+    const next: string[] = [];
+    for (const base of current) {
       for (const n of (await tree.list(base)) ?? []) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
     }
     current = next;
-    if (current.length === 0) break;
+    if (current.length === 0) return current;
   }
+  await lookupPlain();
   return current;
 }
