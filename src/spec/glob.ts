@@ -14,6 +14,7 @@
  * included.
  */
 import { DimgError } from '../errors.js';
+import type { IgnoreMatcher } from './ignore.js';
 
 /** Which dialect a pattern is written in. */
 export interface GlobSyntax {
@@ -246,22 +247,29 @@ export const WILDCARD = /[*?[]/;
  * root-relative and '/'-separated, '' is the root; both answer for the path as written, resolving
  * symlinks in it only inside the root (see layer/scoped-path.ts).
  */
-export interface SourceTree {
-  /** True when something is at `rel`; a symlink counts as itself, whatever it points at. */
-  has(rel: string): Promise<boolean>;
+export interface SourceTree<T> {
+  /** What is at `rel` (a symlink counts as itself, whatever it points at), or undefined when nothing is. */
+  lookup(rel: string): Promise<T | undefined>;
   /** Names in the directory `rel`, in the order matches should come out; undefined when it is none. */
   list(rel: string): Promise<readonly string[] | undefined>;
 }
 
+/** One path a source names, with what `SourceTree.lookup` found there. */
+export interface SourceMatch<T> {
+  path: string;
+  entry: T;
+}
+
 /**
  * The paths (root-relative, as written: a match below a symlinked directory keeps the link's name)
- * that the copy/add source `rel` names in `tree`: `rel` itself when it has no wildcard and exists,
- * else every match of its wildcard segments. `rel` is normalised, without a leading `/`, and `.`
- * for the root. One implementation for the spec's checks and the builder, so both see the same files.
+ * that the copy/add source `rel` names in `tree`, each with its entry: `rel` itself when it has no
+ * wildcard and exists, else every match of its wildcard segments. `rel` is normalised, without a
+ * leading `/`, and `.` for the root. One implementation for the spec's checks and the builder, so
+ * both see the same files. Each match is looked up once.
  */
-export async function expandSource(tree: SourceTree, rel: string): Promise<string[]> {
+export async function expandSource<T>(tree: SourceTree<T>, rel: string): Promise<SourceMatch<T>[]> {
   const segs = rel === '.' ? [] : rel.split('/');
-  let current = [''];
+  let current: { path: string; entry?: T }[] = [{ path: '' }];
   // A run of plain segments is looked up once, as one path, at the next wildcard segment or the
   // end: a lookup checks every parent on the way, so `a/b/c` exists only when `a` and `a/b` do.
   let plain: string[] = [];
@@ -269,10 +277,11 @@ export async function expandSource(tree: SourceTree, rel: string): Promise<strin
     if (plain.length === 0) return;
     const run = plain.join('/');
     plain = [];
-    const next: string[] = [];
-    for (const base of current) {
-      const p = base ? `${base}/${run}` : run;
-      if (await tree.has(p)) next.push(p);
+    const next: { path: string; entry: T }[] = [];
+    for (const { path: base } of current) {
+      const path = base ? `${base}/${run}` : run;
+      const entry = await tree.lookup(path);
+      if (entry !== undefined) next.push({ path, entry });
     }
     current = next;
   };
@@ -282,15 +291,30 @@ export async function expandSource(tree: SourceTree, rel: string): Promise<strin
       continue;
     }
     await lookupPlain();
-    if (current.length === 0) return current;
+    if (current.length === 0) return [];
     const re = globSegmentMatcher(seg);
-    const next: string[] = [];
-    for (const base of current) {
-      for (const n of (await tree.list(base)) ?? []) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
+    const next: { path: string }[] = [];
+    for (const { path: base } of current) {
+      for (const n of (await tree.list(base)) ?? []) if (re.test(n)) next.push({ path: base ? `${base}/${n}` : n });
     }
     current = next;
-    if (current.length === 0) return current;
+    if (current.length === 0) return [];
   }
   await lookupPlain();
-  return current;
+  // Matches of a final wildcard segment (and the root, for `.`) have been listed, not yet looked up.
+  const out: SourceMatch<T>[] = [];
+  for (const m of current) {
+    const entry = m.entry !== undefined ? m.entry : await tree.lookup(m.path);
+    if (entry !== undefined) out.push({ path: m.path, entry });
+  }
+  return out;
+}
+
+/**
+ * The matches the ignore rules keep: the rules apply to where a match resolves (`entry.rel`, so a
+ * link cannot bring back what they exclude), and the source root itself is always kept.
+ */
+export function keptSources<T extends { readonly rel: string }>(matches: readonly SourceMatch<T>[], matcher: IgnoreMatcher | undefined): SourceMatch<T>[] {
+  if (!matcher) return [...matches];
+  return matches.filter(({ entry }) => entry.rel === '' || !matcher.ignores(entry.rel));
 }
