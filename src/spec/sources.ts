@@ -33,7 +33,10 @@ export async function contextIgnore(fs: SpecFs, context: string): Promise<{ matc
 export async function copySourceProblems(fs: SpecFs, context: string, step: CopyStep, ignore: { matcher: IgnoreMatcher; file?: string }): Promise<string[]> {
   const out: string[] = [];
   const tree: SourceTree<{ rel: string }> = {
-    lookup: (rel) => fs.entryIn(context, rel),
+    lookup: async (rel) => {
+      const resolved = await fs.entryIn(context, rel);
+      return resolved === undefined ? undefined : { rel: resolved };
+    },
     list: (rel) => fs.readDirIn(context, rel),
   };
   for (const src of step.src) {
