@@ -14,7 +14,7 @@ import { compareBytes } from '../layer/paths.js';
 import type { CopyFilter, CopySource } from './copy-inputs.js';
 import type { LayerView } from './layer-view.js';
 import { resolveUser } from './users.js';
-import { expandSource, WILDCARD, type SourceTree } from '../spec/glob.js';
+import { expandSource, keptSources, WILDCARD, type SourceMatch, type SourceTree } from '../spec/glob.js';
 import { readDirScoped, readTextScoped, resolveScoped, type ScopedEntry } from '../layer/scoped-path.js';
 
 /** A copy step resolved against its source root. */
@@ -66,18 +66,14 @@ export function contextFilter(context: string, matcher: IgnoreMatcher | undefine
 export async function resolveCopy(step: CopyStep, root: string, workdir: string | undefined, matcher: IgnoreMatcher | undefined, label: string): Promise<ResolvedCopy> {
   const dest = posix.resolve(workdir || '/', step.to);
   const wild = step.src.some((s) => WILDCARD.test(s));
-  const matches: { path: string; entry: ScopedEntry }[] = [];
+  const matches: SourceMatch<ScopedEntry>[] = [];
   for (const src of step.src) {
     const rel = posix.normalize(src.replace(/^\/+/, '') || '.');
     if (rel === '..' || rel.startsWith('../')) {
       throw new DimgError('COPY_SOURCE_OUTSIDE', `${label}: source ${src} is outside the build context`, 'sources must be inside the context directory');
     }
     const found = await expandSource(sourceTree(root), rel);
-    const kept: { path: string; entry: ScopedEntry }[] = [];
-    for (const path of found) {
-      const entry = resolveScoped(root, path);
-      if (entry && (!matcher || entry.rel === '' || !matcher.ignores(entry.rel))) kept.push({ path, entry });
-    }
+    const kept = keptSources(found, matcher);
     if (kept.length === 0) {
       throw new DimgError('COPY_SOURCE_NOT_FOUND', `${label}: source ${src} not found in ${root}${found.length ? ' (excluded by the ignore file)' : ''}`, 'check the path (relative to the context) and the ignore file');
     }
@@ -106,9 +102,9 @@ export async function resolveCopy(step: CopyStep, root: string, workdir: string 
 }
 
 /** `root` as expandSource sees it: looked up inside it only, directory names in byte order. */
-function sourceTree(root: string): SourceTree {
+function sourceTree(root: string): SourceTree<ScopedEntry> {
   return {
-    has: async (rel) => resolveScoped(root, rel) !== undefined,
+    lookup: async (rel) => resolveScoped(root, rel),
     list: async (rel) => readDirScoped(root, rel)?.sort(compareBytes),
   };
 }

@@ -36,27 +36,44 @@ export interface ScopedEntry {
  */
 export function resolveScoped(root: string, path: string, followLast = false): ScopedEntry | undefined {
   const out: string[] = [];
-  const queue = path.split('/');
+  // outAbs[k] is join(root, ...out.slice(0, k + 1)), kept alongside `out` instead of joined anew.
+  const outAbs: string[] = [];
+  const rootAbs = join(root);
+  let queue = path.split('/');
+  let at = 0;
+  // Index of the last component in `queue` that names something (not '' or '.'); the component at
+  // `at - 1` is the last one when nothing after it does. Recomputed only when a symlink refills the queue.
+  let lastNamed = lastNamedIndex(queue, 0);
+  // `a/..` and `a/` name `a` as a directory: it is resolved like a parent.
+  const trailingSlash = path.endsWith('/');
   let hops = 0;
-  while (queue.length > 0) {
-    const comp = queue.shift()!;
+  while (at < queue.length) {
+    const comp = queue[at++]!;
     if (comp === '' || comp === '.') continue;
     if (comp === '..') {
       out.pop(); // the root is its own parent
+      outAbs.pop();
       continue;
     }
+    const parent = outAbs.length > 0 ? outAbs[outAbs.length - 1]! : rootAbs;
+    const abs = parent === '.' ? comp : parent.endsWith('/') ? parent + comp : `${parent}/${comp}`;
     out.push(comp);
-    const abs = join(root, ...out);
+    outAbs.push(abs);
     const st = lstatOrUndefined(abs);
     if (!st) return undefined;
-    // `a/..` and `a/` name `a` as a directory: it is resolved like a parent.
-    const last = queue.every((c) => c === '' || c === '.') && !path.endsWith('/');
+    const last = lastNamed < at && !trailingSlash;
     if (st.isSymbolicLink() && (followLast || !last)) {
       if (++hops > MAX_SYMLINK_HOPS) throw new DimgError('SYMLINK_LOOP', `${join(root, path)}: too many levels of symbolic links`, 'fix the symlink loop in the directory');
       const target = readlinkSync(abs);
       out.pop();
-      if (target.startsWith('/')) out.length = 0;
-      queue.unshift(...target.split('/'));
+      outAbs.pop();
+      if (target.startsWith('/')) {
+        out.length = 0;
+        outAbs.length = 0;
+      }
+      queue = [...target.split('/'), ...queue.slice(at)];
+      at = 0;
+      lastNamed = lastNamedIndex(queue, 0);
       continue;
     }
     if (last) return { rel: out.join('/'), abs, stats: st };
@@ -67,6 +84,12 @@ export function resolveScoped(root: string, path: string, followLast = false): S
   const abs = rel === '' ? root : join(root, rel);
   const st = lstatOrUndefined(abs);
   return st?.isDirectory() ? { rel, abs, stats: st } : undefined;
+}
+
+/** Index of the last element of `comps` (from `from` on) other than '' and '.', or -1. */
+function lastNamedIndex(comps: readonly string[], from: number): number {
+  for (let i = comps.length - 1; i >= from; i--) if (comps[i] !== '' && comps[i] !== '.') return i;
+  return -1;
 }
 
 /**

@@ -14,6 +14,7 @@
  * included.
  */
 import { DimgError } from '../errors.js';
+import type { IgnoreMatcher } from './ignore.js';
 
 /** Which dialect a pattern is written in. */
 export interface GlobSyntax {
@@ -50,13 +51,30 @@ type State =
 const SLASH = 0x2f;
 const BACKSLASH = 0x5c;
 
-/** A compiled glob pattern. Immutable; `test` may be called any number of times. */
+/**
+ * A compiled glob pattern. Immutable as a pattern; `test` may be called any number of times. The
+ * matcher's scratch buffers live on the instance (matching is synchronous and never re-entered), so
+ * a match allocates nothing: ignore files test every walked path against every pattern.
+ */
 export class Glob {
+  /** `inSet[i] === gen` when state i is in the set being built at generation `gen`. */
+  private readonly inSet: Int32Array;
+  /** `entered[i] === gen` when state i was entered at generation `gen` (stops run chains early). */
+  private readonly entered: Int32Array;
+  /** Double-buffered state sets. */
+  private current: number[] = [];
+  private next: number[] = [];
+  /** One per step of any run: bumping it empties both marks without clearing them. */
+  private gen = 0;
+
   private constructor(
     /** The pattern as written, for messages. */
     readonly pattern: string,
     private readonly states: readonly State[],
-  ) {}
+  ) {
+    this.inSet = new Int32Array(states.length + 1);
+    this.entered = new Int32Array(states.length + 1);
+  }
 
   /** Compiles `pattern`. Throws GLOB_INVALID (naming the pattern and the fault) when it is malformed. */
   static compile(pattern: string, syntax: GlobSyntax): Glob {
@@ -76,70 +94,91 @@ export class Glob {
     return this.run(path, true);
   }
 
+  /** Starts a new generation: both sets of marks are empty again. */
+  private bump(): void {
+    if (this.gen === 0x7fffffff) {
+      this.inSet.fill(0);
+      this.entered.fill(0);
+      this.gen = 0;
+    }
+    this.gen++;
+  }
+
+  private add(list: number[], i: number): void {
+    if (this.inSet[i] !== this.gen) {
+      this.inSet[i] = this.gen;
+      list.push(i);
+    }
+  }
+
+  // Entering a state adds it, and for a run (`*`, `**`) also enters the one after it, since a run
+  // may match nothing. Runs only ever skip forward, so a loop does instead of recursion.
+  private enter(list: number[], from: number): void {
+    const states = this.states;
+    const end = states.length;
+    for (let i = from; i <= end && this.entered[i] !== this.gen; i++) {
+      this.entered[i] = this.gen;
+      this.add(list, i);
+      if (i === end) return;
+      const k = states[i]!.kind;
+      if (k !== 'star' && k !== 'anyRun' && k !== 'dirRun') return;
+    }
+  }
+
   private run(input: string, parents: boolean): boolean {
     const states = this.states;
     const end = states.length;
-    // Double-buffered state sets; `seen[i] === step` dedups within one step without clearing.
-    let current: number[] = [];
-    let next: number[] = [];
-    const inSet = new Int32Array(end + 1).fill(-1);
-    const entered = new Int32Array(end + 1).fill(-1);
-    let step = 0;
-
-    const add = (list: number[], i: number): void => {
-      if (inSet[i] !== step) {
-        inSet[i] = step;
-        list.push(i);
-      }
-    };
-    // Entering a state adds it, and for a run (`*`, `**`) also enters the one after it, since a run
-    // may match nothing. Runs only ever skip forward, so a loop does instead of recursion.
-    const enter = (list: number[], from: number): void => {
-      for (let i = from; i <= end && entered[i] !== step; i++) {
-        entered[i] = step;
-        add(list, i);
-        if (i === end) return;
-        const k = states[i]!.kind;
-        if (k !== 'star' && k !== 'anyRun' && k !== 'dirRun') return;
-      }
-    };
-
-    enter(current, 0);
+    let current = this.current;
+    let next = this.next;
+    current.length = 0;
+    this.bump();
+    this.enter(current, 0);
+    let matched: boolean | undefined;
     for (const ch of input) {
       const cp = ch.codePointAt(0)!;
-      if (parents && cp === SLASH && inSet[end] === step) return true;
-      step++;
+      if (parents && cp === SLASH && this.inSet[end] === this.gen) {
+        matched = true;
+        break;
+      }
+      this.bump();
       next.length = 0;
       for (const i of current) {
         if (i === end) continue;
         const s = states[i]!;
         switch (s.kind) {
           case 'char':
-            if (cp === s.cp) enter(next, i + 1);
+            if (cp === s.cp) this.enter(next, i + 1);
             break;
           case 'any':
-            if (cp !== SLASH) enter(next, i + 1);
+            if (cp !== SLASH) this.enter(next, i + 1);
             break;
           case 'class':
-            if (inClass(s, cp)) enter(next, i + 1);
+            if (inClass(s, cp)) this.enter(next, i + 1);
             break;
           case 'star':
-            if (cp !== SLASH) enter(next, i);
+            if (cp !== SLASH) this.enter(next, i);
             break;
           case 'anyRun':
-            enter(next, i);
+            this.enter(next, i);
             break;
           case 'dirRun':
             // Inside `(.*/)`: any character keeps it open; only a `/` may close it.
-            if (cp === SLASH) enter(next, i);
-            else add(next, i);
+            if (cp === SLASH) this.enter(next, i);
+            else this.add(next, i);
             break;
         }
       }
-      if (next.length === 0) return false;
+      if (next.length === 0) {
+        matched = false;
+        break;
+      }
       [current, next] = [next, current];
     }
-    return inSet[end] === step;
+    if (matched === undefined) matched = this.inSet[end] === this.gen;
+    // Keep whichever arrays grew, for the next run.
+    this.current = current;
+    this.next = next;
+    return matched;
   }
 }
 
@@ -246,34 +285,74 @@ export const WILDCARD = /[*?[]/;
  * root-relative and '/'-separated, '' is the root; both answer for the path as written, resolving
  * symlinks in it only inside the root (see layer/scoped-path.ts).
  */
-export interface SourceTree {
-  /** True when something is at `rel`; a symlink counts as itself, whatever it points at. */
-  has(rel: string): Promise<boolean>;
+export interface SourceTree<T> {
+  /** What is at `rel` (a symlink counts as itself, whatever it points at), or undefined when nothing is. */
+  lookup(rel: string): Promise<T | undefined>;
   /** Names in the directory `rel`, in the order matches should come out; undefined when it is none. */
   list(rel: string): Promise<readonly string[] | undefined>;
 }
 
+/** One path a source names, with what `SourceTree.lookup` found there. */
+export interface SourceMatch<T> {
+  path: string;
+  entry: T;
+}
+
 /**
  * The paths (root-relative, as written: a match below a symlinked directory keeps the link's name)
- * that the copy/add source `rel` names in `tree`: `rel` itself when it has no wildcard and exists,
- * else every match of its wildcard segments. `rel` is normalised, without a leading `/`, and `.`
- * for the root. One implementation for the spec's checks and the builder, so both see the same files.
+ * that the copy/add source `rel` names in `tree`, each with its entry: `rel` itself when it has no
+ * wildcard and exists, else every match of its wildcard segments. `rel` is normalised, without a
+ * leading `/`, and `.` for the root. One implementation for the spec's checks and the builder, so
+ * both see the same files. Each match is looked up once.
  */
-export async function expandSource(tree: SourceTree, rel: string): Promise<string[]> {
-  let current = [''];
-  for (const seg of rel === '.' ? [] : rel.split('/')) {
-    const next: string[] = [];
-    for (const base of current) {
-      if (!WILDCARD.test(seg)) {
-        const p = base ? `${base}/${seg}` : seg;
-        if (await tree.has(p)) next.push(p);
-        continue;
-      }
-      const re = globSegmentMatcher(seg);
-      for (const n of (await tree.list(base)) ?? []) if (re.test(n)) next.push(base ? `${base}/${n}` : n);
+export async function expandSource<T>(tree: SourceTree<T>, rel: string): Promise<SourceMatch<T>[]> {
+  const segs = rel === '.' ? [] : rel.split('/');
+  let current: { path: string; entry?: T }[] = [{ path: '' }];
+  // A run of plain segments is looked up once, as one path, at the next wildcard segment or the
+  // end: a lookup checks every parent on the way, so `a/b/c` exists only when `a` and `a/b` do.
+  let plain: string[] = [];
+  const lookupPlain = async (): Promise<void> => {
+    if (plain.length === 0) return;
+    const run = plain.join('/');
+    plain = [];
+    const next: { path: string; entry: T }[] = [];
+    for (const { path: base } of current) {
+      const path = base ? `${base}/${run}` : run;
+      const entry = await tree.lookup(path);
+      if (entry !== undefined) next.push({ path, entry });
     }
     current = next;
-    if (current.length === 0) break;
+  };
+  for (const seg of segs) {
+    if (!WILDCARD.test(seg)) {
+      plain.push(seg);
+      continue;
+    }
+    await lookupPlain();
+    if (current.length === 0) return [];
+    const re = globSegmentMatcher(seg);
+    const next: { path: string }[] = [];
+    for (const { path: base } of current) {
+      for (const n of (await tree.list(base)) ?? []) if (re.test(n)) next.push({ path: base ? `${base}/${n}` : n });
+    }
+    current = next;
+    if (current.length === 0) return [];
   }
-  return current;
+  await lookupPlain();
+  // Matches of a final wildcard segment (and the root, for `.`) have been listed, not yet looked up.
+  const out: SourceMatch<T>[] = [];
+  for (const m of current) {
+    const entry = m.entry !== undefined ? m.entry : await tree.lookup(m.path);
+    if (entry !== undefined) out.push({ path: m.path, entry });
+  }
+  return out;
+}
+
+/**
+ * The matches the ignore rules keep: the rules apply to where a match resolves (`entry.rel`, so a
+ * link cannot bring back what they exclude), and the source root itself is always kept.
+ */
+export function keptSources<T extends { readonly rel: string }>(matches: readonly SourceMatch<T>[], matcher: IgnoreMatcher | undefined): SourceMatch<T>[] {
+  if (!matcher) return [...matches];
+  return matches.filter(({ entry }) => entry.rel === '' || !matcher.ignores(entry.rel));
 }

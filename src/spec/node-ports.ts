@@ -28,10 +28,7 @@ export const nodeSpecFs: SpecFs = {
     }
   },
   async entryIn(root, rel) {
-    const e = scoped(() => resolveScoped(root, rel));
-    if (!e) return undefined;
-    const s = e.stats;
-    return { rel: e.rel, kind: s.isSymbolicLink() ? 'link' : s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other' };
+    return scoped(() => resolveScoped(root, rel))?.rel;
   },
   async readDirIn(root, rel) {
     return scoped(() => readDirScoped(root, rel));

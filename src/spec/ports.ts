@@ -15,10 +15,10 @@ export interface SpecFs {
   /**
    * What is at `rel` inside the directory `root`, looked up as builds look up copy sources: symlinks
    * in the parent components are followed but never out of `root` (as in a chroot at `root`), the
-   * last component is not followed. Its root-relative resolved path and kind ('link' for a symlink),
-   * or undefined when nothing is there.
+   * last component is not followed. Its root-relative resolved path ('' for the root), or undefined
+   * when nothing is there.
    */
-  entryIn(root: string, rel: string): Promise<{ rel: string; kind: EntryKind | 'link' } | undefined>;
+  entryIn(root: string, rel: string): Promise<string | undefined>;
   /** Names in the directory `rel` inside `root` (every symlink followed inside `root`), or undefined. */
   readDirIn(root: string, rel: string): Promise<string[] | undefined>;
   /** The UTF-8 text of the file `rel` inside `root` (every symlink followed inside `root`), or undefined. */

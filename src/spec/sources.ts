@@ -7,7 +7,7 @@ import { posix } from 'node:path';
 import type { SpecFs } from './ports.js';
 import { IGNORE_FILES, IgnoreMatcher } from './ignore.js';
 import type { CopyStep } from './model.js';
-import { expandSource, WILDCARD, type SourceTree } from './glob.js';
+import { expandSource, keptSources, WILDCARD, type SourceTree } from './glob.js';
 
 /** The ignore matcher of a context (`.dimgignore`, else `.dockerignore`), or an empty one. */
 export async function contextIgnore(fs: SpecFs, context: string): Promise<{ matcher: IgnoreMatcher; file?: string; error?: string }> {
@@ -32,8 +32,11 @@ export async function contextIgnore(fs: SpecFs, context: string): Promise<{ matc
  */
 export async function copySourceProblems(fs: SpecFs, context: string, step: CopyStep, ignore: { matcher: IgnoreMatcher; file?: string }): Promise<string[]> {
   const out: string[] = [];
-  const tree: SourceTree = {
-    has: async (rel) => (await fs.entryIn(context, rel)) !== undefined,
+  const tree: SourceTree<{ rel: string }> = {
+    lookup: async (rel) => {
+      const resolved = await fs.entryIn(context, rel);
+      return resolved === undefined ? undefined : { rel: resolved };
+    },
     list: (rel) => fs.readDirIn(context, rel),
   };
   for (const src of step.src) {
@@ -47,8 +50,7 @@ export async function copySourceProblems(fs: SpecFs, context: string, step: Copy
       out.push(WILDCARD.test(rel) ? `${step.kind} source "${src}" matches no file in the context (${context})` : `${step.kind} source "${src}" does not exist in the context (${context})`);
       continue;
     }
-    const resolved = await Promise.all(matches.map((m) => fs.entryIn(context, m)));
-    if (rel !== '.' && resolved.every((e) => e === undefined || (e.rel !== '' && ignore.matcher.ignores(e.rel)))) {
+    if (rel !== '.' && keptSources(matches, ignore.matcher).length === 0) {
       out.push(`${step.kind} source "${src}" is excluded by the context's ${ignore.file ?? 'ignore file'}`);
     }
   }
