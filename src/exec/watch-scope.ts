@@ -14,6 +14,14 @@ import { DEFAULT_WATCH_TAGS, matchesTagPattern, type ImageSpec, type Spec } from
  * does not declare.
  */
 export function restrictToWatch(spec: Spec, pushTo: readonly string[]): Spec {
+  checkWatchPush(spec, pushTo);
+  const keep = new Set(pushTo);
+  const images: ImageSpec[] = spec.images.map((img) => ({ ...img, targets: img.targets.filter((t) => keep.has(t.registry) && isWatchTag(img, t.ref)) }));
+  return { ...spec, images };
+}
+
+/** Fails with WATCH_PUSH_UNKNOWN when `--push` names a registry `spec` does not declare. */
+export function checkWatchPush(spec: Spec, pushTo: readonly string[]): void {
   const unknown = pushTo.filter((r) => !Object.hasOwn(spec.registries, r));
   if (unknown.length > 0) {
     const declared = Object.keys(spec.registries);
@@ -23,9 +31,6 @@ export function restrictToWatch(spec: Spec, pushTo: readonly string[]): Spec {
       declared.length > 0 ? `use a name under "registries": ${declared.join(', ')}` : 'declare the registry under "registries" in the spec',
     );
   }
-  const keep = new Set(pushTo);
-  const images: ImageSpec[] = spec.images.map((img) => ({ ...img, targets: img.targets.filter((t) => keep.has(t.registry) && isWatchTag(img, t.ref)) }));
-  return { ...spec, images };
 }
 
 /** Whether watch may write `ref` (a target of `img`): its tag matches the image's watchTags. */

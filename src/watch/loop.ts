@@ -22,7 +22,7 @@ import { parseReference } from '../oci/reference.js';
 import { hasChanges, type BuildAction } from '../plan/types.js';
 import { applyPlan } from '../exec/apply.js';
 import { Planner, type PlanOptions, type Resolution } from '../exec/planner.js';
-import { heldBackTags, restrictToWatch } from '../exec/watch-scope.js';
+import { checkWatchPush, heldBackTags } from '../exec/watch-scope.js';
 import { Debouncer, type ChangeBatch } from './debounce.js';
 import { FileWatcher } from './watcher.js';
 import { WatchTreeMemo } from './tree-memo.js';
@@ -129,7 +129,7 @@ export class WatchLoop {
     const started = performance.now();
     const spec = await loadSpec(this.specFile, nodeSpecPorts({ env: this.opts.env ?? process.env }));
     // An unknown --push registry fails the start, before anything is watched.
-    restrictToWatch(spec, this.opts.push);
+    checkWatchPush(spec, this.opts.push);
     this.watchSet = await watchSetOf(spec, this.opts.store.root);
     this.debouncer = new Debouncer((batch) => this.enqueue(batch), { quietMs: this.opts.quietMs, maxMs: this.opts.maxMs });
     this.watcher = await FileWatcher.start(this.watchSet, {
