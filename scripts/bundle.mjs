@@ -6,7 +6,7 @@
  * (Node's loader does a package.json lookup and URL resolution per import). One entry file plus one
  * chunk per lazily loaded command module cuts that to a handful of files. The spec schema's validator
  * is compiled here with ajv's standalone code generator and baked into the bundle, replacing
- * src/spec/precompiled-validator.ts, so no run compiles the schema.
+ * src/specfile/precompiled-validator.ts, so no run compiles the schema.
  *
  * The tsc output in dist/src stays: the tests import library modules from there, and the bundle is
  * what `bin/dimg` runs.
@@ -21,7 +21,7 @@ const outdir = join(repo, 'dist', 'cli');
 
 /** ajv standalone ESM code exporting `precompiledRootValidator`, from the tsc-compiled schema compiler. */
 async function precompiledValidatorSource() {
-  const { createSpecAjv, specSchemaId } = await import(join(repo, 'dist', 'src', 'spec', 'schema-compiler.js'));
+  const { createSpecAjv, specSchemaId } = await import(join(repo, 'dist', 'src', 'specfile', 'schema-compiler.js'));
   const { default: standaloneCode } = await import('ajv/dist/standalone/index.js');
   const ajv = createSpecAjv({ code: { source: true, esm: true } });
   return standaloneCode(ajv, { precompiledRootValidator: specSchemaId() });
@@ -29,12 +29,12 @@ async function precompiledValidatorSource() {
 
 let validatorReplaced = false;
 
-/** Replaces src/spec/precompiled-validator.ts with the generated validator. */
+/** Replaces src/specfile/precompiled-validator.ts with the generated validator. */
 function precompiledValidatorPlugin(source) {
   return {
     name: 'precompiled-validator',
     setup(b) {
-      b.onLoad({ filter: /[\\/]src[\\/]spec[\\/]precompiled-validator\.ts$/ }, () => {
+      b.onLoad({ filter: /[\\/]src[\\/]specfile[\\/]precompiled-validator\.ts$/ }, () => {
         validatorReplaced = true;
         return { contents: source, loader: 'js', resolveDir: repo };
       });
@@ -61,6 +61,6 @@ await build({
 });
 // A renamed or moved module would silently leave the CLI compiling the schema on every run.
 if (!validatorReplaced) {
-  console.error('scripts/bundle.mjs: src/spec/precompiled-validator.ts was not part of the bundle; update the plugin filter');
+  console.error('scripts/bundle.mjs: src/specfile/precompiled-validator.ts was not part of the bundle; update the plugin filter');
   process.exit(1);
 }

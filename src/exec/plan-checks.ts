@@ -3,8 +3,8 @@
  * prune without a declared project, and a `--frozen-lock` the lock cannot honour. Each fails with a DimgError naming the fix.
  */
 import { DimgError } from '../errors.js';
-import { didYouMean } from '../spec/problems.js';
-import type { Spec } from '../spec/model.js';
+import { didYouMean } from '../specfile/problems.js';
+import type { Spec } from '../specfile/model.js';
 import type { ResolvedSpec } from '../resolve/desired.js';
 import { lockPathFor, type LockFile } from '../resolve/lock.js';
 

@@ -5,7 +5,7 @@
 import { promises as fs } from 'node:fs';
 import { canonicalJson } from '../oci/canonical-json.js';
 import { sha256, type Digest } from '../oci/digest.js';
-import type { Spec } from '../spec/model.js';
+import type { Spec } from '../specfile/model.js';
 import type { ResolvedSpec } from '../resolve/desired.js';
 
 /**

@@ -6,11 +6,11 @@
  * each plan resolves the desired state, observes the store and registries, and diffs the two.
  */
 import type { Digest } from '../oci/digest.js';
-import type { Spec } from '../spec/model.js';
+import type { Spec } from '../specfile/model.js';
 import { RegistryClient } from '../registry/client.js';
 import type { Store } from '../store/store.js';
-import { FileDigests } from '../build/file-digests.js';
-import type { TreeDigestMemo } from '../build/keys.js';
+import { FileDigests } from '../builder/file-digests.js';
+import type { TreeDigestMemo } from '../builder/keys.js';
 import { diff } from '../plan/diff.js';
 import { observedFingerprint, snapshotOf } from '../plan/saved.js';
 import { PLAN_FORMAT_VERSION, type Plan } from '../plan/types.js';

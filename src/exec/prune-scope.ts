@@ -2,7 +2,7 @@
  * Where prune looks for tags this project left behind: every repository of every registry of the
  * spec, not only those the spec still declares.
  */
-import type { Spec } from '../spec/model.js';
+import type { Spec } from '../specfile/model.js';
 import type { RegistryClient } from '../registry/client.js';
 import { repositoryOf } from '../plan/diff.js';
 import type { ResolvedSpec } from '../resolve/desired.js';

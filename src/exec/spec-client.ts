@@ -9,7 +9,7 @@ import { DimgError } from '../errors.js';
 import type { RegistryClientOptions } from '../registry/client.js';
 import type { Credential } from '../registry/credentials.js';
 import { Redactor } from '../registry/redact.js';
-import type { Spec } from '../spec/model.js';
+import type { Spec } from '../specfile/model.js';
 
 /** Client options for `spec`, reading credentials from `env`. Secrets are registered with the redactor. */
 export function clientOptionsForSpec(spec: Spec, env: NodeJS.ProcessEnv = process.env, warn?: (m: string) => void): RegistryClientOptions {

@@ -6,7 +6,7 @@
  */
 import { DimgError } from '../errors.js';
 import { parseReference } from '../oci/reference.js';
-import { DEFAULT_WATCH_TAGS, matchesTagPattern, type ImageSpec, type Spec } from '../spec/model.js';
+import { DEFAULT_WATCH_TAGS, matchesTagPattern, type ImageSpec, type Spec } from '../specfile/model.js';
 
 /**
  * `spec` with every image's registry targets limited to the registries in `pushTo` (names of the

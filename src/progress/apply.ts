@@ -4,7 +4,7 @@
  * library because `dimg apply` and the watch loop both print it.
  */
 import { messageOf } from '../errors.js';
-import type { BuildEvent } from '../build/events.js';
+import type { BuildEvent } from '../builder/events.js';
 import type { ExecEvent, ExecResult } from '../exec/execute.js';
 import type { Action } from '../plan/types.js';
 import { buildRenderer } from './build.js';

@@ -2,8 +2,8 @@
  * Rendering build events as step lines, for `dimg build`, `dimg apply` and `dimg watch`. It lives in
  * the library, not the CLI, because the watch loop renders the same lines.
  */
-import { stepLine, type BuildEvent } from '../build/events.js';
-import { OutputTail } from '../build/output-tail.js';
+import { stepLine, type BuildEvent } from '../builder/events.js';
+import { OutputTail } from '../builder/output-tail.js';
 import { humanDuration } from './duration.js';
 
 /**

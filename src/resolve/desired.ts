@@ -8,13 +8,13 @@ import { formatPlatform, parsePlatform, hostPlatform } from '../oci/platform.js'
 import { lockKey } from './lock.js';
 import type { ContainerConfig, Platform } from '../oci/types.js';
 import { DimgError } from '../errors.js';
-import type { ImageSpec, Spec } from '../spec/model.js';
-import { computeImageKeys, rootfsKey, scratchKey, type ImageKeys, type TreeDigestMemo } from '../build/keys.js';
-import { dependenciesOf } from '../build/graph.js';
-import type { FileDigests } from '../build/file-digests.js';
+import type { ImageSpec, Spec } from '../specfile/model.js';
+import { computeImageKeys, rootfsKey, scratchKey, type ImageKeys, type TreeDigestMemo } from '../builder/keys.js';
+import { dependenciesOf } from '../builder/graph.js';
+import type { FileDigests } from '../builder/file-digests.js';
 import type { DesiredImage, DesiredState } from '../plan/state.js';
 import type { BaseResolver } from './bases.js';
-import type { IgnoreMatcher } from '../spec/ignore.js';
+import type { IgnoreMatcher } from '../specfile/ignore.js';
 import pLimit from 'p-limit';
 
 /** The desired state plus what computing it learnt (reused by apply so nothing is hashed twice). */

@@ -5,7 +5,7 @@
  */
 import { relative, isAbsolute } from 'node:path';
 import { messageOf, isDimgError } from '../errors.js';
-import { formatProblems, SpecError } from '../spec/problems.js';
+import { formatProblems, SpecError } from '../specfile/problems.js';
 import { applyReporter, type ApplyReporter, type ProgressMode } from '../progress/apply.js';
 import type { BuildAction } from '../plan/types.js';
 

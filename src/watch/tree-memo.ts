@@ -20,7 +20,7 @@
  * A walk during which an event touched its roots is returned but not remembered.
  */
 import type { Digest } from '../oci/digest.js';
-import type { TreeDigestMemo } from '../build/keys.js';
+import type { TreeDigestMemo } from '../builder/keys.js';
 import { isInside, type WatchSet } from './watch-set.js';
 
 interface Entry {

@@ -5,10 +5,10 @@
  */
 import { dirname, relative, sep, basename } from 'node:path';
 import type { Stats } from 'node:fs';
-import type { Spec } from '../spec/model.js';
-import { IGNORE_FILES, IgnoreMatcher } from '../spec/ignore.js';
-import { contextIgnore } from '../spec/sources.js';
-import { nodeSpecFs } from '../spec/node-ports.js';
+import type { Spec } from '../specfile/model.js';
+import { IGNORE_FILES, IgnoreMatcher } from '../specfile/ignore.js';
+import { contextIgnore } from '../specfile/sources.js';
+import { nodeSpecFs } from '../specfile/node-ports.js';
 import { lockPathFor } from '../resolve/lock.js';
 
 /** A directory watched recursively, with the ignore matcher of the context it is (if any). */

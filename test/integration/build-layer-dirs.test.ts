@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Store } from '../../src/store/store.js';
 import { storeOptions } from '../../src/store/defaults.js';
-import { buildImage } from '../../src/build/index.js';
+import { buildImage } from '../../src/builder/index.js';
 import { chainIds } from '../../src/store/overlay.js';
 import { extractLayer, packSources, hashTar } from '../../src/layer/index.js';
 import type { LayerMirror } from '../../src/layer/index.js';
-import type { ImageSpec, Step } from '../../src/spec/model.js';
+import type { ImageSpec, Step } from '../../src/specfile/model.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { requireRoot } from '../support/tools.js';
 import { tempDir } from '../support/tmp.js';
@@ -189,7 +189,7 @@ test('a name that is not UTF-8 is refused, a real U+FFFD in a name is not', asyn
 
 test('a RUN upperdir with a device node is not kept (unpacking would refuse it); whiteouts are fine', async (t) => {
   requireRoot('mknod');
-  const { settleRunDiff } = await import('../../src/build/layer-dirs.js');
+  const { settleRunDiff } = await import('../../src/builder/layer-dirs.js');
   const work = tempDir(t);
   mkdirSync(join(work, 'ok', 'd'), { recursive: true });
   spawnSync('mknod', [join(work, 'ok', 'd', 'gone'), 'c', '0', '0']);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { Store } from '../../src/store/store.js';
 import { sha256 } from '../../src/oci/digest.js';
-import { runInSandbox, type ParentLayer } from '../../src/build/sandbox.js';
+import { runInSandbox, type ParentLayer } from '../../src/builder/sandbox.js';
 import { isDimgError } from '../../src/errors.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { requireRoot, requireTool, run } from '../support/tools.js';

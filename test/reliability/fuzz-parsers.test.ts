@@ -10,8 +10,8 @@ import { readFileSync, readdirSync, mkdirSync, writeFileSync, statSync } from 'n
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { isDimgError } from '../../src/errors.js';
-import { loadSpecText } from '../../src/spec/load.js';
-import { nodeSpecPorts } from '../../src/spec/node-ports.js';
+import { loadSpecText } from '../../src/specfile/load.js';
+import { nodeSpecPorts } from '../../src/specfile/node-ports.js';
 import { formatReference, parseReference } from '../../src/oci/reference.js';
 import { manifestMediaType, verifyManifest, parseImageManifest, parseIndex } from '../../src/registry/manifest.js';
 import { isDigest, sha256 } from '../../src/oci/digest.js';

@@ -23,8 +23,8 @@ import { tempDir } from '../support/tmp.js';
 import { Store } from '../../src/store/store.js';
 import { storeOptions } from '../../src/store/defaults.js';
 import { Planner } from '../../src/exec/planner.js';
-import { loadSpec } from '../../src/spec/load.js';
-import { nodeSpecPorts } from '../../src/spec/node-ports.js';
+import { loadSpec } from '../../src/specfile/load.js';
+import { nodeSpecPorts } from '../../src/specfile/node-ports.js';
 
 const SOAK = process.env.DIMG_SOAK === '1';
 const MiB = 1 << 20;

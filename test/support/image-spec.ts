@@ -1,5 +1,5 @@
 /** ImageSpecs for tests that call the builder directly, without a spec file. */
-import type { ImageSpec, Step } from '../../src/spec/model.js';
+import type { ImageSpec, Step } from '../../src/specfile/model.js';
 
 /**
  * A normalised ImageSpec as the loader would make it: image `key` on `from` with `steps`, tagged

@@ -1,9 +1,9 @@
 /** Stage 4 of the Dockerfile frontend alone: expanded instructions → steps, the stage graph, --target. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileArg, compileFrom, compileInstruction, type CompileContext } from '../../src/spec/dockerfile-compile.js';
-import { Scope } from '../../src/spec/dockerfile-expand.js';
-import { StageGraph } from '../../src/spec/dockerfile-stages.js';
+import { compileArg, compileFrom, compileInstruction, type CompileContext } from '../../src/specfile/dockerfile-compile.js';
+import { Scope } from '../../src/specfile/dockerfile-expand.js';
+import { StageGraph } from '../../src/specfile/dockerfile-stages.js';
 
 function context(imageKeys?: ReadonlySet<string>): CompileContext & { errors: string[] } {
   const errors: string[] = [];

@@ -1,8 +1,8 @@
 /** Stage 3 of the Dockerfile frontend alone: which variables are visible, and their substitution. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { expandInstruction, platformArgs, Scope } from '../../src/spec/dockerfile-expand.js';
-import type { TypedInstruction } from '../../src/spec/dockerfile-instructions.js';
+import { expandInstruction, platformArgs, Scope } from '../../src/specfile/dockerfile-expand.js';
+import type { TypedInstruction } from '../../src/specfile/dockerfile-instructions.js';
 
 const vars = (entries: Record<string, string>) => new Map(Object.entries(entries));
 

@@ -10,8 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compileDockerfile, dockerfileImageSpecs, SpecError, type CompileDockerfileOptions } from '../../src/spec/index.js';
-import { nodeSpecFs } from '../../src/spec/node-ports.js';
+import { compileDockerfile, dockerfileImageSpecs, SpecError, type CompileDockerfileOptions } from '../../src/specfile/index.js';
+import { nodeSpecFs } from '../../src/specfile/node-ports.js';
 import { REPO_ROOT } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 

@@ -1,8 +1,8 @@
 /** Stage 2 of the Dockerfile frontend alone: raw instructions → typed instructions, flags checked. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDockerfile } from '../../src/spec/dockerfile-parse.js';
-import { checkKeywordAndFlags, typeInstruction } from '../../src/spec/dockerfile-instructions.js';
+import { parseDockerfile } from '../../src/specfile/dockerfile-parse.js';
+import { checkKeywordAndFlags, typeInstruction } from '../../src/specfile/dockerfile-instructions.js';
 
 /** The single instruction of `text`, typed (or its error). */
 const typed = (text: string, escape = '\\') => typeInstruction(parseDockerfile(text).instructions[0]!, escape);

@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { compileDockerfile, dockerfileImageSpecs, SpecError } from '../../src/spec/index.js';
-import { parseDockerfile } from '../../src/spec/dockerfile-parse.js';
-import { processWord, processWords } from '../../src/spec/dockerfile-words.js';
-import { nodeSpecFs } from '../../src/spec/node-ports.js';
+import { compileDockerfile, dockerfileImageSpecs, SpecError } from '../../src/specfile/index.js';
+import { parseDockerfile } from '../../src/specfile/dockerfile-parse.js';
+import { processWord, processWords } from '../../src/specfile/dockerfile-words.js';
+import { nodeSpecFs } from '../../src/specfile/node-ports.js';
 import { tempDir } from '../support/tmp.js';
 
 const compile = (text: string, extra: Partial<Parameters<typeof compileDockerfile>[0]> = {}) => compileDockerfile({ text, file: 'Dockerfile', key: 'app', ...extra });

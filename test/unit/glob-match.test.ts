@@ -11,11 +11,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { fileURLToPath } from 'node:url';
-import { IgnoreMatcher } from '../../src/spec/ignore.js';
-import { Glob, IGNORE_SYNTAX, globSegmentMatcher } from '../../src/spec/glob.js';
+import { IgnoreMatcher } from '../../src/specfile/ignore.js';
+import { Glob, IGNORE_SYNTAX, globSegmentMatcher } from '../../src/specfile/glob.js';
 
-const IGNORE_MODULE = fileURLToPath(new URL('../../src/spec/ignore.js', import.meta.url));
-const GLOB_MODULE = fileURLToPath(new URL('../../src/spec/glob.js', import.meta.url));
+const IGNORE_MODULE = fileURLToPath(new URL('../../src/specfile/ignore.js', import.meta.url));
+const GLOB_MODULE = fileURLToPath(new URL('../../src/specfile/glob.js', import.meta.url));
 
 /** Runs `body` (an ES module script) in a child node, killed after `ms`; returns its status and output. */
 function runBounded(body: string, ms: number): { status: number | null; signal: string | null; ms: number; out: string } {

@@ -5,8 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { loadSpec, SpecError, formatProblems } from '../../src/spec/index.js';
-import { nodeSpecPorts } from '../../src/spec/node-ports.js';
+import { loadSpec, SpecError, formatProblems } from '../../src/specfile/index.js';
+import { nodeSpecPorts } from '../../src/specfile/node-ports.js';
 import { REPO_ROOT } from '../support/cli.js';
 
 const DIR = join(REPO_ROOT, 'test/fixtures/specs/broken');

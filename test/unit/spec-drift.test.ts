@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { specSchema } from '../../src/spec/schema-asset.js';
-import { schemaIssues } from '../../src/spec/schema-check.js';
-import { STEP_KINDS } from '../../src/spec/model.js';
-import { SPEC_KEYS, DEFAULTS_KEYS, REGISTRY_KEYS, IMAGE_KEYS, STEP_OPTION_KEYS } from '../../src/spec/raw.js';
-import { stepFromYaml, canonicalStepJson } from '../../src/spec/steps.js';
-import { loadSpec } from '../../src/spec/index.js';
-import { nodeSpecPorts } from '../../src/spec/node-ports.js';
+import { specSchema } from '../../src/specfile/schema-asset.js';
+import { schemaIssues } from '../../src/specfile/schema-check.js';
+import { STEP_KINDS } from '../../src/specfile/model.js';
+import { SPEC_KEYS, DEFAULTS_KEYS, REGISTRY_KEYS, IMAGE_KEYS, STEP_OPTION_KEYS } from '../../src/specfile/raw.js';
+import { stepFromYaml, canonicalStepJson } from '../../src/specfile/steps.js';
+import { loadSpec } from '../../src/specfile/index.js';
+import { nodeSpecPorts } from '../../src/specfile/node-ports.js';
 import { REPO_ROOT } from '../support/cli.js';
 
 type S = { properties?: Record<string, unknown>; definitions?: Record<string, S>; oneOf?: { required: string[] }[]; allOf?: { if?: { required: string[] }; then?: { $ref: string } }[] };
@@ -85,7 +85,7 @@ test('every example round-trips: schema-valid as parsed, and each declared image
 });
 
 test('pure spec modules touch neither the disk nor the process (only node-ports.ts and the schema asset do)', () => {
-  const dir = join(REPO_ROOT, 'src/spec');
+  const dir = join(REPO_ROOT, 'src/specfile');
   for (const f of readdirSync(dir).filter((n) => n.endsWith('.ts') && n !== 'node-ports.ts' && n !== 'schema-asset.ts')) {
     const src = readFileSync(join(dir, f), 'utf8');
     assert.doesNotMatch(src, /from 'node:(fs|fs\/promises|child_process|os|process)'/, f);

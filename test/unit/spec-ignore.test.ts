@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IgnoreMatcher } from '../../src/spec/ignore.js';
+import { IgnoreMatcher } from '../../src/specfile/ignore.js';
 
 test('Docker ignore semantics: *, **, ?, leading /, comments, parent dirs, last match wins', () => {
   const m = IgnoreMatcher.parse(['# comment', '', '*.log', '/tmp', 'build/', '**/*.bak', 'docs/?.md', '!docs/keep.md', 'node_modules', '!important.log', 'a/**/z'].join('\n'));

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { loadSpec, canonicalStepJson, SpecError, type Spec, type Step } from '../../src/spec/index.js';
-import { nodeSpecPorts } from '../../src/spec/node-ports.js';
-import { renderTemplate, sanitiseForTag } from '../../src/spec/template.js';
-import type { SpecPorts } from '../../src/spec/ports.js';
+import { loadSpec, canonicalStepJson, SpecError, type Spec, type Step } from '../../src/specfile/index.js';
+import { nodeSpecPorts } from '../../src/specfile/node-ports.js';
+import { renderTemplate, sanitiseForTag } from '../../src/specfile/template.js';
+import type { SpecPorts } from '../../src/specfile/ports.js';
 import { tempDir } from '../support/tmp.js';
 import { REPO_ROOT } from '../support/cli.js';
 

@@ -7,12 +7,12 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DimgError } from '../../errors.js';
-import { buildSpec, buildImage, FileDigests, type BuiltImage } from '../../build/index.js';
-import { DEFAULT_SPEC_FILE } from '../../spec/model.js';
+import { buildSpec, buildImage, FileDigests, type BuiltImage } from '../../builder/index.js';
+import { DEFAULT_SPEC_FILE } from '../../specfile/model.js';
 // The Dockerfile frontend alone: `image build` does not load the YAML parser and schema validator.
-import { dockerfileImageSpecs } from '../../spec/dockerfile-images.js';
-import { ENTITLEMENTS } from '../../spec/dockerfile.js';
-import { nodeSpecPorts } from '../../spec/node-ports.js';
+import { dockerfileImageSpecs } from '../../specfile/dockerfile-images.js';
+import { ENTITLEMENTS } from '../../specfile/dockerfile.js';
+import { nodeSpecPorts } from '../../specfile/node-ports.js';
 import { familiarString, parseReference } from '../../oci/reference.js';
 import { positiveInt } from '../build-output.js';
 import { buildRenderer as renderer } from '../../progress/build.js';
@@ -36,7 +36,7 @@ export function register(program: Command): void {
         images = [file, ...images];
         specFile = undefined;
       }
-      const { loadSpec } = await import('../../spec/load.js');
+      const { loadSpec } = await import('../../specfile/load.js');
       const spec = await loadSpec(specFile ?? DEFAULT_SPEC_FILE, nodeSpecPorts());
       const store = await openStoreFor(cmd);
       const render = renderer(stdoutIsTty());

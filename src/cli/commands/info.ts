@@ -10,7 +10,7 @@ import { openStoreFor } from '../context.js';
 import { humanSize } from '../format.js';
 import type { Store } from '../../store/store.js';
 import { loadImage } from '../../image/local-image.js';
-import { hostTool } from '../../build/tools.js';
+import { hostTool } from '../../builder/tools.js';
 
 /** What `dimg info` reports (also its `--format json` shape). */
 export interface InfoReport {

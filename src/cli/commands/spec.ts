@@ -4,9 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { loadSpec, DEFAULT_SPEC_FILE, displayPath, formatProblems, specSummary, formatSummary, SpecError } from '../../spec/index.js';
-import { nodeSpecPorts } from '../../spec/node-ports.js';
-import { schemaPath } from '../../spec/schema-asset.js';
+import { loadSpec, DEFAULT_SPEC_FILE, displayPath, formatProblems, specSummary, formatSummary, SpecError } from '../../specfile/index.js';
+import { nodeSpecPorts } from '../../specfile/node-ports.js';
+import { schemaPath } from '../../specfile/schema-asset.js';
 
 /** Adds `validate` and `schema` to the program. */
 export function register(program: Command): void {

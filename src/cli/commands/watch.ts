@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { DimgError } from '../../errors.js';
-import { DEFAULT_SPEC_FILE } from '../../spec/load.js';
+import { DEFAULT_SPEC_FILE } from '../../specfile/load.js';
 import { WatchLoop } from '../../watch/loop.js';
 import { watchReporter } from '../../watch/report.js';
 import { openStoreFor } from '../context.js';

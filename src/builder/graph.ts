@@ -5,7 +5,7 @@
  */
 import pLimit from 'p-limit';
 import { DimgError } from '../errors.js';
-import type { ImageSpec, Spec } from '../spec/model.js';
+import type { ImageSpec, Spec } from '../specfile/model.js';
 import { buildImage, type BuildOptions, type BuiltImage } from './builder.js';
 import { FileDigests } from './file-digests.js';
 

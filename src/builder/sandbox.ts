@@ -10,7 +10,7 @@
  * namespaces that hold the overlay mount and the network: crun pivots into the root (the host's root
  * is detached, not merely hidden by a chroot), mounts /proc with the non-namespaced parts read-only
  * or masked and a /dev of its own, drops capabilities, sets no_new_privs and loads a seccomp filter
- * (src/build/confinement.ts) before it executes the command with the image's env, user and working dir.
+ * (src/builder/confinement.ts) before it executes the command with the image's env, user and working dir.
  *
  * Nothing outlives the step: mounts exist only inside the step's mount namespace (they vanish with
  * its last process), the PID namespace is killed when dimg dies (`setpriv --pdeathsig` +

@@ -13,7 +13,7 @@ import type { Descriptor, ImageConfig, Platform } from '../oci/types.js';
 import { findImage } from '../image/find.js';
 import { claimImage } from '../image/local-image.js';
 import type { Store } from '../store/store.js';
-import type { ImageSpec } from '../spec/model.js';
+import type { ImageSpec } from '../specfile/model.js';
 import type { StoredLayer } from './layer-blobs.js';
 import { rootfsKey, scratchKey } from './keys.js';
 import type { FileDigests } from './file-digests.js';

@@ -3,7 +3,7 @@
  * a PID namespace that dies with dimg, and a network namespace unless `network: host`), on the
  * host's /bin/sh. It prepares what the runtime cannot: the overlay mount of the step's root and the
  * loopback interface; reports "ready" on fd 3; then executes crun, which
- * confines the command (src/build/runtime-config.ts). Every mount lives only in the step's mount
+ * confines the command (src/builder/runtime-config.ts). Every mount lives only in the step's mount
  * namespaces, so it disappears with the step's last process, even when dimg itself is killed.
  */
 

@@ -13,18 +13,18 @@
  */
 import { lstatSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { IGNORE_FILES } from '../spec/ignore.js';
+import { IGNORE_FILES } from '../specfile/ignore.js';
 import { canonicalJson } from '../oci/canonical-json.js';
 import { sha256, type Digest } from '../oci/digest.js';
 import type { ContainerConfig, Platform } from '../oci/types.js';
-import type { CopyFrom, CopyStep, ImageSpec } from '../spec/model.js';
+import type { CopyFrom, CopyStep, ImageSpec } from '../specfile/model.js';
 import { DimgError } from '../errors.js';
 import { applyConfigStep, applyImageLevel } from './config-steps.js';
 import { contextFilter, loadIgnore, resolveCopy, type ResolvedCopy } from './copy-step.js';
 import { copyInputDigest, type CopyFilter, type CopySource } from './copy-inputs.js';
 import { stepKey } from './step-key.js';
 import type { FileDigests } from './file-digests.js';
-import type { IgnoreMatcher } from '../spec/ignore.js';
+import type { IgnoreMatcher } from '../specfile/ignore.js';
 
 /** Step kinds that change only the config (no layer). */
 export const CONFIG_ONLY_STEPS: ReadonlySet<string> = new Set(['env', 'workdir', 'user', 'label', 'expose', 'volume', 'shell', 'stopsignal', 'healthcheck']);

@@ -4,7 +4,7 @@
  */
 import { posix } from 'node:path';
 import type { ContainerConfig, HealthConfig } from '../oci/types.js';
-import type { ImageSpec, Step } from '../spec/model.js';
+import type { ImageSpec, Step } from '../specfile/model.js';
 
 /** The default shell of shell-form RUN and CMD. */
 export const DEFAULT_SHELL = ['/bin/sh', '-c'] as const;

@@ -1,6 +1,6 @@
 /**
  * The spec's JSON Schema, `schemas/images.schema.json`, loaded once from the package. This is the
- * only file of `src/spec` that reads from disk, and only the package's own immutable asset.
+ * only file of `src/specfile` that reads from disk, and only the package's own immutable asset.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';

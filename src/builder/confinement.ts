@@ -5,7 +5,7 @@
  * difference: CAP_MKNOD is dropped too. A daemon's containers get a device cgroup that makes mknod
  * harmless; dimg runs without cgroups, so a node for the host's disk would be a way out.
  *
- * These are data for the OCI runtime configuration (src/build/runtime-config.ts); the runtime (crun)
+ * These are data for the OCI runtime configuration (src/builder/runtime-config.ts); the runtime (crun)
  * applies them after pivot_root, as the last thing before it executes the step's command.
  */
 

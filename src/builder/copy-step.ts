@@ -8,13 +8,13 @@
 import { constants as fsConstants, createReadStream, promises as fs } from 'node:fs';
 import { join, posix, relative } from 'node:path';
 import { DimgError } from '../errors.js';
-import type { CopyStep } from '../spec/model.js';
-import { IGNORE_FILES, IgnoreMatcher } from '../spec/ignore.js';
+import type { CopyStep } from '../specfile/model.js';
+import { IGNORE_FILES, IgnoreMatcher } from '../specfile/ignore.js';
 import { compareBytes } from '../layer/paths.js';
 import type { CopyFilter, CopySource } from './copy-inputs.js';
 import type { LayerView } from './layer-view.js';
 import { resolveUser } from './users.js';
-import { expandSource, keptSources, WILDCARD, type SourceMatch, type SourceTree } from '../spec/glob.js';
+import { expandSource, keptSources, WILDCARD, type SourceMatch, type SourceTree } from '../specfile/glob.js';
 import { readDirScoped, readTextScoped, resolveScoped, type ScopedEntry } from '../layer/scoped-path.js';
 
 /** A copy step resolved against its source root. */

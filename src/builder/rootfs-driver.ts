@@ -1,7 +1,7 @@
 /**
  * How a RUN step gets a writable root over its parent layers, and how its change is read back: the
  * two halves that differ between the overlay and copy drivers, behind one seam (`RootfsDriver`), so
- * the sandbox (src/build/sandbox.ts) holds no `if (driver === …)`. A rootless driver (issue #18) is
+ * the sandbox (src/builder/sandbox.ts) holds no `if (driver === …)`. A rootless driver (issue #18) is
  * a third implementation.
  *
  * - overlay: the parents are the store's unpacked layer dirs (unpacked once, shared), stacked under

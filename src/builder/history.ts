@@ -2,7 +2,7 @@
  * How steps read in `created_by` of the image history and in build output, Docker-style:
  * `RUN /bin/sh -c make`, `COPY site/ /srv/`, `ENV PORT=8080`, `CMD ["httpd","-f"]`.
  */
-import type { Step } from '../spec/model.js';
+import type { Step } from '../specfile/model.js';
 
 /** The instruction text of a step, given the shell in effect for shell-form RUN. */
 export function describeStep(step: Step, shell: readonly string[]): string {
