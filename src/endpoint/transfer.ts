@@ -1,55 +1,20 @@
 /**
- * Moving an image (a manifest or a whole index) from any ImageSource to any ImageSink, keeping
- * digests: blobs first (in parallel, bounded), then child manifests by digest, then the top manifest
- * under the requested tag. Registry→registry copy, pull (registry → store) and push (store →
- * registry) are all this one function with different source/sink adapters.
+ * The one image transfer: from any ImageSource to any ImageSink (types.ts), keeping digests. Blobs
+ * first (in parallel, at most `concurrency` at once, each blob once, those the sink has skipped),
+ * then child manifests by digest, then the top manifest under each requested ref, then the sink's
+ * commit. With `allPlatforms` an index stays an index with all its platforms (digest kept); without it,
+ * the platform asked for (default: the host's) is picked from it. Copy, pull,
+ * push and archive save/load are this function with different endpoints.
  */
-import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { DimgError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { isImageManifestType, isIndexType } from '../oci/media-types.js';
 import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/types.js';
-import { parseImageManifest, parseIndex, type ManifestBytes } from './manifest.js';
-import { selectPlatform } from './select.js';
-import { destroyOnAbort } from './abort.js';
-
-/** Where a blob lives on a registry, so a sink on the same registry can mount instead of copying. */
-export interface BlobLocation {
-  domain: string;
-  path: string;
-}
-
-/** Anything images can be read from (a registry repository, the local store, an archive). */
-export interface ImageSource {
-  /** For messages: `127.0.0.1:5000/app`. */
-  readonly name: string;
-  /** Set when the source is a registry repository (enables cross-repository mounts). */
-  readonly location?: BlobLocation;
-  /** A manifest or index by tag or digest, exact bytes. A source that can, stops when `signal` fires. */
-  manifest(ref: string, signal?: AbortSignal): Promise<ManifestBytes>;
-  /** A blob's bytes, verified against the descriptor by the source. */
-  blob(desc: Descriptor, signal?: AbortSignal): Promise<Readable>;
-}
-
-/** How a blob ended up in a sink. */
-export type BlobOutcome = 'exists' | 'mounted' | 'uploaded';
-
-/** Anything images can be written to. */
-export interface ImageSink {
-  readonly name: string;
-  /** Stores a blob unless present; `open` may be called more than once (one fresh stream per attempt). */
-  putBlob(desc: Descriptor, open: () => Promise<Readable>, from?: BlobLocation): Promise<BlobOutcome>;
-  /** Stores manifest bytes under `ref` (a tag, or the manifest's digest for index children). */
-  putManifest(ref: string, m: ManifestBytes): Promise<void>;
-  /** True when the sink already has this manifest digest (lets a re-push skip all blob checks). */
-  hasManifest?(digest: Digest): Promise<boolean>;
-}
-
-/** Progress events, one per blob and manifest written. */
-export type TransferEvent =
-  | { kind: 'blob'; digest: Digest; size: number; mediaType: string; outcome: BlobOutcome }
-  | { kind: 'manifest'; digest: Digest; mediaType: string; ref: string };
+import { parseImageManifest, parseIndex } from '../registry/manifest.js';
+import { selectPlatform } from '../registry/select.js';
+import { destroyOnAbort } from '../registry/abort.js';
+import type { ImageSink, ImageSource, ManifestBytes, TransferEvent } from './types.js';
 
 /** Options of a transfer. */
 export interface TransferOptions {
@@ -62,10 +27,12 @@ export interface TransferOptions {
   onEvent?: (e: TransferEvent) => void;
   /**
    * Stops the transfer: requests in flight are aborted, blob streams destroyed (so a sink discards
-   * what it had written of them), no manifest is written after it fired, and the transfer rejects
-   * (TRANSFER_CANCELLED, or ABORTED from a request that was in flight).
+   * what it had written of them), no manifest is written after it fired, the sink is aborted, and the
+   * transfer rejects (TRANSFER_CANCELLED, or ABORTED from a request that was in flight).
    */
   signal?: AbortSignal;
+  /** Leave the sink open (no commit, no abort): the caller puts more into it and commits it itself. */
+  keepOpen?: boolean;
 }
 
 /** What was written: the top manifest as stored in the sink. */
@@ -76,11 +43,26 @@ export interface TransferResult {
 }
 
 /**
- * Copies the image `ref` of `src` to `dst` under each of `dstRefs` (tags, or the digest). With an index
- * and no `allPlatforms`, the selected platform's manifest is copied instead and its digest returned.
- * Digests are kept: manifests are written as the exact source bytes.
+ * Copies the image `ref` of `src` to `dst` under each of `dstRefs` (tags, or none: then under its
+ * digest). With an index and no `allPlatforms`, the selected platform's manifest is copied instead
+ * and its digest returned. Manifests are written as the exact source bytes. On success the sink is
+ * committed; on any failure it is aborted (unless `keepOpen`), so the destination names nothing new.
  */
-export async function transferImage(src: ImageSource, dst: ImageSink, ref: string, dstRefs: string[], opts: TransferOptions = {}): Promise<TransferResult> {
+export async function transfer(src: ImageSource, ref: string, dst: ImageSink, dstRefs: readonly string[], opts: TransferOptions = {}): Promise<TransferResult> {
+  try {
+    const r = await copyImage(src, ref, dst, dstRefs, opts);
+    if (!opts.keepOpen) {
+      checkSignal(opts.signal, `transfer of ${src.name}:${ref}`);
+      await dst.commit?.();
+    }
+    return r;
+  } catch (e) {
+    if (!opts.keepOpen) await dst.abort?.().catch(() => undefined);
+    throw e;
+  }
+}
+
+async function copyImage(src: ImageSource, ref: string, dst: ImageSink, dstRefs: readonly string[], opts: TransferOptions): Promise<TransferResult> {
   const limit = pLimit(opts.concurrency ?? 4);
   const what = `transfer of ${src.name}:${ref}`;
   const { signal } = opts;
@@ -131,7 +113,8 @@ async function copyTree(src: ImageSource, dst: ImageSink, m: ManifestBytes, limi
       if (!p) {
         p = limit(async () => {
           checkSignal(signal, what);
-          const outcome = await dst.putBlob(desc, async () => destroyOnAbort(await src.blob(desc, signal), signal, () => transferCancelled(what)), src.location);
+          const open = async () => destroyOnAbort(await src.blob(desc, signal), signal, () => transferCancelled(what));
+          const outcome = await dst.putBlob(desc, open, src.location);
           opts.onEvent?.({ kind: 'blob', digest: desc.digest, size: desc.size, mediaType: desc.mediaType, outcome });
         });
         seen.set(desc.digest, p);
