@@ -3,20 +3,17 @@
  * (sockets, retries, redaction), one RegistryAuth per registry (challenges, token cache, credentials),
  * the mirror configuration, and hands out RemoteRepository handles and image sources/sinks.
  */
-import type { Readable } from 'node:stream';
 import { DimgError, isDimgError, messageOf } from '../errors.js';
-import type { Digest } from '../oci/digest.js';
 import type { Reference } from '../oci/reference.js';
 import type { Descriptor } from '../oci/types.js';
 import { RegistryAuth, type AuthPolicy } from './auth.js';
 import { lookupCredential, type Credential, type CredentialOptions } from './credentials.js';
 import { apiHost, normaliseRegistry, registryBaseUrl } from './hosts.js';
-import type { ManifestBytes } from './manifest.js';
 import { RemoteRepository, nextLink, type RepositoryTuning } from './repository.js';
 import { registryError } from './errors.js';
 import { registrySink, registrySource } from '../endpoint/registry.js';
 import { transfer, type TransferOptions, type TransferResult } from '../endpoint/transfer.js';
-import type { ImageSink, ImageSource } from '../endpoint/types.js';
+import type { ImageSource } from '../endpoint/types.js';
 import { probeTls } from './tls-probe.js';
 import { Transport, type TransportOptions } from './transport.js';
 
