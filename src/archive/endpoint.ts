@@ -26,7 +26,8 @@ import { DimgError } from '../errors.js';
 import { VerifyingStream, digestHex, isDigest, type Digest } from '../oci/digest.js';
 import { MediaType, isImageManifestType, isIndexType } from '../oci/media-types.js';
 import { familiarName, formatReference, parseReference } from '../oci/reference.js';
-import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, type Descriptor, type ImageIndex, type ImageManifest } from '../oci/types.js';
+import { ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME } from '../oci/types.js';
+import type { Descriptor, ImageIndex, ImageManifest } from '../oci/types.js';
 import type { BlobOutcome, ImageSink, ImageSource, ManifestBytes } from '../endpoint/types.js';
 import { Store } from '../store/store.js';
 import { storeSource } from '../transfer/store-sink.js';
@@ -41,21 +42,24 @@ export function dockerArchiveSource(file: string): ImageSource & { images(): Pro
     (opened ??= (async () => {
       root = mkdtempSync(join(tmpdir(), 'dimg-archive-'));
       const store = await Store.open(root);
-      const images = await loadArchive(store, createReadStream(file, { highWaterMark: 1 << 20 }), `archive ${file}`).catch((e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT') throw new DimgError('ARCHIVE_NOT_FOUND', `archive ${file} does not exist`, 'check the path after docker-archive:');
-        throw e;
+      const input = createReadStream(file, { highWaterMark: 1 << 20 });
+      const images = await loadArchive(store, input, `archive ${file}`).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+        const hint = 'check the path after docker-archive:';
+        throw new DimgError('ARCHIVE_NOT_FOUND', `archive ${file} does not exist`, hint);
       });
       return { store, images };
     })());
   const pick = (images: LoadedImage[], ref: string): LoadedImage => {
     const all = images.flatMap((l) => l.names).join(', ') || 'none';
+    const hint = `name one: docker-archive:${file}:NAME:TAG (names: ${all})`;
     if (ref === '') {
       if (images.length === 1) return images[0]!;
-      throw new DimgError('ARCHIVE_AMBIGUOUS', `archive ${file} holds ${images.length} images`, `name one: docker-archive:${file}:NAME:TAG (names: ${all})`);
+      throw new DimgError('ARCHIVE_AMBIGUOUS', `archive ${file} holds ${images.length} images`, hint);
     }
     const full = fullName(ref);
     const hit = images.find((l) => l.names.includes(full) || l.names.some((n) => parseReference(n).tag === ref));
-    if (!hit) throw new DimgError('IMAGE_NOT_FOUND', `archive ${file} has no image named ${ref}`, `name one: docker-archive:${file}:NAME:TAG (names: ${all})`);
+    if (!hit) throw new DimgError('IMAGE_NOT_FOUND', `archive ${file} has no image named ${ref}`, hint);
     return hit;
   };
   return {
@@ -64,12 +68,18 @@ export function dockerArchiveSource(file: string): ImageSource & { images(): Pro
     async manifest(ref: string): Promise<ManifestBytes> {
       const { store, images } = await open();
       const digest = isDigest(ref) ? ref : pick(images, ref).descriptor.digest;
-      if (!(await store.blobs.has(digest))) throw new DimgError('IMAGE_NOT_FOUND', `archive ${file} has no manifest ${digest}`, 'the archive does not hold that image');
+      if (!(await store.blobs.has(digest))) {
+        const hint = 'the archive does not hold it';
+        throw new DimgError('IMAGE_NOT_FOUND', `archive ${file} has no manifest ${digest}`, hint);
+      }
       return storeSource(store).manifest(digest);
     },
     async blob(d: Descriptor): Promise<Readable> {
       const { store } = await open();
-      if (!(await store.blobs.has(d.digest))) throw new DimgError('BLOB_NOT_FOUND', `archive ${file} has no blob ${d.digest}`, 'the archive is incomplete; save it again');
+      if (!(await store.blobs.has(d.digest))) {
+        const hint = 'the archive is incomplete; save it again';
+        throw new DimgError('BLOB_NOT_FOUND', `archive ${file} has no blob ${d.digest}`, hint);
+      }
       return store.blobs.open(d.digest, d.size);
     },
     async close(): Promise<void> {
@@ -115,7 +125,8 @@ export function dockerArchiveSink(file: string, opts: DockerArchiveSinkOptions =
     }
     return pack;
   };
-  const entry = (path: string, size: number, src: Readable, verify?: { digest: Digest; subject: string }): Promise<void> =>
+  type Check = { digest: Digest; subject: string };
+  const entry = (path: string, size: number, src: Readable, verify?: Check): Promise<void> =>
     entries(async () => {
       if (failed) throw failed;
       const e = start().entry({ name: path, type: 'file', mode: 0o644, mtime: new Date(0), size, uid: 0, gid: 0 });
@@ -132,7 +143,8 @@ export function dockerArchiveSink(file: string, opts: DockerArchiveSinkOptions =
   const putBytes = async (d: Digest, bytes: Buffer): Promise<void> => {
     if (written.has(d)) return;
     written.set(d, bytes.length);
-    await entry(`blobs/sha256/${digestHex(d)}`, bytes.length, Readable.from([bytes]), { digest: d, subject: `manifest ${d} for ${name}` });
+    const check = { digest: d, subject: `manifest ${d} for ${name}` };
+    await entry(`blobs/sha256/${digestHex(d)}`, bytes.length, Readable.from([bytes]), check);
   };
   return {
     name,
@@ -140,7 +152,8 @@ export function dockerArchiveSink(file: string, opts: DockerArchiveSinkOptions =
       if (written.has(desc.digest)) return 'exists';
       written.set(desc.digest, desc.size);
       try {
-        await entry(`blobs/sha256/${digestHex(desc.digest)}`, desc.size, await open(), { digest: desc.digest, subject: `blob ${desc.digest} for ${name}` });
+        const check = { digest: desc.digest, subject: `blob ${desc.digest} for ${name}` };
+        await entry(`blobs/sha256/${digestHex(desc.digest)}`, desc.size, await open(), check);
       } catch (e) {
         written.delete(desc.digest);
         throw e;
@@ -179,18 +192,26 @@ export function dockerArchiveSink(file: string, opts: DockerArchiveSinkOptions =
 }
 
 /** index.json, manifest.json and repositories for the manifests and tags a sink received. */
-function archiveMetadata(manifests: Map<Digest, ManifestBytes>, tags: { ref: string; digest: Digest }[], repository: string | undefined): { index: Buffer; manifestJson: Buffer; repositories: Buffer } {
+function archiveMetadata(
+  manifests: Map<Digest, ManifestBytes>,
+  tags: { ref: string; digest: Digest }[],
+  repository: string | undefined,
+): { index: Buffer; manifestJson: Buffer; repositories: Buffer } {
+  const childrenOf = (m: ManifestBytes): Descriptor[] =>
+    isIndexType(m.mediaType) ? ((JSON.parse(m.bytes.toString('utf8')) as ImageIndex).manifests ?? []) : [];
   const children = new Set<Digest>();
-  for (const m of manifests.values()) {
-    if (isIndexType(m.mediaType)) for (const c of (JSON.parse(m.bytes.toString('utf8')) as ImageIndex).manifests ?? []) children.add(c.digest);
-  }
+  for (const m of manifests.values()) for (const c of childrenOf(m)) children.add(c.digest);
   const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
   const rows: { Config: string; RepoTags: string[]; Layers: string[] }[] = [];
   const repos: Record<string, Record<string, string>> = {};
-  const describe = (m: ManifestBytes): Descriptor => ({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length });
+  const describe = (m: ManifestBytes): Descriptor => ({
+    mediaType: m.mediaType,
+    digest: m.digest,
+    size: m.bytes.length,
+  });
   const row = (m: ManifestBytes, repoTag?: { familiar: string; tag: string }) => {
     const images = isIndexType(m.mediaType)
-      ? ((JSON.parse(m.bytes.toString('utf8')) as ImageIndex).manifests ?? []).map((c) => manifests.get(c.digest)).filter((c): c is ManifestBytes => c !== undefined)
+      ? childrenOf(m).flatMap((c) => manifests.get(c.digest) ?? [])
       : [m];
     for (const [i, img] of images.entries()) {
       if (!isImageManifestType(img.mediaType)) continue;
@@ -198,7 +219,8 @@ function archiveMetadata(manifests: Map<Digest, ManifestBytes>, tags: { ref: str
       const layers = man.layers.map((l) => `blobs/sha256/${digestHex(l.digest)}`);
       // docker load names one image per tag: the index's first platform carries it.
       const named = repoTag && i === 0;
-      rows.push({ Config: `blobs/sha256/${digestHex(man.config.digest)}`, RepoTags: named ? [`${repoTag.familiar}:${repoTag.tag}`] : [], Layers: layers });
+      const RepoTags = named ? [`${repoTag.familiar}:${repoTag.tag}`] : [];
+      rows.push({ Config: `blobs/sha256/${digestHex(man.config.digest)}`, RepoTags, Layers: layers });
       const top = man.layers[man.layers.length - 1];
       if (named && top) (repos[repoTag.familiar] ??= {})[repoTag.tag] = digestHex(top.digest);
     }
@@ -212,7 +234,8 @@ function archiveMetadata(manifests: Map<Digest, ManifestBytes>, tags: { ref: str
     }
     const full = `${repository}:${t.ref}`;
     const familiar = familiarName(parseReference(full));
-    index.manifests.push({ ...describe(m), annotations: { [ANNOTATION_IMAGE_NAME]: full, [ANNOTATION_REF_NAME]: t.ref } });
+    const annotations = { [ANNOTATION_IMAGE_NAME]: full, [ANNOTATION_REF_NAME]: t.ref };
+    index.manifests.push({ ...describe(m), annotations });
     row(m, { familiar, tag: t.ref });
   }
   const tagged = new Set(tags.map((t) => t.digest));

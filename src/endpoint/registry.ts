@@ -37,7 +37,10 @@ export interface RegistrySinkOptions {
 }
 
 /** An ImageSink writing to one repository; see the module comment. */
-export function registrySink(repo: RemoteRepository, opts: RegistrySinkOptions | ((d: Descriptor, sent: number) => void) = {}): ImageSink {
+export function registrySink(
+  repo: RemoteRepository,
+  opts: RegistrySinkOptions | ((d: Descriptor, sent: number) => void) = {},
+): ImageSink {
   const o: RegistrySinkOptions = typeof opts === 'function' ? { onBytes: opts } : opts;
   const check = o.check ?? (() => undefined);
   return {
@@ -69,13 +72,19 @@ export function registrySink(repo: RemoteRepository, opts: RegistrySinkOptions |
  * applies at once) hit this; the state settles within milliseconds, so a few retries converge, while
  * a blob that is really missing still fails after them.
  */
-export async function putManifestSettling(repo: { putManifest(ref: string, bytes: Buffer, mediaType: string): Promise<Digest> }, ref: string, m: ManifestBytes, check: () => void): Promise<void> {
+export async function putManifestSettling(
+  repo: { putManifest(ref: string, bytes: Buffer, mediaType: string): Promise<Digest> },
+  ref: string,
+  m: ManifestBytes,
+  check: () => void,
+): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await repo.putManifest(ref, m.bytes, m.mediaType);
       return;
     } catch (e) {
-      const racing = isDimgError(e) && (e.code === 'REGISTRY_DIGEST_INVALID' || e.code === 'REGISTRY_MANIFEST_BLOB_UNKNOWN');
+      const racing =
+        isDimgError(e) && (e.code === 'REGISTRY_DIGEST_INVALID' || e.code === 'REGISTRY_MANIFEST_BLOB_UNKNOWN');
       if (!racing || attempt >= 4) throw e;
       check();
       await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));

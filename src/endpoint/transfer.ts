@@ -48,7 +48,13 @@ export interface TransferResult {
  * and its digest returned. Manifests are written as the exact source bytes. On success the sink is
  * committed; on any failure it is aborted (unless `keepOpen`), so the destination names nothing new.
  */
-export async function transfer(src: ImageSource, ref: string, dst: ImageSink, dstRefs: readonly string[], opts: TransferOptions = {}): Promise<TransferResult> {
+export async function transfer(
+  src: ImageSource,
+  ref: string,
+  dst: ImageSink,
+  dstRefs: readonly string[],
+  opts: TransferOptions = {},
+): Promise<TransferResult> {
   try {
     const r = await copyImage(src, ref, dst, dstRefs, opts);
     if (!opts.keepOpen) {
@@ -62,7 +68,13 @@ export async function transfer(src: ImageSource, ref: string, dst: ImageSink, ds
   }
 }
 
-async function copyImage(src: ImageSource, ref: string, dst: ImageSink, dstRefs: readonly string[], opts: TransferOptions): Promise<TransferResult> {
+async function copyImage(
+  src: ImageSource,
+  ref: string,
+  dst: ImageSink,
+  dstRefs: readonly string[],
+  opts: TransferOptions,
+): Promise<TransferResult> {
   const limit = pLimit(opts.concurrency ?? 4);
   const what = `transfer of ${src.name}:${ref}`;
   const { signal } = opts;
@@ -74,7 +86,7 @@ async function copyImage(src: ImageSource, ref: string, dst: ImageSink, dstRefs:
     top = await src.manifest(d.digest, signal);
   }
   const seenBlobs = new Map<Digest, Promise<void>>();
-  await copyTree(src, dst, top, limit, seenBlobs, opts, 0, what);
+  await copyTree(src, dst, top, { limit, seen: seenBlobs, opts, what }, 0);
   const refs = dstRefs.length > 0 ? dstRefs : [top.digest];
   for (const r of refs) {
     // Nothing is named once cancelled: a tag written now would outlive the transfer that was stopped.
@@ -85,16 +97,27 @@ async function copyImage(src: ImageSource, ref: string, dst: ImageSink, dstRefs:
   return { digest: top.digest, mediaType: top.mediaType, size: top.bytes.length };
 }
 
-async function copyTree(src: ImageSource, dst: ImageSink, m: ManifestBytes, limit: ReturnType<typeof pLimit>, seen: Map<Digest, Promise<void>>, opts: TransferOptions, depth: number, what: string): Promise<void> {
+/** What one copyTree walk shares: the limiter, the blobs started, the options and the subject. */
+interface Walk {
+  limit: ReturnType<typeof pLimit>;
+  seen: Map<Digest, Promise<void>>;
+  opts: TransferOptions;
+  what: string;
+}
+
+async function copyTree(src: ImageSource, dst: ImageSink, m: ManifestBytes, walk: Walk, depth: number): Promise<void> {
+  const { limit, seen, opts, what } = walk;
   const { signal } = opts;
-  if (depth > 4) throw new DimgError('MANIFEST_INVALID', `${src.name}: indexes nested deeper than 4 levels`, 'the image is malformed');
+  if (depth > 4) {
+    throw new DimgError('MANIFEST_INVALID', `${src.name}: indexes nested deeper than 4 levels`, 'the image is malformed');
+  }
   if (dst.hasManifest && (await dst.hasManifest(m.digest))) return;
   if (isIndexType(m.mediaType)) {
     const index: ImageIndex = parseIndex(m);
     for (const child of unique(index.manifests)) {
       checkSignal(signal, what);
       const cm = await src.manifest(child.digest, signal);
-      await copyTree(src, dst, cm, limit, seen, opts, depth + 1, what);
+      await copyTree(src, dst, cm, walk, depth + 1);
       checkSignal(signal, what);
       await dst.putManifest(child.digest, cm);
       opts.onEvent?.({ kind: 'manifest', digest: cm.digest, mediaType: cm.mediaType, ref: cm.digest });
@@ -102,7 +125,11 @@ async function copyTree(src: ImageSource, dst: ImageSink, m: ManifestBytes, limi
     return;
   }
   if (!isImageManifestType(m.mediaType)) {
-    throw new DimgError('MANIFEST_UNSUPPORTED', `${src.name}@${m.digest}: unsupported manifest type ${m.mediaType}`, 'dimg copies OCI and Docker schema2 manifests and indexes');
+    throw new DimgError(
+      'MANIFEST_UNSUPPORTED',
+      `${src.name}@${m.digest}: unsupported manifest type ${m.mediaType}`,
+      'dimg copies OCI and Docker schema2 manifests and indexes',
+    );
   }
   const man: ImageManifest = parseImageManifest(m);
   // Layers with `urls` are foreign/non-distributable: registries do not hold them and do not require them.
@@ -126,7 +153,8 @@ async function copyTree(src: ImageSource, dst: ImageSink, m: ManifestBytes, limi
 
 /** TRANSFER_CANCELLED, the error a cancelled transfer of `what` (`pull of host/repo:tag`) fails with. */
 export function transferCancelled(what: string): DimgError {
-  return new DimgError('TRANSFER_CANCELLED', `${what} was cancelled`, 'run the command again to finish it; blobs already stored are reused');
+  const hint = 'run the command again to finish it; blobs already stored are reused';
+  return new DimgError('TRANSFER_CANCELLED', `${what} was cancelled`, hint);
 }
 
 function checkSignal(signal: AbortSignal | undefined, what: string): void {

@@ -211,7 +211,8 @@ export class RegistryClient {
     const srcRef = src.digest ?? src.tag;
     if (!srcRef) throw new DimgError('REFERENCE_INVALID', `copy source ${src.domain}/${src.path} has neither tag nor digest`, 'name a tag or digest to copy');
     const dstRefs = dst.tag ? [dst.tag] : src.tag && !dst.digest ? [src.tag] : [];
-    const result = await transfer(this.pullSource(src), srcRef, registrySink(this.repository(dst), opts.onBytes), dstRefs, opts);
+    const sink = registrySink(this.repository(dst), opts.onBytes);
+    const result = await transfer(this.pullSource(src), srcRef, sink, dstRefs, opts);
     if (dst.digest && dst.digest !== result.digest) {
       throw new DimgError('DIGEST_MISMATCH', `copy to ${dst.domain}/${dst.path}@${dst.digest}: the image copied has digest ${result.digest}`, 'name the destination by tag, or use the digest of the image being copied');
     }

@@ -45,7 +45,12 @@ interface OpenSource {
 }
 
 /** Copies the image `src` names to `dst`; see the module comment. */
-export async function copyBetween(client: RegistryClient, src: Endpoint, dst: Endpoint, opts: CopyOptions = {}): Promise<CopyResult> {
+export async function copyBetween(
+  client: RegistryClient,
+  src: Endpoint,
+  dst: Endpoint,
+  opts: CopyOptions = {},
+): Promise<CopyResult> {
   const from = await openSource(client, src);
   try {
     const tag = (explicit?: string) => explicit ?? from.tag ?? 'latest';
@@ -55,7 +60,8 @@ export async function copyBetween(client: RegistryClient, src: Endpoint, dst: En
     if (dst.kind === 'registry') {
       sink = registrySink(client.repository(dst.ref), { onBytes: opts.onBytes });
       refs = dst.ref.digest && !dst.ref.tag ? [] : [tag(dst.ref.tag)];
-      shown = formatReference({ domain: dst.ref.domain, path: dst.ref.path, tag: refs[0], digest: refs[0] ? undefined : dst.ref.digest });
+      const digest = refs[0] ? undefined : dst.ref.digest;
+      shown = formatReference({ domain: dst.ref.domain, path: dst.ref.path, tag: refs[0], digest });
     } else if (dst.kind === 'oci') {
       sink = ociLayoutSink(dst.dir);
       refs = [tag(dst.tag)];
@@ -67,9 +73,18 @@ export async function copyBetween(client: RegistryClient, src: Endpoint, dst: En
       refs = ref ? [ref.tag ?? 'latest'] : [];
       shown = `docker-archive:${dst.file}${name ? `:${name}` : ''}`;
     }
-    const r = await transfer(from.source, from.ref, sink, refs, { platform: opts.platform, allPlatforms: opts.allPlatforms, onEvent: opts.onEvent, signal: opts.signal });
+    const r = await transfer(from.source, from.ref, sink, refs, {
+      platform: opts.platform,
+      allPlatforms: opts.allPlatforms,
+      onEvent: opts.onEvent,
+      signal: opts.signal,
+    });
     if (dst.kind === 'registry' && dst.ref.digest && dst.ref.digest !== r.digest) {
-      throw new DimgError('DIGEST_MISMATCH', `copy to ${dst.ref.domain}/${dst.ref.path}@${dst.ref.digest}: the image copied has digest ${r.digest}`, 'name the destination by tag, or use the digest of the image being copied');
+      throw new DimgError(
+        'DIGEST_MISMATCH',
+        `copy to ${dst.ref.domain}/${dst.ref.path}@${dst.ref.digest}: the image copied has digest ${r.digest}`,
+        'name the destination by tag, or use the digest of the image being copied',
+      );
     }
     if (dst.kind !== 'docker-archive' || !isImageManifestType(r.mediaType)) return { ...r, shown };
     // Docker names an archived image by its ID (the config digest); say it as `docker save` users expect.
@@ -83,7 +98,10 @@ export async function copyBetween(client: RegistryClient, src: Endpoint, dst: En
 async function openSource(client: RegistryClient, e: Endpoint): Promise<OpenSource> {
   if (e.kind === 'registry') {
     const ref = e.ref.digest ?? e.ref.tag;
-    if (!ref) throw new DimgError('REFERENCE_INVALID', `copy source ${e.ref.domain}/${e.ref.path} has neither tag nor digest`, 'name a tag or digest to copy');
+    if (!ref) {
+      const what = `copy source ${e.ref.domain}/${e.ref.path}`;
+      throw new DimgError('REFERENCE_INVALID', `${what} has neither tag nor digest`, 'name a tag or digest to copy');
+    }
     return { source: client.pullSource(e.ref), ref, repository: `${e.ref.domain}/${e.ref.path}`, tag: e.ref.tag };
   }
   if (e.kind === 'oci') return { source: ociLayoutSource(e.dir), ref: e.tag ?? '', tag: e.tag };

@@ -87,7 +87,9 @@ class Fixture {
 /** A tar of `files` (deterministic headers). */
 async function tarOf(files: Record<string, string>): Promise<Buffer> {
   const pack = tar.pack();
-  for (const [name, data] of Object.entries(files)) pack.entry({ name, mtime: new Date(0), mode: 0o644, uid: 0, gid: 0 }, data);
+  for (const [name, data] of Object.entries(files)) {
+    pack.entry({ name, mtime: new Date(0), mode: 0o644, uid: 0, gid: 0 }, data);
+  }
   pack.finalize();
   const chunks: Buffer[] = [];
   for await (const c of pack as unknown as Readable) chunks.push(c as Buffer);
@@ -96,29 +98,48 @@ async function tarOf(files: Record<string, string>): Promise<Buffer> {
 
 /** Adds one image (three layers: gzip, plain tar, gzip) for `arch` and returns its manifest. */
 async function addImage(f: Fixture, arch: string, seed: string): Promise<ManifestBytes> {
-  const tars = [await tarOf({ [`a-${seed}`]: `one ${seed}` }), await tarOf({ [`b-${seed}`]: `two ${seed}`.repeat(50) }), await tarOf({ [`c-${seed}`]: randomBytes(64).toString('hex') })];
+  const tars = [
+    await tarOf({ [`a-${seed}`]: `one ${seed}` }),
+    await tarOf({ [`b-${seed}`]: `two ${seed}`.repeat(50) }),
+    await tarOf({ [`c-${seed}`]: randomBytes(64).toString('hex') }),
+  ];
   const blobs = [gzipSync(tars[0]!), tars[1]!, gzipSync(tars[2]!)];
   const types = [MediaType.ociLayerGzip, MediaType.ociLayer, MediaType.ociLayerGzip];
   const layers = blobs.map((b, i) => ({ ...f.add(b), mediaType: types[i]! }));
-  const config: ImageConfig = { architecture: arch, os: 'linux', rootfs: { type: 'layers', diff_ids: tars.map((t) => sha256(t)) }, config: {} } as ImageConfig;
+  const rootfs = { type: 'layers', diff_ids: tars.map((t) => sha256(t)) };
+  const config = { architecture: arch, os: 'linux', rootfs, config: {} } as ImageConfig;
   const cfg = { ...f.add(canonicalBytes(config)), mediaType: MediaType.ociConfig };
   const man: ImageManifest = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: cfg, layers };
   return f.manifest(man, MediaType.ociManifest);
 }
 
 /** The fixture: `v1` a multi-layer image, `multi` a two-platform index, `other` an unrelated image. */
-async function fixture(): Promise<{ f: Fixture; image: ManifestBytes; index: ManifestBytes; other: ManifestBytes }> {
+interface Fixtures {
+  f: Fixture;
+  image: ManifestBytes;
+  arm: ManifestBytes;
+  index: ManifestBytes;
+  other: ManifestBytes;
+}
+
+async function fixture(): Promise<Fixtures> {
   const f = new Fixture();
   const image = await addImage(f, 'amd64', 'v1');
   const arm = await addImage(f, 'arm64', 'arm');
-  const desc = (m: ManifestBytes, architecture: string) => ({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: { os: 'linux', architecture } });
-  const idx: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [desc(image, 'amd64'), desc(arm, 'arm64')] };
+  const desc = (m: ManifestBytes, architecture: string) => ({
+    mediaType: m.mediaType,
+    digest: m.digest,
+    size: m.bytes.length,
+    platform: { os: 'linux', architecture },
+  });
+  const manifests = [desc(image, 'amd64'), desc(arm, 'arm64')];
+  const idx: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
   const index = f.manifest(idx, MediaType.ociIndex);
   const other = await addImage(f, 'amd64', 'other');
   f.tags.set('v1', image);
   f.tags.set('multi', index);
   f.tags.set('other', other);
-  return { f, image, index, other };
+  return { f, image, arm, index, other };
 }
 
 /** One place of one endpoint kind: a sink and (fresh) sources over the same destination. */
@@ -145,7 +166,9 @@ function kinds(t: Parameters<typeof tempDir>[0], reg: TestRegistry, client: Regi
         return {
           sink: () => registrySink(repo),
           source: () => registrySource(repo),
-          witness: (tag, digest) => assert.equal(sha256(Buffer.from(inspectRaw(`docker://${reg.host}/conf/${label}:${tag}`))), digest),
+          witness: (tag, digest) => {
+            assert.equal(sha256(Buffer.from(inspectRaw(`docker://${reg.host}/conf/${label}:${tag}`))), digest);
+          },
         };
       },
     },
@@ -157,7 +180,9 @@ function kinds(t: Parameters<typeof tempDir>[0], reg: TestRegistry, client: Regi
         return {
           sink: () => storeSink(store, { repository: REPO }),
           source: () => storeSource(store, REPO),
-          witness: (tag, digest) => assert.equal(sha256(Buffer.from(inspectRaw(`oci:${join(root, 'oci')}:${REPO}:${tag}`))), digest),
+          witness: (tag, digest) => {
+            assert.equal(sha256(Buffer.from(inspectRaw(`oci:${join(root, 'oci')}:${REPO}:${tag}`))), digest);
+          },
         };
       },
     },
@@ -181,7 +206,8 @@ function kinds(t: Parameters<typeof tempDir>[0], reg: TestRegistry, client: Regi
           source: () => dockerArchiveSource(file),
           // skopeo reads the archive through manifest.json (its own manifest, so no digest to compare).
           witness: (tag, _digest, layers) => {
-            const seen = JSON.parse(run(skopeo, ['inspect', `docker-archive:${file}:${REPO}:${tag}`])) as { Layers: string[] };
+            const out = run(skopeo, ['inspect', `docker-archive:${file}:${REPO}:${tag}`]);
+            const seen = JSON.parse(out) as { Layers: string[] };
             assert.equal(seen.Layers.length, layers);
           },
         };
@@ -229,12 +255,13 @@ test('endpoint conformance: registry, store, OCI layout and Docker archive behav
   t.after(() => reg.stop());
   const client = new RegistryClient();
   t.after(() => client.close());
-  const { f, image, index, other } = await fixture();
+  const { f, image, arm, index, other } = await fixture();
   const all = kinds(t, reg, client);
   const layersOf = (m: ManifestBytes) => (JSON.parse(m.bytes.toString('utf8')) as ImageManifest).layers.length;
 
   for (const kind of all) {
-    await t.test(`${kind.name}: a multi-layer image round-trips with its digest, and a re-put is idempotent`, async () => {
+    const named = (what: string) => `${kind.name}: ${what}`;
+    await t.test(named('a multi-layer image round-trips with its digest, and a re-put is idempotent'), async () => {
       const place = await kind.place(`${kind.name}-image`);
       const r = await transfer(f.source(), 'v1', place.sink(), ['v1']);
       assert.equal(r.digest, image.digest);
@@ -255,8 +282,9 @@ test('endpoint conformance: registry, store, OCI layout and Docker archive behav
       const back = await readBack(place.source(), 'multi');
       assert.equal(back.digest, index.digest);
       assert.equal(back.blobs.size, 1 + 2 * 5, 'the index and both images');
-      const arm = await transfer(place.source(), 'multi', { ...place.sink(), name: 'x' }, ['arm'], { platform: { os: 'linux', architecture: 'arm64' } });
-      assert.notEqual(arm.digest, image.digest, 'a platform is picked from the stored index');
+      const platform = { os: 'linux', architecture: 'arm64' };
+      const picked = await transfer(place.source(), 'multi', place.sink(), ['arm'], { platform });
+      assert.equal(picked.digest, arm.digest, 'a platform is picked from the stored index');
     });
 
     await t.test(`${kind.name}: a missing manifest or blob fails with a DimgError naming it`, async () => {
@@ -272,14 +300,27 @@ test('endpoint conformance: registry, store, OCI layout and Docker archive behav
       }
     });
 
-    await t.test(`${kind.name}: a sink that fails mid-way, or gets a blob with the wrong content, leaves the destination as it was`, async () => {
+    await t.test(named('a failed, refused or cancelled transfer leaves the destination as it was'), async () => {
       const place = await kind.place(`${kind.name}-fail`);
       await transfer(f.source(), 'v1', place.sink(), ['v1']);
       const otherMan = JSON.parse(other.bytes.toString('utf8')) as ImageManifest;
       const lastLayer = otherMan.layers[2]!.digest;
       await assert.rejects(transfer(f.source({ breakAt: lastLayer }), 'other', place.sink(), ['v1', 'v2']));
-      await assert.rejects(transfer(f.source({ corrupt: lastLayer }), 'other', place.sink(), ['v1', 'v2']), (e: unknown) => isDimgError(e) && /DIGEST/.test(e.code), 'a wrong blob is refused as a digest mismatch');
-      assert.equal((await readBack(place.source(), 'v1')).digest, image.digest, 'the old tag still names the old image');
+      const corrupt = transfer(f.source({ corrupt: lastLayer }), 'other', place.sink(), ['v1', 'v2']);
+      const mismatch = (e: unknown) => isDimgError(e) && /DIGEST/.test(e.code);
+      await assert.rejects(corrupt, mismatch, 'a wrong blob is refused as a digest mismatch');
+      const stop = new AbortController();
+      const events: string[] = [];
+      const onEvent = (e: { kind: string }) => {
+        events.push(e.kind);
+        if (events.length === 2) stop.abort();
+      };
+      const cancelled = transfer(f.source(), 'other', place.sink(), ['v1', 'v2'], { signal: stop.signal, onEvent });
+      const stopped = (e: unknown) => isDimgError(e, 'TRANSFER_CANCELLED') || isDimgError(e, 'ABORTED');
+      await assert.rejects(cancelled, stopped);
+      assert.ok(!events.includes('manifest'), 'nothing is named once cancelled');
+      const back = await readBack(place.source(), 'v1');
+      assert.equal(back.digest, image.digest, 'the old tag still names the old image');
       const src = place.source();
       try {
         await assert.rejects(src.manifest('v2'), (e: unknown) => isDimgError(e), 'no half-written tag');
@@ -303,7 +344,8 @@ test('endpoint conformance: registry, store, OCI layout and Docker archive behav
         } finally {
           await src.close?.();
         }
-        assert.equal((await readBack(dest.source(), 'v1')).digest, image.digest, `${from.name} → ${to.name}, read back`);
+        const back = await readBack(dest.source(), 'v1');
+        assert.equal(back.digest, image.digest, `${from.name} → ${to.name}, read back`);
         dest.witness('v1', image.digest, layersOf(image));
       }
     }
