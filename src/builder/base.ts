@@ -52,8 +52,6 @@ export interface BaseContext {
   sourceDateEpoch: number;
 }
 
-export { platformOf } from './dependencies.js';
-
 /** Resolves `spec.from`. */
 export async function resolveBase(spec: ImageSpec, ctx: BaseContext): Promise<BaseState> {
   const platform = platformOf(spec);

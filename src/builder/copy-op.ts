@@ -30,8 +30,12 @@ export const copyOp: LayerOp<CopyStep> = {
   cacheKey: async (step, k) => {
     if (step.from) return { key: stepKey(k.parent, step, { from: await k.fromIdentity(step.from) }) };
     const { spec, position } = k;
-    const label = `[${spec.key} ${position + 2}/${spec.steps.length + 1}] ${step.kind.toUpperCase()} ${step.src.join(' ')}`;
-    if (!spec.context) throw new DimgError('CONTEXT_MISSING', `${label}: image ${spec.key} has no context to copy from`, 'set `context:` for the image');
+    const at = `${position + 2}/${spec.steps.length + 1}`;
+    const label = `[${spec.key} ${at}] ${step.kind.toUpperCase()} ${step.src.join(' ')}`;
+    if (!spec.context) {
+      const message = `${label}: image ${spec.key} has no context to copy from`;
+      throw new DimgError('CONTEXT_MISSING', message, 'set `context:` for the image');
+    }
     const context = spec.context;
     const resolved = await resolveCopy(step, context, k.config.WorkingDir, k.matcher, label);
     const filter = contextFilter(context, k.matcher);
@@ -76,7 +80,8 @@ async function copyLayer(step: CopyStep, run: StepRun): Promise<PendingLayer> {
         if (attrs.has(p)) continue;
         const e = await view.lookup(p);
         const st = e?.stats;
-        attrs.set(p, st?.isDirectory() ? { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: Math.floor(st.mtimeMs / 1000) } : undefined);
+        const mtime = st ? Math.floor(st.mtimeMs / 1000) : 0;
+        attrs.set(p, st?.isDirectory() ? { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime } : undefined);
       }
     }
   }
@@ -87,7 +92,9 @@ async function copyLayer(step: CopyStep, run: StepRun): Promise<PendingLayer> {
   const slot = `${run.spec.key}\0${run.position}`;
   // --no-cache: nothing from earlier builds, not even unchanged file contents.
   const memory = run.noCache ? {} : await loadCopyMemory(store, slot);
-  const mirror: LayerMirror | undefined = (await run.runFollows()) ? { dir: await store.overlay.stagingDir('copy'), donor: memory.donor } : undefined;
+  const mirror: LayerMirror | undefined = (await run.runFollows())
+    ? { dir: await store.overlay.stagingDir('copy'), donor: memory.donor }
+    : undefined;
   const record = new Map<string, PackedFile>();
   const packOpts: PackOptions = {
     mirror,
@@ -122,7 +129,12 @@ function lastChainId(diffIds: Digest[]): Digest {
  * theirs (what the walk reads and where it puts it); the roots are the sources and the context's
  * ignore files (the filter's rules), so an edit of either is a change.
  */
-async function memoisedCopy(trees: TreeDigestMemo, context: string, sources: readonly CopySource[], walk: () => Promise<Digest>): Promise<Digest> {
+async function memoisedCopy(
+  trees: TreeDigestMemo,
+  context: string,
+  sources: readonly CopySource[],
+  walk: () => Promise<Digest>,
+): Promise<Digest> {
   const id = (p: string) => {
     const st = lstatSync(p, { throwIfNoEntry: false });
     return st ? [st.dev, st.ino] : null;

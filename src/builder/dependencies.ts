@@ -20,7 +20,9 @@ import type { CopyFrom, ImageSpec, Spec, Step } from '../specfile/model.js';
 export function dependenciesOf(image: ImageSpec): string[] {
   const deps = new Set<string>();
   if (image.from.kind === 'image') deps.add(image.from.key);
-  for (const s of image.steps) if ((s.kind === 'copy' || s.kind === 'add') && s.from?.kind === 'image') deps.add(s.from.key);
+  for (const s of image.steps) {
+    if ((s.kind === 'copy' || s.kind === 'add') && s.from?.kind === 'image') deps.add(s.from.key);
+  }
   return [...deps];
 }
 
@@ -64,7 +66,8 @@ export function scratchKey(platform: Platform): Digest {
 /** The input digest of `spec` whose last step key (or base key, with no steps) is `last`. */
 export function inputDigestOf(last: Digest, spec: ImageSpec, project: string): Digest {
   const { entrypoint, cmd, labels, annotations } = spec;
-  return sha256(canonicalJson({ steps: last, entrypoint: entrypoint ?? null, cmd: cmd ?? null, labels, annotations, project }));
+  const identity = { steps: last, entrypoint: entrypoint ?? null, cmd: cmd ?? null, labels, annotations, project };
+  return sha256(canonicalJson(identity));
 }
 
 /** One source of a copy layer: an absolute path on disk placed at an archive path. */

@@ -20,7 +20,8 @@ import { DimgError } from '../errors.js';
 import { applyImageLevel } from './config-steps.js';
 import { loadIgnore } from './copy-step.js';
 import { copyInputDigest } from './copy-inputs.js';
-import { inputDigestOf, type CopyPlan, type ImageKeyer, type ImageKeys, type KeyedBase, type TreeDigestMemo } from './dependencies.js';
+import { inputDigestOf, type CopyPlan, type ImageKeyer, type ImageKeys, type KeyedBase } from './dependencies.js';
+import type { TreeDigestMemo } from './dependencies.js';
 import type { FileDigests } from './file-digests.js';
 import { stepOp } from './step-ops.js';
 
@@ -55,8 +56,9 @@ export async function computeImageKeys(spec: ImageSpec, ctx: KeyContext): Promis
   for (let position = 0; position < spec.steps.length; position++) {
     const step = spec.steps[position]!;
     const op = stepOp(step);
-    const k = { spec, position, parent: key, config, matcher, fromIdentity: ctx.fromIdentity, digests: ctx.digests, trees: ctx.trees };
-    const result = await op.cacheKey(step, k);
+    const { fromIdentity, digests, trees } = ctx;
+    const keying = { spec, position, parent: key, config, matcher, fromIdentity, digests, trees };
+    const result = await op.cacheKey(step, keying);
     if (op.kind === 'config') config = op.configure(config, step);
     key = result.key;
     stepKeys.push(key);
@@ -98,7 +100,8 @@ export class ContextKeyer implements ImageKeyer {
   ) {}
 
   imageKeys(image: ImageSpec, base: KeyedBase, fromIdentity: (from: CopyFrom) => Promise<Digest>): Promise<ImageKeys> {
-    return computeImageKeys(image, { base, fromIdentity, digests: this.digests, project: this.project, ignores: this.ignores, trees: this.trees });
+    const { digests, project, ignores, trees } = this;
+    return computeImageKeys(image, { base, fromIdentity, digests, project, ignores, trees });
   }
 
   rootfsKey(path: string, platform: Platform, imageKey: string): Promise<Digest> {

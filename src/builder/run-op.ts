@@ -22,7 +22,10 @@ export const runOp: LayerOp<RunStep> = {
   execute: async (step, run) => {
     const { config, layers, diffIds, store } = run;
     const chains = chainIds([...diffIds]);
-    const parents = layers.map((l, j) => ({ chainId: chains[j]!, diffId: diffIds[j]!, open: () => run.openParent(l, diffIds[j]!) }));
+    const parents = layers.map((l, j) => {
+      const diffId = diffIds[j]!;
+      return { chainId: chains[j]!, diffId, open: () => run.openParent(l, diffId) };
+    });
     const argv = step.form === 'shell' ? [...(config.Shell ?? DEFAULT_SHELL), ...step.command] : [...step.command];
     let env = [...(config.Env ?? [])];
     for (const [k, v] of Object.entries(step.env)) env = setEnv(env, k, v);
@@ -48,7 +51,8 @@ export const runOp: LayerOp<RunStep> = {
           const message = 'overlay mounts are unavailable here: RUN uses the copy-based driver (slower)';
           run.emit({ type: 'notice', image: run.spec.key, message });
         }
-        const layer = await packLayerSources(store, [{ from: diffDir, to: '' }], { overlay: true, sourceDateEpoch: run.epoch });
+        const pack = { overlay: true, sourceDateEpoch: run.epoch };
+        const layer = await packLayerSources(store, [{ from: diffDir, to: '' }], pack);
         if (driver === 'overlay') {
           // The upperdir is the new layer in lowerdir form: keep it instead of unpacking the tar later.
           try {

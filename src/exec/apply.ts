@@ -72,7 +72,8 @@ class ApplyPorts implements ExecutorPorts {
         await pullImage(store, client, ref, { platform, signal });
       },
     };
-    this.builds = new BuildPort(source, { onBuildEvent: opts.onBuildEvent, sourceDateEpoch: opts.sourceDateEpoch, checkPlanned: true, pinBases: true });
+    const { onBuildEvent, sourceDateEpoch } = opts;
+    this.builds = new BuildPort(source, { onBuildEvent, sourceDateEpoch, checkPlanned: true, pinBases: true });
   }
 
   build(action: BuildAction, signal: AbortSignal): Promise<ActionOutput> {

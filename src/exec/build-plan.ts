@@ -47,7 +47,8 @@ export class StoreBases {
       return { ref, digest: found.image.descriptor.digest, config: found.image.config.config ?? {}, source: 'store' };
     } catch (e) {
       if (!isDimgError(e, 'IMAGE_NOT_FOUND')) throw e;
-      throw new DimgError('IMAGE_NOT_FOUND', `base image ${ref} is not in the local store`, `pull it first: dimg image pull ${ref}`);
+      const hint = `pull it first: dimg image pull ${ref}`;
+      throw new DimgError('IMAGE_NOT_FOUND', `base image ${ref} is not in the local store`, hint);
     }
   }
 }
@@ -86,17 +87,18 @@ export async function executeBuildPlan(session: PlanSession, opts: BuildPlanOpti
   const { store, spec, resolved, digests, plan } = session;
   // One lease operation, as an apply: what the builds make or stand on stays claimed until all are done.
   return store.leases.operation(async () => {
-    const port = new BuildPort(
-      { store, spec, resolved, digests, local: session.actual.local.byInputDigest },
-      { onBuildEvent: opts.onBuildEvent, noCache: opts.noCache, secrets: opts.secrets, sourceDateEpoch: opts.sourceDateEpoch },
-    );
-    const result = await executePlan(plan, buildOnlyPorts(port), { parallelism: opts.parallelism ?? 2, signal: opts.signal });
+    const { onBuildEvent, noCache, secrets, sourceDateEpoch, signal } = opts;
+    const local = session.actual.local.byInputDigest;
+    const source = { store, spec, resolved, digests, local };
+    const port = new BuildPort(source, { onBuildEvent, noCache, secrets, sourceDateEpoch });
+    const result = await executePlan(plan, buildOnlyPorts(port), { parallelism: opts.parallelism ?? 2, signal });
     await digests.save();
     const order = new Map(plan.actions.map((a, i) => [a.id, i]));
     const failed = [...result.failed].sort((a, b) => order.get(a.action.id)! - order.get(b.action.id)!)[0];
     if (failed) throw failed.error;
     if (result.skipped.length > 0) {
-      throw new DimgError('BUILD_CANCELLED', `build cancelled before ${result.skipped.map((a) => a.id).join(', ')}`, '');
+      const skipped = result.skipped.map((a) => a.id).join(', ');
+      throw new DimgError('BUILD_CANCELLED', `build cancelled before ${skipped}`, 'run it again to finish');
     }
     const builds = plan.actions.filter((a): a is BuildAction => a.kind === 'build');
     return Promise.all(builds.map((a) => port.built(a.image)!));
@@ -106,7 +108,8 @@ export async function executeBuildPlan(session: PlanSession, opts: BuildPlanOpti
 /** The executor ports of a build-only plan: its actions are builds, anything else is a bug. */
 function buildOnlyPorts(port: BuildPort): ExecutorPorts {
   const refuse = async (action: Action): Promise<never> => {
-    throw new DimgError('PLAN_INVALID', `action ${action.id}: a build-only plan holds build actions only`, 'this is a bug in the planner');
+    const message = `action ${action.id}: a build-only plan holds build actions only`;
+    throw new DimgError('PLAN_INVALID', message, 'this is a bug in the planner');
   };
   return { build: (action, signal) => port.build(action, signal), push: refuse, retag: refuse, delete: refuse };
 }

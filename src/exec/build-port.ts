@@ -14,7 +14,7 @@ import { claimImage, loadImage } from '../image/local-image.js';
 import type { BaseSpec, CopyStep, ImageSpec, Spec, Step } from '../specfile/model.js';
 import type { Store } from '../store/store.js';
 import { buildImage, type BuiltImage } from '../builder/builder.js';
-import type { BuiltSpecImage } from '../builder/base.js';
+import type { BuiltRef, BuiltSpecImage } from '../builder/base.js';
 import { platformOf } from '../builder/dependencies.js';
 import type { BuildListener } from '../builder/events.js';
 import type { FileDigests } from '../builder/file-digests.js';
@@ -74,7 +74,8 @@ export class BuildPort {
   async build(action: BuildAction, signal: AbortSignal): Promise<ActionOutput> {
     const built = await this.buildOnce(action.image, signal);
     if (this.opts.checkPlanned && built.inputDigest !== action.inputDigest) {
-      const message = `image ${action.image}: built with input digest ${built.inputDigest}, planned ${action.inputDigest}`;
+      const { image, inputDigest } = action;
+      const message = `image ${image}: built with input digest ${built.inputDigest}, planned ${inputDigest}`;
       throw new DimgError('PLAN_MISMATCH', message, 'the inputs changed while applying; run the plan again');
     }
     return { digest: built.descriptor.digest };
@@ -120,7 +121,10 @@ export class BuildPort {
     return p;
   }
 
-  /** A spec image a build stands on: built in this execution, else found in the store by input digest, else built now. */
+  /**
+   * A spec image a build stands on: built in this execution, else found in the store by input
+   * digest, else built now.
+   */
   private async dependency(key: string, signal: AbortSignal): Promise<BuiltSpecImage> {
     const planned = this.builds.get(key);
     if (planned) return planned;
@@ -134,19 +138,23 @@ export class BuildPort {
   }
 
   /** A local image by manifest digest, claimed for this execution (fails when a prune took any of it). */
-  private async loadLocal(digest: Digest): Promise<{ descriptor: Descriptor; config: BuiltSpecImage['config']; layers: Descriptor[] }> {
+  private async loadLocal(digest: Digest): Promise<BuiltRef> {
     const store = this.source.store;
     await store.claim({ blobs: [digest] });
     const m = await store.blobs.readJson<ImageManifest>(digest);
     const size = (await store.blobs.stat(digest)) ?? 0;
-    const img = await loadImage(store, { mediaType: m.mediaType ?? 'application/vnd.oci.image.manifest.v1+json', digest, size });
+    const mediaType = m.mediaType ?? 'application/vnd.oci.image.manifest.v1+json';
+    const img = await loadImage(store, { mediaType, digest, size });
     await claimImage(store, img, `local image ${digest}`);
     return { descriptor: img.descriptor, config: img.config, layers: img.manifest.layers };
   }
 
   private imageSpec(key: string): ImageSpec {
     const img = this.source.spec.images.find((i) => i.key === key);
-    if (!img) throw new DimgError('IMAGE_NOT_IN_SPEC', `image ${key} is not in ${this.source.spec.file}`, 'make the plan again');
+    if (!img) {
+      const message = `image ${key} is not in ${this.source.spec.file}`;
+      throw new DimgError('IMAGE_NOT_IN_SPEC', message, 'make the plan again');
+    }
     return img;
   }
 }
@@ -162,8 +170,9 @@ export function pinBases(img: ImageSpec, pins: ReadonlyMap<string, Digest>): Ima
     return d && !ref.includes('@') ? `${repositoryName(parseReference(ref))}@${d}` : ref;
   };
   const from: BaseSpec = img.from.kind === 'ref' ? { kind: 'ref', ref: pin(img.from.ref) } : img.from;
-  const steps: Step[] = img.steps.map((s) =>
-    (s.kind === 'copy' || s.kind === 'add') && s.from?.kind === 'ref' ? ({ ...s, from: { kind: 'ref', ref: pin(s.from.ref) } } as CopyStep) : s,
-  );
+  const steps: Step[] = img.steps.map((s) => {
+    if ((s.kind !== 'copy' && s.kind !== 'add') || s.from?.kind !== 'ref') return s;
+    return { ...s, from: { kind: 'ref', ref: pin(s.from.ref) } } as CopyStep;
+  });
   return { ...img, from, steps };
 }

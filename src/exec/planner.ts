@@ -146,7 +146,8 @@ export class Planner {
    */
   static async forBuild(store: Store, setup: Pick<PlannerSetup, 'digests' | 'warn'> = {}): Promise<Planner> {
     const digests = setup.digests ?? (await FileDigests.load(store.root, store.tmpDir));
-    return new Planner({ store, client: new RegistryClient(), lock: undefined, digests, saveDigests: !setup.digests, warn: setup.warn });
+    const client = new RegistryClient();
+    return new Planner({ store, client, lock: undefined, digests, saveDigests: !setup.digests, warn: setup.warn });
   }
 
   /**
@@ -209,7 +210,8 @@ export class Planner {
     const scoped: Spec = { ...spec, images: selectImages(spec, images) };
     const keyer = new ContextKeyer(spec.project, this.digests, this.parts.trees);
     const resolved = await resolveSpec(scoped, { bases: new StoreBases(this.store), keyer, prune: false });
-    const actual: ActualState = { local: { byInputDigest: new Map(), refs: new Map() }, remote: new Map(), records: [] };
+    const local = { byInputDigest: new Map(), refs: new Map() };
+    const actual: ActualState = { local, remote: new Map(), records: [] };
     const observed = snapshotOf(resolved.desired, actual);
     const plan: Plan = {
       formatVersion: PLAN_FORMAT_VERSION,

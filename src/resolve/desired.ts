@@ -58,9 +58,10 @@ export async function resolveSpec(spec: Spec, ctx: DesiredContext): Promise<Reso
     return limit(async () => {
       const platform = platformOf(img);
       const base = await baseOf(img, platform, keys, ctx.keyer, pinRef);
-      const k = await ctx.keyer.imageKeys(img, base, async (from) =>
-        from.kind === 'image' ? requireKeys(keys, from.key, img.key).inputDigest : (await pinRef(from.ref, platform)).digest,
-      );
+      const k = await ctx.keyer.imageKeys(img, base, async (from) => {
+        if (from.kind === 'image') return requireKeys(keys, from.key, img.key).inputDigest;
+        return (await pinRef(from.ref, platform)).digest;
+      });
       keys.set(img.key, k);
       return {
         key: img.key,
@@ -85,8 +86,6 @@ export async function resolveSpec(spec: Spec, ctx: DesiredContext): Promise<Reso
   }
   return { desired: { project: spec.project, images, prune: ctx.prune }, keys, pins };
 }
-
-export { platformOf };
 
 async function baseOf(
   img: ImageSpec,

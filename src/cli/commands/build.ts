@@ -48,7 +48,8 @@ export function register(program: Command): void {
       const parallelism = positiveInt(o.parallelism, '--parallelism');
       const secrets = parseSecrets(o.secret);
       await withCancellation('build', async (signal) => {
-        const built = await buildPlanned(store, spec, images, { parallelism, noCache: !o.cache, secrets, onBuildEvent: render, signal });
+        const opts = { parallelism, noCache: !o.cache, secrets, onBuildEvent: render, signal };
+        const built = await buildPlanned(store, spec, images, opts);
         summary(built.filter((b) => b.tags.length > 0 || built.length === 1));
       });
     });
@@ -100,7 +101,12 @@ export function register(program: Command): void {
  * Plans the build of `images` of `spec` (all when empty) and what they need, and runs it; the built
  * images in plan order. The file-digest memo is loaded here and saved once the builds are done.
  */
-async function buildPlanned(store: Store, spec: Spec, images: readonly string[], opts: BuildPlanOptions): Promise<BuiltImage[]> {
+async function buildPlanned(
+  store: Store,
+  spec: Spec,
+  images: readonly string[],
+  opts: BuildPlanOptions,
+): Promise<BuiltImage[]> {
   const digests = await FileDigests.load(store.root, store.tmpDir);
   const planner = await Planner.forBuild(store, { digests });
   try {
@@ -116,7 +122,8 @@ async function buildPlanned(store: Store, spec: Spec, images: readonly string[],
 /** A plain Dockerfile's stages as a spec: its project is the context directory's name, as before. */
 function dockerfileSpec(file: string, context: string, images: readonly ImageSpec[]): Spec {
   const defaults = { labels: {}, annotations: {}, args: {}, push: [], watchTags: [] };
-  return { file, dir: context, version: 1, project: basename(context), defaults, registries: {}, images, prune: false, notify: [] };
+  const project = basename(context);
+  return { file, dir: context, version: 1, project, defaults, registries: {}, images, prune: false, notify: [] };
 }
 
 function collect(v: string, prev: string[]): string[] {
