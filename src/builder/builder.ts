@@ -27,7 +27,7 @@ import { applyImageLevel, DEFAULT_SHELL } from './config-steps.js';
 import { describeStep } from './history.js';
 import { epochIso, findRef, resolveBase, type BaseContext, type BuiltRef, type BuiltSpecImage } from './base.js';
 import { platformOf } from './dependencies.js';
-import { computeImageKeys } from './keys.js';
+import { computeImageKeys, type ImageKeys } from './keys.js';
 import { openLayer, type PendingLayer, type StoredLayer } from './layer-blobs.js';
 import { FileDigests } from './file-digests.js';
 import { LayerView } from './layer-view.js';
@@ -57,6 +57,12 @@ export interface BuildOptions {
   built?: (key: string) => Promise<BuiltSpecImage>;
   /** File-digest memo shared by the images of one run (saved by the caller). */
   digests?: FileDigests;
+  /**
+   * The keys planning computed for this image just before (a build-only plan). They are used, and the
+   * context not walked again, when the base and every `copy --from` image still have the planned
+   * identities; otherwise every key is computed anew.
+   */
+  planned?: ImageKeys;
 }
 
 /** A built image. */
@@ -142,16 +148,19 @@ class ImageBuild {
     if (layers.length !== diffIds.length) {
       throw new DimgError('IMAGE_INVALID', `image ${spec.key}: its base has ${layers.length} layers but ${diffIds.length} diff_ids`, 'the base image is malformed; rebuild or re-pull it');
     }
-    // Every key is computed up front by the same function the planner uses.
-    const keys = await computeImageKeys(spec, {
-      base: { key: base.key, config: container },
-      fromIdentity: async (from) => {
-        const img = await this.fromImage(from);
-        return 'inputDigest' in img ? (img as BuiltSpecImage).inputDigest : img.descriptor.digest;
-      },
-      digests: this.digests,
-      project: this.opts.project,
-    });
+    // Every key is computed up front by the same function the planner uses (or was, just before).
+    const fromIdentity = async (from: CopyFrom): Promise<Digest> => {
+      const img = await this.fromImage(from);
+      return 'inputDigest' in img ? (img as BuiltSpecImage).inputDigest : img.descriptor.digest;
+    };
+    const keys =
+      (await this.plannedKeys(base.key, fromIdentity)) ??
+      (await computeImageKeys(spec, {
+        base: { key: base.key, config: container },
+        fromIdentity,
+        digests: this.digests,
+        project: this.opts.project,
+      }));
     let allCached = true;
     for (let position = 0; position < spec.steps.length; position++) {
       const step = spec.steps[position]!;
@@ -212,6 +221,20 @@ class ImageBuild {
     const id = sha256(canonicalJson(config)) as Digest;
     this.emit({ type: 'image-done', image: spec.key, digest: descriptor.digest, id, tags: [...spec.localRefs], durationMs: Date.now() - this.started });
     return { key: spec.key, descriptor, config, layers, inputDigest, id, tags: [...spec.localRefs], cached: allCached };
+  }
+
+  /** The planned keys, when what they stand on (base, `copy --from` images) is what was planned. */
+  private async plannedKeys(
+    baseKey: Digest,
+    fromIdentity: (from: CopyFrom) => Promise<Digest>,
+  ): Promise<ImageKeys | undefined> {
+    const planned = this.opts.planned;
+    if (!planned || planned.baseKey !== baseKey) return undefined;
+    for (const [position, step] of this.spec.steps.entries()) {
+      if ((step.kind !== 'copy' && step.kind !== 'add') || !step.from) continue;
+      if ((await fromIdentity(step.from)) !== planned.fromIdentities[position]) return undefined;
+    }
+    return planned;
   }
 
   private checkCancel(label: string): void {

@@ -28,7 +28,10 @@ import type { LayerOp, StepRun } from './step-op.js';
 export const copyOp: LayerOp<CopyStep> = {
   kind: 'layer',
   cacheKey: async (step, k) => {
-    if (step.from) return { key: stepKey(k.parent, step, { from: await k.fromIdentity(step.from) }) };
+    if (step.from) {
+      const fromIdentity = await k.fromIdentity(step.from);
+      return { key: stepKey(k.parent, step, { from: fromIdentity }), fromIdentity };
+    }
     const { spec, position } = k;
     const at = `${position + 2}/${spec.steps.length + 1}`;
     const label = `[${spec.key} ${at}] ${step.kind.toUpperCase()} ${step.src.join(' ')}`;

@@ -97,6 +97,8 @@ export interface ImageKeys {
   stepKeys: Digest[];
   /** For context copy/add steps, their resolved sources (by step index). */
   copyPlans: (CopyPlan | undefined)[];
+  /** For `copy --from` steps, the identity of the image copied from (by step index). */
+  fromIdentities: (Digest | undefined)[];
   inputDigest: Digest;
   /** The container config after all steps and image-level settings (what dependants start from). */
   config: ContainerConfig;

@@ -52,6 +52,7 @@ export async function computeImageKeys(spec: ImageSpec, ctx: KeyContext): Promis
   let config: ContainerConfig = structuredClone(ctx.base.config);
   const stepKeys: Digest[] = [];
   const copyPlans: (CopyPlan | undefined)[] = [];
+  const fromIdentities: (Digest | undefined)[] = [];
   const matcher = spec.context ? await contextMatcher(spec.context, ctx.ignores) : undefined;
   for (let position = 0; position < spec.steps.length; position++) {
     const step = spec.steps[position]!;
@@ -63,9 +64,11 @@ export async function computeImageKeys(spec: ImageSpec, ctx: KeyContext): Promis
     key = result.key;
     stepKeys.push(key);
     copyPlans.push(result.copyPlan);
+    fromIdentities.push(result.fromIdentity);
   }
   const inputDigest = inputDigestOf(key, spec, ctx.project);
-  return { baseKey: ctx.base.key, stepKeys, copyPlans, inputDigest, config: applyImageLevel(config, spec).config };
+  const imageConfig = applyImageLevel(config, spec).config;
+  return { baseKey: ctx.base.key, stepKeys, copyPlans, fromIdentities, inputDigest, config: imageConfig };
 }
 
 /**

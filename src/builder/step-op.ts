@@ -39,6 +39,8 @@ export interface StepKeying {
 export interface StepKeyResult {
   key: Digest;
   copyPlan?: CopyPlan;
+  /** For a `copy --from` step, the identity of the image it copies from (part of the key). */
+  fromIdentity?: Digest;
 }
 
 /** What a layer step runs with: the image so far, and the build's services. */

@@ -90,7 +90,7 @@ export async function executeBuildPlan(session: PlanSession, opts: BuildPlanOpti
     const { onBuildEvent, noCache, secrets, sourceDateEpoch, signal } = opts;
     const local = session.actual.local.byInputDigest;
     const source = { store, spec, resolved, digests, local };
-    const port = new BuildPort(source, { onBuildEvent, noCache, secrets, sourceDateEpoch });
+    const port = new BuildPort(source, { onBuildEvent, noCache, secrets, sourceDateEpoch, reusePlannedKeys: true });
     const result = await executePlan(plan, buildOnlyPorts(port), { parallelism: opts.parallelism ?? 2, signal });
     await digests.save();
     const order = new Map(plan.actions.map((a, i) => [a.id, i]));

@@ -56,6 +56,12 @@ export interface BuildPortOptions {
    * finds them: the FROM lines then show those names.
    */
   pinBases?: boolean;
+  /**
+   * Let the builder use the keys planning computed (not walking the contexts again) while the base
+   * and `copy --from` images are the planned ones. For a build-only plan, made just before it runs;
+   * apply keys again at build time, so PLAN_MISMATCH can tell that the files changed meanwhile.
+   */
+  reusePlannedKeys?: boolean;
 }
 
 /** The build half of the executor's ports. */
@@ -114,6 +120,7 @@ export class BuildPort {
         secrets: this.opts.secrets,
         pull: pull ? (ref, platform) => pull(ref, platform, signal) : undefined,
         built: (dep) => this.dependency(dep, signal),
+        planned: this.opts.reusePlannedKeys ? this.source.resolved.keys.get(key) : undefined,
       });
       p.then((b) => this.byInput.set(b.inputDigest, b.descriptor.digest), () => undefined);
       this.builds.set(key, p);
