@@ -125,8 +125,8 @@ export function epochIso(seconds: number): string {
 async function rootfsLayer(ctx: BaseContext, path: string, key: Digest, spec: ImageSpec): Promise<StoredLayer> {
   const cacheKey = sha256(canonicalJson({ rootfsLayer: key, epoch: ctx.sourceDateEpoch }));
   const hit = await ctx.store.cache.get(cacheKey);
-  const layer = hit?.layer as Descriptor | undefined;
-  const diffId = hit?.diffId as Digest | undefined;
+  const layer = hit?.layer;
+  const diffId = hit?.diffId;
   // cache.get claimed the entry's blobs: the layer checked here stays until it is used.
   if (layer && diffId && (await ctx.store.blobs.stat(layer.digest)) === layer.size) return { descriptor: layer, diffId };
   const packed = await packRootfs(ctx, path, spec);

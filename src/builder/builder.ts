@@ -245,9 +245,8 @@ class ImageBuild {
   private async cacheHit(key: Digest): Promise<{ layer: Descriptor; diffId: Digest; history: HistoryEntry } | undefined> {
     const e = await this.store.cache.get(key);
     if (!e) return undefined;
-    const layer = e.layer as Descriptor | undefined;
-    const diffId = e.diffId as Digest | undefined;
-    const hist = e.history as HistoryEntry | undefined;
+    // Entries are JSON on disk: one written by an older dimg, or cut short, may lack a field.
+    const { layer, diffId, history: hist } = e;
     if (!layer || !diffId || !hist) return undefined;
     // cache.get claimed the entry's blobs, so the layer checked here stays until it is used.
     if ((await this.store.blobs.stat(layer.digest)) !== layer.size) return undefined;
