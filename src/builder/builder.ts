@@ -289,12 +289,12 @@ class ImageBuild {
         signal: this.opts.signal,
         onOutput: (chunk) => this.emit({ type: 'step-output', image: this.spec.key, index, chunk }),
       },
-      async ({ diffDir, driver }) => {
+      async ({ diffDir, driver, hostIds }) => {
         if (driver === 'copy' && !driverNoted) {
           driverNoted = true;
           this.emit({ type: 'notice', image: this.spec.key, message: 'overlay mounts are unavailable here: RUN uses the copy-based driver (slower)' });
         }
-        const layer = await packLayerSources(this.store, [{ from: diffDir, to: '' }], { overlay: true, sourceDateEpoch: this.epoch });
+        const layer = await packLayerSources(this.store, [{ from: diffDir, to: '' }], { overlay: true, sourceDateEpoch: this.epoch, hostIds });
         if (driver === 'overlay') {
           // The upperdir is the new layer in lowerdir form: keep it instead of unpacking the tar later.
           try {
