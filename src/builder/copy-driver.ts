@@ -71,7 +71,12 @@ export interface DiffDeferral {
  * in overlay upperdir form. Returns the number of entries written. With `deferred`, owners and hard
  * links go through it (a rootless caller makes them inside its user namespace).
  */
-export async function writeDiff(root: string, before: Snapshot, diffDir: string, deferred?: DiffDeferral): Promise<number> {
+export async function writeDiff(
+  root: string,
+  before: Snapshot,
+  diffDir: string,
+  deferred?: DiffDeferral,
+): Promise<number> {
   const own = async (dest: string, st: Stats) => {
     if (deferred) await deferred.own(dest, st);
     else await fs.lchown(dest, st.uid, st.gid).catch(() => undefined);
@@ -134,7 +139,13 @@ export async function writeDiff(root: string, before: Snapshot, diffDir: string,
   return count;
 }
 
-async function copyDir(root: string, diffDir: string, rel: string, times: [string, Date, Date][], own: (dest: string, st: Stats) => Promise<void>): Promise<void> {
+async function copyDir(
+  root: string,
+  diffDir: string,
+  rel: string,
+  times: [string, Date, Date][],
+  own: (dest: string, st: Stats) => Promise<void>,
+): Promise<void> {
   const st = await fs.lstat(join(root, rel));
   const dest = join(diffDir, rel);
   await fs.mkdir(dest);

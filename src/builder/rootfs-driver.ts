@@ -1,8 +1,7 @@
 /**
  * How a RUN step gets a writable root over its parent layers, and how its change is read back: the
- * two halves that differ between the overlay and copy drivers, behind one seam (`RootfsDriver`), so
- * the sandbox (src/builder/sandbox.ts) holds no `if (driver === …)`. A rootless driver (issue #18) is
- * a third implementation.
+ * two halves that differ between the overlay, copy and rootless drivers, behind one seam
+ * (`RootfsDriver`), so the sandbox (src/builder/sandbox.ts) holds no `if (driver === …)`.
  *
  * - overlay: the parents are the store's unpacked layer dirs (unpacked once, shared), stacked under
  *   an `init` dir holding the step's mount points and a fresh upperdir that becomes the layer. The
@@ -177,7 +176,9 @@ class NamespaceDeferral implements DiffDeferral {
   }
 
   private async batches(pairs: string[], script: string): Promise<void> {
-    for (let i = 0; i < pairs.length; i += 1000) await runInUserNamespace(this.mapping, script, pairs.slice(i, i + 1000));
+    for (let i = 0; i < pairs.length; i += 1000) {
+      await runInUserNamespace(this.mapping, script, pairs.slice(i, i + 1000));
+    }
   }
 }
 
@@ -189,14 +190,20 @@ async function unreadable<T>(root: string, f: () => Promise<T>): Promise<T> {
     const err = e as NodeJS.ErrnoException;
     if (err.code !== 'EACCES') throw e;
     const where = err.path ? `/${relative(root, err.path)}` : 'a directory';
-    throw new DimgError('RUN_SANDBOX_FAILED', `rootless RUN cannot read ${where} of the step's root (${err.message})`, 'the rootless driver reads the root as the calling user: make the directory readable (chmod o+rx) or build as root');
+    throw new DimgError(
+      'RUN_SANDBOX_FAILED',
+      `rootless RUN cannot read ${where} of the step's root (${err.message})`,
+      'rootless RUN reads the root as the calling user: make the directory readable (chmod o+rx), or build as root',
+    );
   }
 }
 
 /** The driver called `name`; `mapping` is required for `rootless`. */
 export function rootfsDriver(name: RunDriver, store: Store, mapping?: IdMapping): RootfsDriver {
   if (name === 'rootless') {
-    if (!mapping) throw new DimgError('RUN_UNSUPPORTED', 'the rootless RUN driver needs a user-namespace id mapping', 'run `dimg info` to see why');
+    if (!mapping) {
+      throw new DimgError('RUN_UNSUPPORTED', 'the rootless RUN driver needs a user namespace', 'see `dimg info`');
+    }
     return rootlessRootfs(mapping);
   }
   return name === 'overlay' ? overlayRootfs(store) : copyRootfs();

@@ -34,7 +34,7 @@ export interface IdMapping {
 /** The kernel's overflow id: what an unmapped id reads as inside a user namespace. */
 const OVERFLOW_ID = 65534;
 
-/** The `unshare` flags that create the user namespace of `mapping` (the rest of the namespaces are the caller's). */
+/** The `unshare` flags that create the user namespace of `mapping` (other namespaces are the caller's to add). */
 export function userNamespaceFlags(mapping: Pick<IdMapping, 'mode'>): string[] {
   return mapping.mode === 'full' ? ['--map-root-user', '--map-auto'] : ['--user', '--map-root-user'];
 }
@@ -44,7 +44,8 @@ export function parseIdMap(text: string): IdRange[] {
   const out: IdRange[] = [];
   for (const line of text.split('\n')) {
     const f = line.trim().split(/\s+/).map(Number);
-    if (f.length === 3 && f.every((n) => Number.isInteger(n) && n >= 0)) out.push({ inside: f[0]!, outside: f[1]!, count: f[2]! });
+    if (f.length !== 3 || !f.every((n) => Number.isInteger(n) && n >= 0)) continue;
+    out.push({ inside: f[0]!, outside: f[1]!, count: f[2]! });
   }
   return out;
 }
@@ -86,13 +87,17 @@ export async function probeIdMapping(): Promise<IdMapping | { mode: 'none'; reas
       const n = uids.reduce((s, x) => s + x.count, 0);
       return { mode: 'full', uids, gids, reason: `${n} ids mapped through /etc/subuid and /etc/subgid (newuidmap)` };
     }
-    why = `${user} has no subordinate id range usable by newuidmap (${r.output.trim().split('\n')[0] || `exit ${r.code}`})`;
+    const said = r.output.trim().split('\n')[0] || `exit ${r.code}`;
+    why = `${user} has no subordinate id range usable by newuidmap (${said})`;
   }
   const r = await run(unshare, [...userNamespaceFlags({ mode: 'single' }), ...read]);
-  if (r.code !== 0) return { mode: 'none', reason: `user namespaces are unavailable (${r.output.trim() || `exit ${r.code}`})` };
+  if (r.code !== 0) {
+    return { mode: 'none', reason: `user namespaces are unavailable (${r.output.trim() || `exit ${r.code}`})` };
+  }
   const [u, g] = r.output.split('--\n');
   const hint = `add ranges: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${user}`;
-  return { mode: 'single', uids: parseIdMap(u ?? ''), gids: parseIdMap(g ?? ''), reason: `single-ID mapping: ${why}; steps that chown fail (${hint})` };
+  const reason = `single-ID mapping: ${why}; steps that chown fail (${hint})`;
+  return { mode: 'single', uids: parseIdMap(u ?? ''), gids: parseIdMap(g ?? ''), reason };
 }
 
 function safeUserName(): string {
@@ -123,7 +128,8 @@ export function runInUserNamespace(mapping: IdMapping, script: string, args: rea
   const unshare = hostTool('unshare') ?? 'unshare';
   return new Promise((resolve, reject) => {
     const sh = hostTool('sh') ?? '/bin/sh';
-    const child = spawn(unshare, [...userNamespaceFlags(mapping), '--', sh, '-c', script, 'sh', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const argv = [...userNamespaceFlags(mapping), '--', sh, '-c', script, 'sh', ...args];
+    const child = spawn(unshare, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (b: Buffer) => (err += b.toString()));
     child.on('error', reject);

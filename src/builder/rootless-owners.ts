@@ -54,7 +54,9 @@ export async function layerOwners(layers: readonly (() => Promise<Readable>)[]):
       const rel = parts.join('/');
       if (rel === '') continue;
       const pax = (h as { pax?: Record<string, string> }).pax;
-      let owned: Owned = { uid: Number(pax?.uid ?? h.uid ?? 0), gid: Number(pax?.gid ?? h.gid ?? 0), mode: h.mode ?? 0, symlink: h.type === 'symlink' };
+      const uid = Number(pax?.uid ?? h.uid ?? 0);
+      const gid = Number(pax?.gid ?? h.gid ?? 0);
+      let owned: Owned = { uid, gid, mode: h.mode ?? 0, symlink: h.type === 'symlink' };
       if (h.type === 'link' && h.linkname) {
         // A hard link shares the inode, and so the owner, of its target.
         owned = owners.get(entryComponents(h.linkname).join('/')) ?? owned;
@@ -94,10 +96,12 @@ async function runChowns(mapping: IdMapping, byOwner: Map<string, string[]>, set
   // xargs-like batches keep each argv far below ARG_MAX.
   for (const [owner, paths] of byOwner) {
     for (let i = 0; i < paths.length; i += 500) {
-      await runInUserNamespace(mapping, 'o=$1; shift; exec chown -h "$o" -- "$@"', [owner, ...paths.slice(i, i + 500)]);
+      const batch = [owner, ...paths.slice(i, i + 500)];
+      await runInUserNamespace(mapping, 'o=$1; shift; exec chown -h "$o" -- "$@"', batch);
     }
   }
   for (let i = 0; i < setId.length; i += 1000) {
-    await runInUserNamespace(mapping, 'while [ $# -gt 1 ]; do chmod "$1" "$2" || exit 1; shift 2; done', setId.slice(i, i + 1000));
+    const batch = setId.slice(i, i + 1000);
+    await runInUserNamespace(mapping, 'while [ $# -gt 1 ]; do chmod "$1" "$2" || exit 1; shift 2; done', batch);
   }
 }

@@ -4,7 +4,9 @@
  * Overlay driver (root with overlayfs): every parent layer is unpacked once into the store's
  * overlay dirs; the step's mount namespace mounts lowerdir = init:newest:…:oldest (short `l/` links,
  * cwd = the store's overlay dir), upperdir = a fresh dir that becomes the layer. Copy driver (no
- * overlay): the parents are flattened into a temp root that is diffed after the run.
+ * overlay): the parents are flattened into a temp root that is diffed after the run. Rootless driver
+ * (not root, /etc/subuid ranges): the copy driver inside a user namespace with subordinate ids
+ * (rootless-ids.ts); a non-root caller without them gets the copy driver in a single-ID namespace.
  *
  * Either way the command runs under crun, an OCI runtime, started inside util-linux `unshare`
  * namespaces that hold the overlay mount and the network: crun pivots into the root (the host's root
@@ -160,12 +162,15 @@ async function probe(overlayDir: string): Promise<DriverInfo> {
   }
   const mapping = await probeIdMapping();
   if (mapping.mode === 'none') return { driver: 'none', reason: `not root and ${mapping.reason}` };
-  const r = await exec(unshare, [...userNamespaceFlags(mapping), '--mount', '--pid', '--fork', '--', 'true'], overlayDir);
-  if (r.code !== 0) return { driver: 'none', reason: `not root and user namespaces are unavailable (${r.output.trim() || `exit ${r.code}`})` };
+  const nsArgs = [...userNamespaceFlags(mapping), '--mount', '--pid', '--fork', '--', 'true'];
+  const r = await exec(unshare, nsArgs, overlayDir);
+  const said = r.output.trim() || `exit ${r.code}`;
+  if (r.code !== 0) return { driver: 'none', reason: `not root and user namespaces are unavailable (${said})` };
+  const copy = 'not root: RUN uses a copy of the root in a user namespace';
   if (mapping.mode === 'full') {
-    return { driver: 'rootless', mapping, reason: `not root: RUN uses a copy of the root in a user namespace (${mapping.reason}) and a snapshot diff` };
+    return { driver: 'rootless', mapping, reason: `${copy} (${mapping.reason}) and a snapshot diff` };
   }
-  return { driver: 'copy', mapping, reason: `not root: RUN uses a copy of the root in a user namespace and a snapshot diff; ${mapping.reason}` };
+  return { driver: 'copy', mapping, reason: `${copy} and a snapshot diff; ${mapping.reason}` };
 }
 
 function exec(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
@@ -185,12 +190,15 @@ function exec(cmd: string, args: string[], cwd: string): Promise<{ code: number 
  * RUN_UNSUPPORTED or BUILD_CANCELLED, each naming the step. The workspace is always removed.
  */
 export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOutcome) => Promise<T>): Promise<T> {
-  const info: DriverInfo = req.driver && req.driver !== 'rootless' ? forced(req.driver) : await detectRunDriver(req.store);
+  const chosen = req.driver && req.driver !== 'rootless' ? forced(req.driver) : undefined;
+  const info: DriverInfo = chosen ?? (await detectRunDriver(req.store));
   if (req.driver === 'rootless' && info.driver !== 'rootless') {
-    throw new DimgError('RUN_UNSUPPORTED', `${req.label}: the rootless RUN driver is not available here: ${info.reason}`, 'run dimg as a user with /etc/subuid and /etc/subgid ranges (apt-get install uidmap)');
+    const hint = 'run dimg as a user with /etc/subuid and /etc/subgid ranges (apt-get install uidmap)';
+    const message = `${req.label}: the rootless RUN driver is unavailable: ${info.reason}`;
+    throw new DimgError('RUN_UNSUPPORTED', message, hint);
   }
   if (info.driver === 'none') {
-    throw new DimgError('RUN_UNSUPPORTED', `${req.label}: RUN steps cannot run on this host: ${info.reason}`, 'run dimg as root (or enable user namespaces); images without RUN steps build anywhere');
+    throw new DimgError('RUN_UNSUPPORTED', `${req.label}: RUN steps cannot run on this host: ${info.reason}`, 'run dimg as root, or enable user namespaces (and /etc/subuid ranges); images without RUN steps build anywhere');
   }
   const driver = info.driver;
   cancelledCheck(req);
@@ -259,7 +267,9 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
       // Single-ID mapping: every id but 0 is unmapped, so a chown fails with EINVAL. Say why.
       const single = info.mapping?.mode === 'single' && lines.some((l) => /chown|Invalid argument/i.test(l));
       const why = single ? `\n  (this host maps only one user id for rootless RUN: ${info.mapping!.reason})` : '';
-      const hint = single ? 'give the user /etc/subuid and /etc/subgid ranges (usermod --add-subuids/--add-subgids), or build as root' : 'fix the command; steps before it are cached and will not run again';
+      const hint = single
+        ? 'give the user /etc/subuid and /etc/subgid ranges (usermod --add-subuids/--add-subgids), or build as root'
+        : 'fix the command; steps before it are cached and will not run again';
       throw Object.assign(new DimgError('RUN_FAILED', `${req.label} ${how}${last}${why}`, hint), {
         exitCode: result.code,
         lastLines: lines,
@@ -278,7 +288,12 @@ function forced(driver: RunDriver): DriverInfo {
   const uid = process.geteuid?.() ?? 0;
   if (uid === 0 || driver !== 'copy') return { driver, reason: 'forced' };
   const gid = process.getegid?.() ?? 0;
-  const mapping: IdMapping = { mode: 'single', uids: [{ inside: 0, outside: uid, count: 1 }], gids: [{ inside: 0, outside: gid, count: 1 }], reason: 'single-ID mapping: the copy driver was forced' };
+  const mapping: IdMapping = {
+    mode: 'single',
+    uids: [{ inside: 0, outside: uid, count: 1 }],
+    gids: [{ inside: 0, outside: gid, count: 1 }],
+    reason: 'single-ID mapping: the copy driver was forced',
+  };
   return { driver, reason: 'forced', mapping };
 }
 
@@ -340,7 +355,7 @@ interface ExecResult {
   tail: string[];
 }
 
-function execute(req: RunRequest, script: string, newNet: boolean, mapping: IdMapping | undefined): Promise<ExecResult> {
+function execute(req: RunRequest, script: string, newNet: boolean, mapping?: IdMapping): Promise<ExecResult> {
   const unshare = hostTool('unshare')!;
   // The outer namespaces hold the overlay mount and the network; crun adds the step's own mount,
   // PID, IPC and UTS namespaces inside them.
