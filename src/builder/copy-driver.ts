@@ -54,10 +54,33 @@ const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
 /**
- * Writes into `diffDir` (empty, same file system as `root`) what changed in `root` since `before`,
- * in overlay upperdir form. Returns the number of entries written.
+ * What a rootless caller does instead of writeDiff's own chown and link calls, which the host user
+ * may not make for files of subordinate ids (fs.protected_hardlinks refuses links to others' files).
  */
-export async function writeDiff(root: string, before: Snapshot, diffDir: string): Promise<number> {
+export interface DiffDeferral {
+  /** Set later: [path in the diff dir, uid, gid] (host ids); called instead of lchown. */
+  own(dest: string, st: Stats): Promise<void>;
+  /** Hard-links `src` at `dest`, now or in `beforeTimes`. */
+  link(src: string, dest: string, st: Stats): Promise<void>;
+  /** Called once every entry exists and before directory times are restored. */
+  beforeTimes(): Promise<void>;
+}
+
+/**
+ * Writes into `diffDir` (empty, same file system as `root`) what changed in `root` since `before`,
+ * in overlay upperdir form. Returns the number of entries written. With `deferred`, owners and hard
+ * links go through it (a rootless caller makes them inside its user namespace).
+ */
+export async function writeDiff(
+  root: string,
+  before: Snapshot,
+  diffDir: string,
+  deferred?: DiffDeferral,
+): Promise<number> {
+  const own = async (dest: string, st: Stats) => {
+    if (deferred) await deferred.own(dest, st);
+    else await fs.lchown(dest, st.uid, st.gid).catch(() => undefined);
+  };
   const after = await snapshot(root);
   const made = new Set<string>();
   const dirTimes: [string, Date, Date][] = [];
@@ -67,7 +90,7 @@ export async function writeDiff(root: string, before: Snapshot, diffDir: string)
     for (let i = 1; i < parts.length; i++) {
       const p = parts.slice(0, i).join('/');
       if (made.has(p)) continue;
-      await copyDir(root, diffDir, p, dirTimes);
+      await copyDir(root, diffDir, p, dirTimes, own);
       made.add(p);
     }
   };
@@ -81,17 +104,18 @@ export async function writeDiff(root: string, before: Snapshot, diffDir: string)
     const st = await fs.lstat(src);
     if (st.isDirectory()) {
       if (!made.has(rel)) {
-        await copyDir(root, diffDir, rel, dirTimes);
+        await copyDir(root, diffDir, rel, dirTimes, own);
         made.add(rel);
       }
     } else if (st.isSymbolicLink()) {
       await fs.symlink(await fs.readlink(src), dest);
-      await fs.lchown(dest, st.uid, st.gid).catch(() => undefined);
+      await own(dest, st);
       await fs.lutimes(dest, st.atime, st.mtime);
     } else if (st.isFile()) {
-      await fs.link(src, dest);
+      if (deferred) await deferred.link(src, dest, st);
+      else await fs.link(src, dest);
     } else {
-      await mknod([[dest, st]]);
+      if (await mknod([[dest, st]])) await own(dest, st);
     }
     count++;
   }
@@ -110,16 +134,23 @@ export async function writeDiff(root: string, before: Snapshot, diffDir: string)
   }
   await whiteoutDevices(whiteouts);
   count += whiteouts.length;
+  await deferred?.beforeTimes();
   for (const [dest, atime, mtime] of dirTimes.reverse()) await fs.utimes(dest, atime, mtime);
   return count;
 }
 
-async function copyDir(root: string, diffDir: string, rel: string, times: [string, Date, Date][]): Promise<void> {
+async function copyDir(
+  root: string,
+  diffDir: string,
+  rel: string,
+  times: [string, Date, Date][],
+  own: (dest: string, st: Stats) => Promise<void>,
+): Promise<void> {
   const st = await fs.lstat(join(root, rel));
   const dest = join(diffDir, rel);
   await fs.mkdir(dest);
   await fs.chmod(dest, st.mode & 0o7777);
-  await fs.lchown(dest, st.uid, st.gid).catch(() => undefined);
+  await own(dest, st);
   times.push([dest, st.atime, st.mtime]);
 }
 
@@ -130,14 +161,17 @@ async function whiteoutDevices(paths: string[]): Promise<void> {
   }
 }
 
-/** Recreates device nodes and FIFOs a step made (root only for devices). */
-async function mknod(items: [string, Stats][]): Promise<void> {
+/** Recreates device nodes and FIFOs a step made (root only for devices); false for a socket. */
+async function mknod(items: [string, Stats][]): Promise<boolean> {
+  let made = false;
   for (const [dest, st] of items) {
     const type = st.isFIFO() ? 'p' : st.isCharacterDevice() ? 'c' : st.isBlockDevice() ? 'b' : undefined;
     if (!type) continue; // sockets are not carried in layers
+    made = true;
     const args = type === 'p' ? [dest, 'p'] : [dest, type, String(Math.floor(st.rdev / 256) & 0xfff), String((st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00))];
     await runSh('mknod -m "$MODE" "$@"', args, { MODE: (st.mode & 0o7777).toString(8) });
   }
+  return made;
 }
 
 function runSh(script: string, args: string[], env: Record<string, string> = {}): Promise<void> {

@@ -46,12 +46,13 @@ export const runOp: LayerOp<RunStep> = {
         signal: run.signal,
         onOutput: (chunk) => run.emit({ type: 'step-output', image: run.spec.key, index, chunk }),
       },
-      async ({ diffDir, driver }) => {
+      async ({ diffDir, driver, hostIds }) => {
         if (driver === 'copy') {
           const message = 'overlay mounts are unavailable here: RUN uses the copy-based driver (slower)';
           run.emit({ type: 'notice', image: run.spec.key, message });
         }
-        const pack = { overlay: true, sourceDateEpoch: run.epoch };
+        // hostIds: a rootless step's files belong to mapped host ids; the tar records the ids it saw.
+        const pack = { overlay: true, sourceDateEpoch: run.epoch, hostIds };
         const layer = await packLayerSources(store, [{ from: diffDir, to: '' }], pack);
         if (driver === 'overlay') {
           // The upperdir is the new layer in lowerdir form: keep it instead of unpacking the tar later.

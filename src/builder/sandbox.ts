@@ -4,7 +4,9 @@
  * Overlay driver (root with overlayfs): every parent layer is unpacked once into the store's
  * overlay dirs; the step's mount namespace mounts lowerdir = init:newest:…:oldest (short `l/` links,
  * cwd = the store's overlay dir), upperdir = a fresh dir that becomes the layer. Copy driver (no
- * overlay): the parents are flattened into a temp root that is diffed after the run.
+ * overlay): the parents are flattened into a temp root that is diffed after the run. Rootless driver
+ * (not root, /etc/subuid ranges): the copy driver inside a user namespace with subordinate ids
+ * (rootless-ids.ts); a non-root caller without them gets the copy driver in a single-ID namespace.
  *
  * Either way the command runs under crun, an OCI runtime, started inside util-linux `unshare`
  * namespaces that hold the overlay mount and the network: crun pivots into the root (the host's root
@@ -32,9 +34,10 @@ import { sandboxScript } from './sandbox-script.js';
 import { runtimeConfig, type StepFileMount } from './runtime-config.js';
 import { OutputTail } from './output-tail.js';
 import { hostTool } from './tools.js';
+import { probeIdMapping, userNamespaceFlags, type IdMapping } from './rootless-ids.js';
 
-/** How RUN steps execute on this host. */
-export type RunDriver = 'overlay' | 'copy';
+/** How RUN steps execute on this host (`rootless`: the copy driver in a user namespace with subordinate ids). */
+export type RunDriver = 'overlay' | 'copy' | 'rootless';
 
 /** A parent layer of the step: its chain ID, diff_id and how to read its uncompressed tar. */
 export interface ParentLayer {
@@ -77,6 +80,8 @@ export interface RunRequest {
 export interface RunOutcome {
   diffDir: string;
   driver: RunDriver;
+  /** Host id → the id the step saw; the layer writer must apply it (PackOptions.hostIds) when set. */
+  hostIds?: { uid(host: number): number; gid(host: number): number };
 }
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -86,6 +91,8 @@ const TAIL_LINES = 15;
 export interface DriverInfo {
   driver: RunDriver | 'none';
   reason: string;
+  /** Not root: the user namespace steps run in (full for `rootless`, single-ID for `copy`). */
+  mapping?: IdMapping;
 }
 
 const detected = new Map<string, Promise<DriverInfo>>();
@@ -153,9 +160,17 @@ async function probe(overlayDir: string): Promise<DriverInfo> {
       await fs.rm(dir, { recursive: true, force: true });
     }
   }
-  const r = await exec(unshare, ['--user', '--map-root-user', '--mount', '--pid', '--fork', '--', 'true'], overlayDir);
-  if (r.code === 0) return { driver: 'copy', reason: 'not root: overlay mounts need root, so RUN uses a copy of the root in a user namespace and a snapshot diff' };
-  return { driver: 'none', reason: `not root and user namespaces are unavailable (${r.output.trim() || `exit ${r.code}`})` };
+  const mapping = await probeIdMapping();
+  if (mapping.mode === 'none') return { driver: 'none', reason: `not root and ${mapping.reason}` };
+  const nsArgs = [...userNamespaceFlags(mapping), '--mount', '--pid', '--fork', '--', 'true'];
+  const r = await exec(unshare, nsArgs, overlayDir);
+  const said = r.output.trim() || `exit ${r.code}`;
+  if (r.code !== 0) return { driver: 'none', reason: `not root and user namespaces are unavailable (${said})` };
+  const copy = 'not root: RUN uses a copy of the root in a user namespace';
+  if (mapping.mode === 'full') {
+    return { driver: 'rootless', mapping, reason: `${copy} (${mapping.reason}) and a snapshot diff` };
+  }
+  return { driver: 'copy', mapping, reason: `${copy} and a snapshot diff; ${mapping.reason}` };
 }
 
 function exec(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
@@ -175,15 +190,22 @@ function exec(cmd: string, args: string[], cwd: string): Promise<{ code: number 
  * RUN_UNSUPPORTED or BUILD_CANCELLED, each naming the step. The workspace is always removed.
  */
 export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOutcome) => Promise<T>): Promise<T> {
-  const info = req.driver ? { driver: req.driver, reason: 'forced' } : await detectRunDriver(req.store);
+  const chosen = req.driver && req.driver !== 'rootless' ? forced(req.driver) : undefined;
+  const info: DriverInfo = chosen ?? (await detectRunDriver(req.store));
+  if (req.driver === 'rootless' && info.driver !== 'rootless') {
+    const hint = 'run dimg as a user with /etc/subuid and /etc/subgid ranges (apt-get install uidmap)';
+    const message = `${req.label}: the rootless RUN driver is unavailable: ${info.reason}`;
+    throw new DimgError('RUN_UNSUPPORTED', message, hint);
+  }
   if (info.driver === 'none') {
-    throw new DimgError('RUN_UNSUPPORTED', `${req.label}: RUN steps cannot run on this host: ${info.reason}`, 'run dimg as root (or enable user namespaces); images without RUN steps build anywhere');
+    throw new DimgError('RUN_UNSUPPORTED', `${req.label}: RUN steps cannot run on this host: ${info.reason}`, 'run dimg as root, or enable user namespaces (and /etc/subuid ranges); images without RUN steps build anywhere');
   }
   const driver = info.driver;
   cancelledCheck(req);
   const overlayDir = req.store.overlay.dir;
   const ws = join(overlayDir, `.tmp-${process.pid}-run-${randomBytes(6).toString('hex')}`);
   await fs.mkdir(join(ws, 'files'), { recursive: true, mode: 0o700 });
+  let cleanup: (() => Promise<void>) | undefined;
   try {
     const hostname = req.hostname ?? 'dimg-build';
     const secrets = await checkSecrets(req);
@@ -195,7 +217,8 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
       { rel: 'etc/hostname', kind: 'file' },
       ...secrets.map((s) => ({ rel: s.rel, kind: 'file' as const })),
     ];
-    const prepared = await rootfsDriver(driver, req.store).prepare(ws, req.parents, points);
+    const prepared = await rootfsDriver(driver, req.store, info.mapping).prepare(ws, req.parents, points);
+    cleanup = prepared.cleanup;
     const { root, view, usable } = prepared;
     const has = (rel: string) => usable.some((u) => u.rel === rel);
     for (const s of secrets) {
@@ -230,27 +253,48 @@ export async function runInSandbox<T>(req: RunRequest, consume: (outcome: RunOut
       ipBin: newNet ? hostTool('ip') : undefined,
       runtime: { bin: hostTool('crun')!, stateDir: join(ws, 'runtime'), logFile, bundle, id: `dimg-${basename(ws)}` },
     });
-    const result = await execute(req, script, newNet, driver);
+    const result = await execute(req, script, newNet, info.mapping);
     const runtimeErrors = await readRuntimeLog(logFile);
     if (!result.ready || (runtimeErrors.length > 0 && !runtimeErrors.some(isExecFailure))) {
       const said = [...result.tail, ...runtimeErrors].join(' | ') || 'no output';
-      throw new DimgError('RUN_SANDBOX_FAILED', `${req.label}: the sandbox could not be set up (${driver} driver): ${said}`, 'check that the store is on a local file system and dimg runs as root; `dimg info` shows the RUN driver');
+      throw new DimgError('RUN_SANDBOX_FAILED', `${req.label}: the sandbox could not be set up (${driver} driver): ${said}`, 'check that the store is on a local file system and that dimg runs as root or with /etc/subuid ranges; `dimg info` shows the RUN driver');
     }
     if (runtimeErrors.some(isExecFailure)) result.code = 127; // as a shell says of a missing command
     if (result.code !== 0) {
       const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.code}`;
       const lines = result.tail.length > 0 ? result.tail : runtimeErrors;
       const last = lines.length ? `; last output:\n  ${lines.join('\n  ')}` : ' (no output)';
-      throw Object.assign(new DimgError('RUN_FAILED', `${req.label} ${how}${last}`, 'fix the command; steps before it are cached and will not run again'), {
+      // Single-ID mapping: every id but 0 is unmapped, so a chown fails with EINVAL. Say why.
+      const single = info.mapping?.mode === 'single' && lines.some((l) => /chown|Invalid argument/i.test(l));
+      const why = single ? `\n  (this host maps only one user id for rootless RUN: ${info.mapping!.reason})` : '';
+      const hint = single
+        ? 'give the user /etc/subuid and /etc/subgid ranges (usermod --add-subuids/--add-subgids), or build as root'
+        : 'fix the command; steps before it are cached and will not run again';
+      throw Object.assign(new DimgError('RUN_FAILED', `${req.label} ${how}${last}${why}`, hint), {
         exitCode: result.code,
         lastLines: lines,
       });
     }
     const diffDir = await prepared.diff();
-    return await consume({ diffDir, driver });
+    return await consume({ diffDir, driver, hostIds: prepared.hostIds });
   } finally {
+    await cleanup?.().catch(() => undefined);
     await removeWorkspace(ws);
   }
+}
+
+/** A driver the caller chose; not root, the copy driver runs in a single-ID user namespace. */
+function forced(driver: RunDriver): DriverInfo {
+  const uid = process.geteuid?.() ?? 0;
+  if (uid === 0 || driver !== 'copy') return { driver, reason: 'forced' };
+  const gid = process.getegid?.() ?? 0;
+  const mapping: IdMapping = {
+    mode: 'single',
+    uids: [{ inside: 0, outside: uid, count: 1 }],
+    gids: [{ inside: 0, outside: gid, count: 1 }],
+    reason: 'single-ID mapping: the copy driver was forced',
+  };
+  return { driver, reason: 'forced', mapping };
 }
 
 /**
@@ -311,13 +355,14 @@ interface ExecResult {
   tail: string[];
 }
 
-function execute(req: RunRequest, script: string, newNet: boolean, driver: RunDriver): Promise<ExecResult> {
+function execute(req: RunRequest, script: string, newNet: boolean, mapping?: IdMapping): Promise<ExecResult> {
   const unshare = hostTool('unshare')!;
   // The outer namespaces hold the overlay mount and the network; crun adds the step's own mount,
   // PID, IPC and UTS namespaces inside them.
   const ns = ['--mount', '--pid', '--fork', '--kill-child'];
   if (newNet) ns.push('--net');
-  if (driver === 'copy' && process.geteuid?.() !== 0) ns.unshift('--user', '--map-root-user');
+  // Not root: a user namespace first (single-ID or with subordinate ids), owning the others.
+  if (mapping && process.geteuid?.() !== 0) ns.unshift(...userNamespaceFlags(mapping));
   const inner = [unshare, ...ns, '--', hostTool('sh') ?? '/bin/sh', '-c', script];
   const setpriv = hostTool('setpriv');
   // pdeathsig: if dimg dies (even SIGKILL), unshare dies, and --kill-child takes the step's PID 1

@@ -47,6 +47,11 @@ export interface PackOptions {
   /** Which xattr namespace overlayfs used: `trusted` (default) or `user` (mounted with userxattr). */
   overlayXattrPrefix?: 'trusted' | 'user';
   /**
+   * Ids on disk → ids recorded, for trees written in a user namespace (rootless RUN): the host sees
+   * subordinate ids where the step saw 0, 1000…. Default: the numeric ids on disk.
+   */
+  hostIds?: { uid(host: number): number; gid(host: number): number };
+  /**
    * Attributes of parent directories that no source describes (e.g. `srv/` for prefix `srv/app`).
    * Default: mode 0755, uid/gid 0, mtime 0. A builder that knows the lower layers should pass theirs,
    * since the layer's entry replaces the attributes of the existing directory.
@@ -170,7 +175,7 @@ function writeFully(fd: number, buf: Buffer, len: number): void {
  */
 async function* generateTar(sources: LayerSource[], opts: PackOptions, reuse: boolean): AsyncGenerator<Buffer> {
   const root = newTree();
-  const walkOpts: WalkOptions = { owner: opts.owner, mode: opts.mode, dirMode: opts.dirMode, filter: opts.filter, overlay: opts.overlay, overlayXattrPrefix: opts.overlayXattrPrefix };
+  const walkOpts: WalkOptions = { owner: opts.owner, mode: opts.mode, dirMode: opts.dirMode, filter: opts.filter, overlay: opts.overlay, overlayXattrPrefix: opts.overlayXattrPrefix, hostIds: opts.hostIds };
   const mirror = opts.mirror ? new MirrorWriter(opts.mirror) : undefined;
   const previous = opts.previous ? new PreviousTarReader(opts.previous) : undefined;
   let finished = false;

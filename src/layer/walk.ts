@@ -65,6 +65,7 @@ export interface WalkOptions {
   filter?: (relPath: string, isDir: boolean, source: { from: string; to: string }) => boolean;
   overlay?: boolean;
   overlayXattrPrefix?: 'trusted' | 'user';
+  hostIds?: { uid(host: number): number; gid(host: number): number };
 }
 
 /**
@@ -182,8 +183,8 @@ class Walker {
     else if (this.opts.mode !== undefined && (isDir || st.isFile())) mode = this.opts.mode;
     return {
       mode,
-      uid: this.opts.owner?.uid ?? st.uid,
-      gid: this.opts.owner?.gid ?? st.gid,
+      uid: this.opts.owner?.uid ?? this.opts.hostIds?.uid(st.uid) ?? st.uid,
+      gid: this.opts.owner?.gid ?? this.opts.hostIds?.gid(st.gid) ?? st.gid,
       mtime: Math.max(0, Math.floor(st.mtimeMs / 1000)),
     };
   }

@@ -11,6 +11,8 @@ import { humanSize } from '../format.js';
 import type { Store } from '../../store/store.js';
 import { loadImage } from '../../image/local-image.js';
 import { hostTool } from '../../builder/tools.js';
+import { detectRunDriver } from '../../builder/sandbox.js';
+import type { IdRange } from '../../builder/rootless-ids.js';
 
 /** What `dimg info` reports (also its `--format json` shape). */
 export interface InfoReport {
@@ -28,6 +30,15 @@ export interface InfoReport {
   namespaces: Record<'mount' | 'pid' | 'user', { available: boolean; reason?: string }>;
   /** The OCI runtime that confines RUN steps: its version line, or why there is none. */
   runRuntime: { available: boolean; version?: string; reason?: string };
+  /**
+   * How RUN steps get their root here (overlay, copy, rootless or none) and why; not root, the
+   * user namespace they run in: `full` (subordinate ids, chown works) or `single` (only 0 mapped).
+   */
+  runDriver: {
+    driver: string;
+    reason: string;
+    rootless?: { mapping: 'full' | 'single'; uids: IdRange[]; gids: IdRange[] };
+  };
 }
 
 /** Registers `dimg info`. */
@@ -62,10 +73,22 @@ export function register(program: Command): void {
           ` pid: ${yes(r.namespaces.pid)}`,
           ` user: ${yes(r.namespaces.user)}`,
           `RUN Runtime: ${r.runRuntime.available ? `${r.runRuntime.version} (pivot_root, dropped capabilities, no_new_privs, seccomp)` : `none (${r.runRuntime.reason})`}`,
+          `RUN Driver: ${r.runDriver.driver} (${r.runDriver.reason})`,
+          ...rootlessLines(r.runDriver.rootless),
           '',
         ].join('\n'),
       );
     });
+}
+
+/** The ` Rootless Mapping: …` line, when there is a rootless mapping. */
+function rootlessLines(m: InfoReport['runDriver']['rootless']): string[] {
+  return m ? [` Rootless Mapping: ${m.mapping} (uids ${ranges(m.uids)}; gids ${ranges(m.gids)})`] : [];
+}
+
+/** `0→1001 (1), 1→100000 (65535)`: inside → host (count) per range. */
+function ranges(rs: readonly IdRange[]): string {
+  return rs.map((r) => `${r.inside}→${r.outside} (${r.count})`).join(', ');
 }
 
 /** Gathers the report, probing overlay and namespaces for real. */
@@ -97,6 +120,7 @@ export async function collectInfo(store: Store): Promise<InfoReport> {
       user: probe('unshare', ['--user', 'true']),
     },
     runRuntime: probeRuntime(),
+    runDriver: await runDriverInfo(store),
   };
 }
 
@@ -154,6 +178,14 @@ export function backingFilesystem(path: string): string {
 
 function unescapeMount(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** The RUN driver the builder would pick for `store`, with the rootless mapping when not root. */
+async function runDriverInfo(store: Store): Promise<InfoReport['runDriver']> {
+  const d = await detectRunDriver(store);
+  const m = d.mapping;
+  if (!m) return { driver: d.driver, reason: d.reason };
+  return { driver: d.driver, reason: d.reason, rootless: { mapping: m.mode, uids: [...m.uids], gids: [...m.gids] } };
 }
 
 /** crun's first version line, or the install hint when it is missing. */
