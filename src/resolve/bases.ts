@@ -97,5 +97,5 @@ export class BaseResolver {
 }
 
 function isUnreachable(e: unknown): boolean {
-  return isDimgError(e) && /^REGISTRY_(UNREACHABLE|CONNECTION|UNAVAILABLE|TLS)$/.test(e.code);
+  return isDimgError(e, 'REGISTRY_UNREACHABLE', 'REGISTRY_CONNECTION', 'REGISTRY_UNAVAILABLE', 'REGISTRY_TLS');
 }

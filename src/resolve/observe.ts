@@ -16,6 +16,7 @@ import type { ManifestBytes } from '../registry/manifest.js';
 import type { Store } from '../store/store.js';
 import type { ActualState, DesiredState, LocalState, ObservedRecord, RemoteTag } from '../plan/state.js';
 import { readRecord } from '../registry/ownership-io.js';
+import { MANIFEST_ABSENT_CODES } from '../registry/errors.js';
 import { repositoryOf } from '../plan/diff.js';
 
 /** What observing needs. */
@@ -99,7 +100,7 @@ export async function readTag(client: RegistryClient, ref: string): Promise<Remo
   try {
     m = await client.repository(parsed).getManifest(parsed.tag ?? 'latest');
   } catch (e) {
-    if (isDimgError(e) && /MANIFEST_UNKNOWN|NAME_UNKNOWN|NOT_FOUND/.test(e.code)) return null;
+    if (isDimgError(e, ...MANIFEST_ABSENT_CODES)) return null;
     throw e;
   }
   return { digest: m.digest, ...annotationsOf(m) };
