@@ -13,6 +13,7 @@ import { computeImageKeys, rootfsKey, scratchKey, type ImageKeys, type TreeDiges
 import { dependenciesOf } from '../builder/graph.js';
 import type { FileDigests } from '../builder/file-digests.js';
 import type { DesiredImage, DesiredState } from '../plan/state.js';
+import { targetRef } from '../plan/types.js';
 import type { BaseResolver } from './bases.js';
 import type { IgnoreMatcher } from '../specfile/ignore.js';
 import pLimit from 'p-limit';
@@ -76,7 +77,7 @@ export async function resolveSpec(spec: Spec, ctx: DesiredContext): Promise<Reso
         baseDigest: base.key,
         dependsOn: dependenciesOf(img),
         localRefs: [...img.localRefs],
-        targets: img.targets.map((t) => ({ registry: t.registry, ref: t.ref })),
+        targets: img.targets.map((t) => targetRef(t.registry, t.ref)),
       };
     });
   };
