@@ -6,7 +6,7 @@
  */
 import { posix } from 'node:path';
 import { DimgError } from '../errors.js';
-import { formatReference, isValidTag, parseReference, type ParsedReference } from '../oci/reference.js';
+import { isValidTag, parseReference, type ParsedReference } from '../oci/reference.js';
 import type { BaseSpec, CopyFrom, ImageSpec, RegistrySpec, Spec, Step, TargetSpec } from './model.js';
 import { DEFAULT_WATCH_TAGS, deepFreeze } from './model.js';
 import { stageImage } from './stage-image.js';
@@ -179,7 +179,7 @@ class Normaliser {
       return { problem: guess ? `"${name}" names no image of this file; did you mean "${guess}"? (${hint})` : `"${name}" names no image of this file (${hint})` };
     }
     try {
-      return { base: { kind: 'ref', ref: formatReference(parseReference(name)) } };
+      return { base: { kind: 'ref', ref: parseReference(name).toString() } };
     } catch (e) {
       return { problem: (e as Error).message };
     }
