@@ -50,6 +50,7 @@ const DISTRIBUTION_BODY_CODES = new Set([
 const subject = { registry: 'r.example', repository: 'app' };
 
 test('every code dimg raises itself is raised by some new DimgError / super call in src', () => {
+  assert.equal(new Set(ERROR_CODES).size, ERROR_CODES.length, 'a code is listed twice');
   const raised = raisedInSrc();
   const dead = DIMG_ERROR_CODES.filter((c) => !raised.has(c));
   assert.deepEqual(dead, [], `codes in ErrorCode that nothing in src raises: ${dead.join(', ')}`);
