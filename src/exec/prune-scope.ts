@@ -19,7 +19,9 @@ export async function repositoriesToPrune(spec: Spec, client: RegistryClient, re
   // Every registry of the spec, also one no image pushes to any more: removing a project's last
   // image from a registry must still prune the tags it left there.
   for (const r of Object.values(spec.registries)) {
-    const declared = resolved.desired.images.flatMap((i) => i.targets.filter((t) => t.registry === r.name).map((t) => targetReference(t).repository));
+    const declared = resolved.desired.images.flatMap((i) =>
+      i.targets.filter((t) => t.registry === r.name).map((t) => targetReference(t).repository),
+    );
     let repos: string[];
     try {
       const prefix = r.prefix ? `${r.prefix.replace(/\/+$/, '')}/` : '';

@@ -49,7 +49,10 @@ export async function recordOwnership(client: RegistryClient, project: string, o
   const byRepo = new Map<string, Entry>();
   const entry = (ref: ParsedReference) => {
     let e = byRepo.get(ref.repository);
-    if (!e) byRepo.set(ref.repository, (e = { name: ref.repositoryOnly(), changes: { written: [], removed: [] }, adopt: [] }));
+    if (!e) {
+      e = { name: ref.repositoryOnly(), changes: { written: [], removed: [] }, adopt: [] };
+      byRepo.set(ref.repository, e);
+    }
     return e;
   };
   const tagOf = (ref: ParsedReference) => ref.tag ?? 'latest';

@@ -22,7 +22,11 @@ const ID_PREFIX = /^(?:sha256:)?([a-f0-9]{4,64})$/;
  * a ParsedReference is looked up by name only. An ID prefix matching several different images is
  * AMBIGUOUS; nothing matching is IMAGE_NOT_FOUND.
  */
-export async function findImage(store: Store, query: string | ParsedReference, platform?: Platform): Promise<FoundImage> {
+export async function findImage(
+  store: Store,
+  query: string | ParsedReference,
+  platform?: Platform,
+): Promise<FoundImage> {
   const entries = await store.entries();
   const byName = await findByName(store, entries, query, platform);
   if (byName) return byName;
@@ -44,7 +48,12 @@ export async function findImage(store: Store, query: string | ParsedReference, p
   throw new DimgError('IMAGE_NOT_FOUND', `no such image in the local store: ${query}`, '`dimg image ls` lists local images; `dimg image pull` fetches one from a registry');
 }
 
-async function findByName(store: Store, entries: ImageEntry[], query: string | ParsedReference, platform?: Platform): Promise<FoundImage | undefined> {
+async function findByName(
+  store: Store,
+  entries: ImageEntry[],
+  query: string | ParsedReference,
+  platform?: Platform,
+): Promise<FoundImage | undefined> {
   let ref: ParsedReference;
   try {
     ref = parseReference(query);

@@ -65,7 +65,8 @@ async function removeOne(store: Store, query: string, force: boolean): Promise<R
   if (!force && repos.size > 1) {
     throw new DimgError(
       'IMAGE_CONFLICT',
-      `unable to delete ${id.slice(7, 19)} (must be forced): image is referenced in multiple repositories (${names.map((r) => r.familiar()).join(', ')})`,
+      `unable to delete ${id.slice(7, 19)} (must be forced): image is referenced in multiple repositories ` +
+        `(${names.map((r) => r.familiar()).join(', ')})`,
       'remove it by name (`dimg image rm NAME:TAG`) to untag one name, or pass -f to delete the image and all its names',
     );
   }

@@ -72,7 +72,8 @@ export class ParsedReference implements Reference {
 
   /** True when both name the same repository, tag and digest. */
   equals(other: Reference): boolean {
-    return this.domain === other.domain && this.path === other.path && this.tag === other.tag && this.digest === other.digest;
+    const same = this.domain === other.domain && this.path === other.path;
+    return same && this.tag === other.tag && this.digest === other.digest;
   }
 
   /** A copy with another tag and no digest; throws TAG_INVALID for a bad tag. */

@@ -119,7 +119,12 @@ function recordedDigest(actual: ActualState, ref: ParsedReference): Digest | und
  * Another observed tag in the same registry repository that already holds the image. The observed
  * tags are keyed by their canonical strings; those of desired targets are looked up parsed.
  */
-function findSameImage(target: TargetRef, inputDigest: Digest, desired: DesiredState, actual: ActualState): { ref: string; tag: RemoteTag } | undefined {
+function findSameImage(
+  target: TargetRef,
+  inputDigest: Digest,
+  desired: DesiredState,
+  actual: ActualState,
+): { ref: string; tag: RemoteTag } | undefined {
   const repo = targetReference(target).repository;
   const parsed = new Map(desired.images.flatMap((i) => i.targets.map((t) => [t.ref, targetReference(t)] as const)));
   for (const [other, tag] of actual.remote) {
@@ -184,7 +189,8 @@ function pruneActions(desired: DesiredState, actual: ActualState, warnings: Plan
     // Deletes in one repository run one after another: registry 2.8 drops a deleted manifest's tags
     // by scanning the repository's tags, and concurrent deletes there can leave a tag dangling.
     const chain = (a: DeleteAction): DeleteAction => {
-      const previous = out.length > 0 && targetReference(out[out.length - 1]!.target).repository === rec.repository ? out[out.length - 1]!.id : undefined;
+      const last = out.at(-1);
+      const previous = last && targetReference(last.target).repository === rec.repository ? last.id : undefined;
       a.dependsOn = previous ? [previous] : [];
       return a;
     };
@@ -224,7 +230,9 @@ function adoptions(desired: DesiredState, images: DesiredImage[], actual: Actual
       const ref = targetReference(t);
       const rec = records.get(ref.repository);
       if (!now || !rec || now.inputDigest !== img.inputDigest || now.project !== desired.project) continue;
-      if (rec.tags.get(ref.tag!) !== now.digest) out.push({ kind: 'adopt', target: t, digest: now.digest, reason: 'written by this project, not yet in its ownership record' });
+      if (rec.tags.get(ref.tag!) === now.digest) continue;
+      const reason = 'written by this project, not yet in its ownership record';
+      out.push({ kind: 'adopt', target: t, digest: now.digest, reason });
     }
   }
   return out;

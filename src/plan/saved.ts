@@ -22,10 +22,16 @@ export function snapshotOf(desired: DesiredState, actual: ActualState): Observed
   for (const [ref, t] of [...actual.remote].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) remote[ref] = t?.digest ?? null;
   // What prune looked at: each recorded, undeclared tag and what it holds now.
   const inventory: Record<string, Digest | null> = {};
-  const pruneSeen = actual.records.flatMap((r) => [...r.now].map(([tag, digest]) => [tagRefOf(r)(tag), digest] as const));
+  const pruneSeen = actual.records.flatMap((r) => {
+    const refOf = tagRefOf(r);
+    return [...r.now].map(([tag, digest]) => [refOf(tag), digest] as const);
+  });
   for (const [ref, digest] of pruneSeen.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) inventory[ref] = digest;
   const recorded: Record<string, Digest> = {};
-  const records = actual.records.flatMap((r) => [...r.tags].map(([tag, digest]) => [tagRefOf(r)(tag), digest] as const));
+  const records = actual.records.flatMap((r) => {
+    const refOf = tagRefOf(r);
+    return [...r.tags].map(([tag, digest]) => [refOf(tag), digest] as const);
+  });
   for (const [ref, digest] of records.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) recorded[ref] = digest;
   const inputs: Record<string, Digest> = {};
   for (const i of desired.images) inputs[i.key] = i.inputDigest;

@@ -100,9 +100,9 @@ export function parseErrorBody(body: string): RegistryErrorEntry[] {
 
 /**
  * The DimgError for a failed response. The code comes from the body's first error entry when it is a
- * known wire code, else from the status (`REGISTRY_` prefixed either way); the message names the subject and carries the
- * registry's own message(s). `body` is passed through pattern redaction defensively (a misbehaving
- * proxy could echo headers back).
+ * known wire code, else from the status (`REGISTRY_` prefixed either way); the message names the
+ * subject and carries the registry's own message(s). `body` is passed through pattern redaction
+ * defensively (a misbehaving proxy could echo headers back).
  */
 export function registryError(status: number, body: string, subject: ErrorSubject): DimgError {
   const entries = parseErrorBody(body);

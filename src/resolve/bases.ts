@@ -61,7 +61,8 @@ export class BaseResolver {
   private async lookup(parsed: ParsedReference, platform: Platform, key: string): Promise<ResolvedBase> {
     const ref = parsed.toString();
     const pinned = parsed.digest ?? this.opts.lock?.bases[key]?.digest;
-    const local = await this.fromStore(pinned ? parsed.repositoryOnly().withDigest(pinned) : parsed, platform).catch(() => undefined);
+    const wanted = pinned ? parsed.repositoryOnly().withDigest(pinned) : parsed;
+    const local = await this.fromStore(wanted, platform).catch(() => undefined);
     if (pinned && local) return { ref, digest: local.digest, config: local.config, source: 'lock' };
     const { client } = this.opts;
     if (client) {
@@ -76,12 +77,20 @@ export class BaseResolver {
     throw new DimgError('BASE_NOT_FOUND', `base image ${ref} is neither in the local store nor reachable in its registry`, `pull it (dimg image pull ${ref}) or check the registry`);
   }
 
-  private async fromStore(ref: ParsedReference, platform: Platform): Promise<{ digest: Digest; config: ContainerConfig }> {
+  private async fromStore(
+    ref: ParsedReference,
+    platform: Platform,
+  ): Promise<{ digest: Digest; config: ContainerConfig }> {
     const found = await findImage(this.opts.store, ref, platform);
     return { digest: found.image.descriptor.digest, config: found.image.config.config ?? {} };
   }
 
-  private async fromRegistry(client: RegistryClient, parsed: ParsedReference, pinned: Digest | undefined, platform: Platform): Promise<{ ref: string; digest: Digest; config: ContainerConfig }> {
+  private async fromRegistry(
+    client: RegistryClient,
+    parsed: ParsedReference,
+    pinned: Digest | undefined,
+    platform: Platform,
+  ): Promise<{ ref: string; digest: Digest; config: ContainerConfig }> {
     const ref = parsed.toString();
     const repo = client.repository(parsed);
     let m = await repo.getManifest(pinned ?? parsed.tag ?? 'latest');

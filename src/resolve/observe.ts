@@ -40,7 +40,11 @@ export interface ObserveContext {
  * This project's record in every repository it declares a tag in (and, with prune, in every
  * repository of `ctx.pruneRepositories`), with what undeclared recorded tags hold now when pruning.
  */
-async function observeRecords(desired: DesiredState, ctx: ObserveContext, limitFor: (domain: string) => ReturnType<typeof pLimit>): Promise<ObservedRecord[]> {
+async function observeRecords(
+  desired: DesiredState,
+  ctx: ObserveContext,
+  limitFor: (domain: string) => ReturnType<typeof pLimit>,
+): Promise<ObservedRecord[]> {
   const repos = new Map<string, { registry: string; name: ParsedReference }>(); // by `host/path`
   for (const img of desired.images) {
     for (const t of img.targets) {
@@ -49,7 +53,9 @@ async function observeRecords(desired: DesiredState, ctx: ObserveContext, limitF
     }
   }
   for (const [registry, names] of desired.prune ? (ctx.pruneRepositories ?? []) : []) {
-    for (const n of names) if (!repos.has(n)) repos.set(n, { registry, name: parseReference(n, { defaultTag: false }) });
+    for (const n of names) {
+      if (!repos.has(n)) repos.set(n, { registry, name: parseReference(n, { defaultTag: false }) });
+    }
   }
   const declared = new Set(desired.images.flatMap((i) => i.targets.map((t) => t.ref)));
   const sorted = [...repos].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -99,10 +105,16 @@ function registryLimiter(perRegistry = 16): (host: string) => ReturnType<typeof 
  * Reads every ref's tag in parallel (bounded per registry), keyed by the canonical string (the form
  * the plan's targets carry).
  */
-export async function readTags(client: RegistryClient, refs: readonly ParsedReference[], perRegistry?: number): Promise<Map<string, RemoteTag | null>> {
+export async function readTags(
+  client: RegistryClient,
+  refs: readonly ParsedReference[],
+  perRegistry?: number,
+): Promise<Map<string, RemoteTag | null>> {
   const limitFor = registryLimiter(perRegistry);
   const unique = new Map(refs.map((r) => [r.toString(), r] as const));
-  return new Map(await Promise.all([...unique].map(([key, ref]) => limitFor(ref.domain)(() => readTag(client, ref)).then((t) => [key, t] as const))));
+  const read = ([key, ref]: [string, ParsedReference]) =>
+    limitFor(ref.domain)(() => readTag(client, ref)).then((t) => [key, t] as const);
+  return new Map(await Promise.all([...unique].map(read)));
 }
 
 /** What a registry tag holds (annotations read from its manifest), or null when absent. */

@@ -300,7 +300,8 @@ class Normaliser {
         continue;
       }
       for (const tag of tags) {
-        const ref = this.parsedReference(`${reg.url}/${repository}:${tag}`, [...p, 'repository' in v ? 'repository' : 'push']);
+        const where: JsonPath = [...p, 'repository' in v ? 'repository' : 'push'];
+        const ref = this.parsedReference(`${reg.url}/${repository}:${tag}`, where);
         if (ref) targets.push({ registry: r, ref });
       }
     }

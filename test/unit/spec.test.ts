@@ -68,7 +68,8 @@ test('the example of issue 4 loads as written and normalises to the expected mod
   assert.deepEqual(plain(web!.targets)[3], { registry: 'prod', ref: 'registry.example.com/shop/shop/web:1.4.2' });
   // Targets are parsed once, at load.
   assert.ok(web!.targets[3]!.ref instanceof ParsedReference);
-  assert.deepEqual([web!.targets[3]!.ref.domain, web!.targets[3]!.ref.path, web!.targets[3]!.ref.tag], ['registry.example.com', 'shop/shop/web', '1.4.2']);
+  const prod = web!.targets[3]!.ref;
+  assert.deepEqual([prod.domain, prod.path, prod.tag], ['registry.example.com', 'shop/shop/web', '1.4.2']);
   assert.deepEqual(web!.localRefs[0], 'docker.io/shop/web:1.4.2');
   assert.deepEqual(web!.labels, { 'org.opencontainers.image.vendor': 'Shop' });
   assert.equal(web!.platform, 'linux/amd64');

@@ -71,7 +71,8 @@ function addLs(cmd: Command): void {
 
 function repoFilter(arg: string): (r: ImageRow) => boolean {
   const want = parseReference(arg, { defaultTag: false });
-  return (r) => r.ref !== undefined && r.ref.repository === want.repository && (want.tag === undefined || r.ref.tag === want.tag);
+  return (r) =>
+    r.ref !== undefined && r.ref.repository === want.repository && (want.tag === undefined || r.ref.tag === want.tag);
 }
 
 /** The fields of `docker images --format json`, with the same names and value shapes. */

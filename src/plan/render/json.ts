@@ -30,21 +30,33 @@ export function parsePlanJson(text: string, file: string): Plan {
     throw new DimgError('PLAN_INVALID', `${file} has plan format ${String(p.formatVersion)}; this dimg reads format ${PLAN_FORMAT_VERSION}`, 'make the plan again with this version of dimg');
   }
   const { summary: _ignored, ...plan } = data as Plan & { summary?: unknown };
-  const loaded: Plan = { ...plan, ownership: plan.ownership ?? [], warnings: plan.warnings ?? [], options: plan.options ?? { prune: false, targets: [] } };
+  const loaded: Plan = {
+    ...plan,
+    ownership: plan.ownership ?? [],
+    warnings: plan.warnings ?? [],
+    options: plan.options ?? { prune: false, targets: [] },
+  };
+  checkTargets(loaded, file);
+  return loaded;
+}
+
+/** Parses every target of a loaded plan (remembered for `targetReference`); PLAN_INVALID names a bad one. */
+function checkTargets(loaded: Plan, file: string): void {
+  const again = 'make the plan again with `dimg plan -o plan.json`';
   const targets: [string, TargetRef | undefined][] = [
     ...loaded.actions.map((a) => [a.id, 'target' in a ? a.target : undefined] as [string, TargetRef | undefined]),
     ...loaded.ownership.map((o) => [`${o.kind} ownership change`, o.target] as [string, TargetRef]),
   ];
   for (const [what, target] of targets) {
     if (target === undefined) continue;
-    if (typeof target !== 'object' || target === null || typeof target.ref !== 'string' || typeof target.registry !== 'string') {
-      throw new DimgError('PLAN_INVALID', `${file}: ${what} has no valid target`, 'make the plan again with `dimg plan -o plan.json`');
+    const shaped = typeof target === 'object' && target !== null;
+    if (!shaped || typeof target.ref !== 'string' || typeof target.registry !== 'string') {
+      throw new DimgError('PLAN_INVALID', `${file}: ${what} has no valid target`, again);
     }
     try {
       targetReference(target);
     } catch (e) {
-      throw new DimgError('PLAN_INVALID', `${file}: the target of ${what} is not a reference: ${messageOf(e)}`, 'make the plan again with `dimg plan -o plan.json`');
+      throw new DimgError('PLAN_INVALID', `${file}: the target of ${what} is not a reference: ${messageOf(e)}`, again);
     }
   }
-  return loaded;
 }
