@@ -4,7 +4,7 @@
  */
 import type { Spec } from '../specfile/model.js';
 import type { RegistryClient } from '../registry/client.js';
-import { repositoryOf } from '../plan/diff.js';
+import { targetReference } from '../plan/types.js';
 import type { ResolvedSpec } from '../resolve/desired.js';
 
 /**
@@ -19,7 +19,9 @@ export async function repositoriesToPrune(spec: Spec, client: RegistryClient, re
   // Every registry of the spec, also one no image pushes to any more: removing a project's last
   // image from a registry must still prune the tags it left there.
   for (const r of Object.values(spec.registries)) {
-    const declared = resolved.desired.images.flatMap((i) => i.targets.filter((t) => t.registry === r.name).map((t) => repositoryOf(t.ref)));
+    const declared = resolved.desired.images.flatMap((i) =>
+      i.targets.filter((t) => t.registry === r.name).map((t) => targetReference(t).repository),
+    );
     let repos: string[];
     try {
       const prefix = r.prefix ? `${r.prefix.replace(/\/+$/, '')}/` : '';

@@ -20,20 +20,22 @@
  */
 import { DimgError, isDimgError, messageOf } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
-import { parseReference } from '../oci/reference.js';
+import { parseReference, type ParsedReference } from '../oci/reference.js';
 import { mergeRecord, sameRecord, type RecordChanges } from '../plan/ownership.js';
-import { repositoryOf, tagOf } from '../plan/diff.js';
-import type { OwnershipChange } from '../plan/types.js';
+import { targetReference, type OwnershipChange } from '../plan/types.js';
 import type { RegistryClient } from '../registry/client.js';
 import { readRecord, writeRecord } from '../registry/ownership-io.js';
 import { emptyRecord } from '../registry/ownership-record.js';
 
-/** What an apply did to tags, by full reference. */
+/**
+ * What an apply did to tags, by full reference (parsed, or the canonical string of a plan target, which
+ * is parsed here).
+ */
 export interface TagOutcomes {
   /** Tags written and read back, with the digest they hold. */
-  written: { ref: string; digest: Digest }[];
+  written: { ref: string | ParsedReference; digest: Digest }[];
   /** Record entries to drop (tag deleted, or found moved by someone else), with the recorded digest. */
-  removed: { ref: string; digest: Digest }[];
+  removed: { ref: string | ParsedReference; digest: Digest }[];
 }
 
 /**
@@ -43,22 +45,33 @@ export interface TagOutcomes {
  * tags there are then kept by prune, never deleted); it does not throw.
  */
 export async function recordOwnership(client: RegistryClient, project: string, outcomes: TagOutcomes, ownership: readonly OwnershipChange[], now = new Date().toISOString()): Promise<DimgError[]> {
-  const byRepo = new Map<string, { changes: RecordChanges; adopt: { tag: string; digest: Digest }[] }>();
-  const entry = (ref: string) => {
-    const repo = repositoryOf(ref);
-    let e = byRepo.get(repo);
-    if (!e) byRepo.set(repo, (e = { changes: { written: [], removed: [] }, adopt: [] }));
+  type Entry = { name: ParsedReference; changes: RecordChanges; adopt: { tag: string; digest: Digest }[] };
+  const byRepo = new Map<string, Entry>();
+  const entry = (ref: ParsedReference) => {
+    let e = byRepo.get(ref.repository);
+    if (!e) {
+      e = { name: ref.repositoryOnly(), changes: { written: [], removed: [] }, adopt: [] };
+      byRepo.set(ref.repository, e);
+    }
     return e;
   };
-  for (const w of outcomes.written) entry(w.ref).changes.written.push({ tag: tagOf(w.ref), digest: w.digest });
-  for (const r of outcomes.removed) entry(r.ref).changes.removed.push({ tag: tagOf(r.ref), digest: r.digest });
-  for (const o of ownership) {
-    if (o.kind === 'adopt') entry(o.target.ref).adopt.push({ tag: tagOf(o.target.ref), digest: o.digest });
-    else entry(o.target.ref).changes.removed.push({ tag: tagOf(o.target.ref), digest: o.digest });
+  const tagOf = (ref: ParsedReference) => ref.tag ?? 'latest';
+  for (const w of outcomes.written) {
+    const ref = parseReference(w.ref);
+    entry(ref).changes.written.push({ tag: tagOf(ref), digest: w.digest });
   }
-  const failures = await Promise.all([...byRepo].map(async ([repository, { changes, adopt }]) => {
+  for (const r of outcomes.removed) {
+    const ref = parseReference(r.ref);
+    entry(ref).changes.removed.push({ tag: tagOf(ref), digest: r.digest });
+  }
+  for (const o of ownership) {
+    const ref = targetReference(o.target);
+    if (o.kind === 'adopt') entry(ref).adopt.push({ tag: tagOf(ref), digest: o.digest });
+    else entry(ref).changes.removed.push({ tag: tagOf(ref), digest: o.digest });
+  }
+  const failures = await Promise.all([...byRepo].map(async ([repository, { name, changes, adopt }]) => {
     try {
-      const repo = client.repository(parseReference(`${repository}:x`));
+      const repo = client.repository(name);
       // The plan saw these tags holding the image; only what still does is recorded.
       for (const a of adopt) if ((await repo.headManifest(a.tag))?.digest === a.digest) changes.written.push(a);
       const stored = await readRecord(repo, project, repository);

@@ -5,7 +5,7 @@
  * into the local store only.
  */
 import { DimgError } from '../errors.js';
-import { parseReference } from '../oci/reference.js';
+import type { ParsedReference } from '../oci/reference.js';
 import { DEFAULT_WATCH_TAGS, matchesTagPattern, type ImageSpec, type Spec } from '../specfile/model.js';
 
 /**
@@ -34,8 +34,8 @@ export function checkWatchPush(spec: Spec, pushTo: readonly string[]): void {
 }
 
 /** Whether watch may write `ref` (a target of `img`): its tag matches the image's watchTags. */
-function isWatchTag(img: ImageSpec, ref: string): boolean {
-  return matchesTagPattern(parseReference(ref).tag ?? 'latest', img.watchTags ?? DEFAULT_WATCH_TAGS);
+function isWatchTag(img: ImageSpec, ref: ParsedReference): boolean {
+  return matchesTagPattern(ref.tag ?? 'latest', img.watchTags ?? DEFAULT_WATCH_TAGS);
 }
 
 /**
@@ -50,7 +50,7 @@ export function heldBackTags(spec: Spec, pushTo: readonly string[]): string[] {
       const here = img.targets.filter((t) => t.registry === registry);
       const held = here.filter((t) => !isWatchTag(img, t.ref));
       if (held.length === 0) continue;
-      const tags = held.map((t) => parseReference(t.ref).tag ?? 'latest').join(', ');
+      const tags = held.map((t) => t.ref.tag ?? 'latest').join(', ');
       const what = held.length === here.length ? `pushes no tag to ${registry}` : `leaves some tags in ${registry} alone`;
       out.push(`${img.key}: ${what}: ${tags} ${held.length === 1 ? 'is not a watch tag' : 'are not watch tags'} (watchTags: ${(img.watchTags ?? DEFAULT_WATCH_TAGS).join(', ')}); \`dimg apply\` writes them`);
     }

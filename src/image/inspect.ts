@@ -2,7 +2,7 @@
  * `docker image inspect`-shaped records for local images, so scripts written against Docker's
  * output (`.Id`, `.RepoTags`, `.Config.Env`, `.RootFS.Layers`…) work unchanged.
  */
-import { familiarName, parseReference } from '../oci/reference.js';
+import { parseReference } from '../oci/reference.js';
 import type { ContainerConfig, Descriptor } from '../oci/types.js';
 import type { ImageEntry } from '../store/refs.js';
 import { imageSize, type LocalImage } from './local-image.js';
@@ -38,9 +38,10 @@ export function inspectRecord(image: LocalImage, entries: readonly { entry: Imag
   for (const { entry, image: other } of entries) {
     if (other.id !== image.id || !entry.name) continue;
     const ref = parseReference(entry.name);
-    const tag = `${familiarName(ref)}:${ref.tag}`;
-    if (!tags.includes(tag)) tags.push(tag);
-    const dig = `${familiarName(ref)}@${entry.descriptor.digest}`;
+    // A name pulled by digest has no tag, and so no RepoTags entry (as in Docker).
+    const tag = ref.tag === undefined ? undefined : ref.repositoryOnly().withTag(ref.tag).familiar();
+    if (tag !== undefined && !tags.includes(tag)) tags.push(tag);
+    const dig = ref.repositoryOnly().withDigest(entry.descriptor.digest).familiar();
     if (!digests.includes(dig)) digests.push(dig);
   }
   const cfg = image.config;

@@ -2,7 +2,7 @@
  * Listing the local store the way `docker images` sees it: one row per name (and one per dangling
  * image), each with the loaded image, its ID, creation time and size, newest first.
  */
-import { parseReference, familiarName, type Reference } from '../oci/reference.js';
+import { parseReference, type ParsedReference } from '../oci/reference.js';
 import type { Platform } from '../oci/types.js';
 import type { ImageEntry } from '../store/refs.js';
 import type { Store } from '../store/store.js';
@@ -12,7 +12,7 @@ import { imageSize, loadImage, type LocalImage } from './local-image.js';
 export interface ImageRow {
   entry: ImageEntry;
   /** The parsed full name, absent for dangling images. */
-  ref?: Reference;
+  ref?: ParsedReference;
   image: LocalImage;
   /** Stored size of config and layers in bytes. */
   size: number;
@@ -55,8 +55,8 @@ export async function listImages(store: Store, platform?: Platform): Promise<{ r
 }
 
 /** `familiar:tag` of a row, or `<none>:<none>` for a dangling image. */
-export function displayName(row: { ref?: Reference }): string {
-  return row.ref ? `${familiarName(row.ref)}:${row.ref.tag ?? '<none>'}` : '<none>:<none>';
+export function displayName(row: { ref?: ParsedReference }): string {
+  return row.ref ? `${row.ref.familiarName()}:${row.ref.tag ?? '<none>'}` : '<none>:<none>';
 }
 
 /** The 12-hex short form of an image ID or digest, as Docker prints it. */

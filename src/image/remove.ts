@@ -6,7 +6,7 @@
  * the space is really reclaimed; layers shared with remaining images stay (GC is reference-based).
  */
 import { DimgError } from '../errors.js';
-import { familiarString, formatReference, parseReference, repositoryName } from '../oci/reference.js';
+import { parseReference } from '../oci/reference.js';
 import type { Digest } from '../oci/digest.js';
 import { collectGarbage } from '../store/gc.js';
 import type { ImageEntry } from '../store/refs.js';
@@ -53,7 +53,7 @@ async function removeOne(store: Store, query: string, force: boolean): Promise<R
     // The last name of an image deletes the image: its dangling twins go too.
     const doomed = lastName ? [named, ...others] : [named];
     await removeExact(store, doomed);
-    const out: RemoveEvent[] = [{ untagged: familiarString(parseReference(named.name!)) }];
+    const out: RemoveEvent[] = [{ untagged: parseReference(named.name!).familiar() }];
     if (lastName && id) out.push({ deleted: id });
     return out;
   }
@@ -61,17 +61,18 @@ async function removeOne(store: Store, query: string, force: boolean): Promise<R
   const id = found.image.id;
   const all = entries.filter((e) => ids.get(e) === id || e.descriptor.digest === found.entry.descriptor.digest);
   const names = all.filter((e) => e.name !== undefined).map((e) => parseReference(e.name!));
-  const repos = new Set(names.map(repositoryName));
+  const repos = new Set(names.map((r) => r.repository));
   if (!force && repos.size > 1) {
     throw new DimgError(
       'IMAGE_CONFLICT',
-      `unable to delete ${id.slice(7, 19)} (must be forced): image is referenced in multiple repositories (${names.map(familiarString).join(', ')})`,
+      `unable to delete ${id.slice(7, 19)} (must be forced): image is referenced in multiple repositories ` +
+        `(${names.map((r) => r.familiar()).join(', ')})`,
       'remove it by name (`dimg image rm NAME:TAG`) to untag one name, or pass -f to delete the image and all its names',
     );
   }
   if (!force) await refuseIfCached(store, query, id, found.entry.descriptor.digest);
   await removeExact(store, all);
-  return [...names.map((r) => ({ untagged: familiarString(r) })), { deleted: id }];
+  return [...names.map((r) => ({ untagged: r.familiar() })), { deleted: id }];
 }
 
 /** Removes exactly these entries (same name and digest), so a concurrent retag is never undone. */
@@ -88,7 +89,7 @@ function entryKey(e: ImageEntry): string {
 function nameOf(query: string): string | undefined {
   try {
     const ref = parseReference(query);
-    return ref.digest ? undefined : formatReference(ref);
+    return ref.digest ? undefined : ref.toString();
   } catch {
     return undefined;
   }
@@ -152,7 +153,7 @@ export async function pruneImages(store: Store, opts: { all?: boolean; cache?: b
     });
     await removeExact(store, doomed);
     const deleted = new Set<Digest>();
-    for (const e of doomed) if (e.name) events.push({ untagged: familiarString(parseReference(e.name)) });
+    for (const e of doomed) if (e.name) events.push({ untagged: parseReference(e.name).familiar() });
     const remaining = new Set([...ids.entries()].filter(([e]) => !doomed.includes(e)).map(([, id]) => id));
     for (const e of doomed) {
       const id = ids.get(e) ?? e.descriptor.digest;

@@ -5,7 +5,11 @@
 import { DimgError } from '../errors.js';
 import { parseDigest, type Digest } from './digest.js';
 
-/** A parsed, normalised reference. `tag` is set unless the reference was by digest only. */
+/**
+ * The plain parts of a reference: what a ParsedReference carries and what the formatting helpers accept.
+ * A value of this type may be a hand-made object literal; code that needs a checked, normalised
+ * reference takes a ParsedReference.
+ */
 export interface Reference {
   /** Registry host with optional port, e.g. `docker.io`, `127.0.0.1:5000`. */
   readonly domain: string;
@@ -13,6 +17,80 @@ export interface Reference {
   readonly path: string;
   readonly tag?: string;
   readonly digest?: Digest;
+}
+
+/**
+ * A parsed, normalised, immutable reference; only `parseReference` (and the `with…` copies) make one,
+ * so holding a ParsedReference means it is valid. `tag` is set unless the reference was by digest only.
+ * `toString()` is the canonical form (`docker.io/library/busybox:latest`), `familiar()` the one
+ * people type (`busybox:latest`): format references with these, never by hand.
+ */
+export class ParsedReference implements Reference {
+  readonly domain: string;
+  readonly path: string;
+  readonly tag?: string;
+  readonly digest?: Digest;
+
+  /** Use parseReference; the parts must already be valid and normalised. */
+  private constructor(parts: Reference) {
+    this.domain = parts.domain;
+    this.path = parts.path;
+    if (parts.tag !== undefined) this.tag = parts.tag;
+    if (parts.digest !== undefined) this.digest = parts.digest;
+    Object.freeze(this);
+  }
+
+  /** @internal parseReference's constructor: the parts were checked by the caller. */
+  static fromValidParts(parts: Reference): ParsedReference {
+    return new ParsedReference(parts);
+  }
+
+  /** `domain/path`: the repository's full name. */
+  get repository(): string {
+    return repositoryName(this);
+  }
+
+  /** The canonical full string `domain/path[:tag][@digest]`; parsing it gives an equal ParsedReference. */
+  toString(): string {
+    return formatReference(this);
+  }
+
+  /** JSON carries the canonical string, so a ParsedReference in plain data serialises as people expect. */
+  toJSON(): string {
+    return this.toString();
+  }
+
+  /** The short form with tag and digest, as `docker images` and error messages show it. */
+  familiar(): string {
+    return familiarString(this);
+  }
+
+  /** The short repository name without tag or digest (`busybox`, `shop/web`). */
+  familiarName(): string {
+    return familiarName(this);
+  }
+
+  /** True when both name the same repository, tag and digest. */
+  equals(other: Reference): boolean {
+    const same = this.domain === other.domain && this.path === other.path;
+    return same && this.tag === other.tag && this.digest === other.digest;
+  }
+
+  /** A copy with another tag and no digest; throws TAG_INVALID for a bad tag. */
+  withTag(tag: string): ParsedReference {
+    validateTag(tag);
+    return new ParsedReference({ domain: this.domain, path: this.path, tag });
+  }
+
+  /** A copy pinned to a digest (the tag is kept for display). */
+  withDigest(digest: Digest): ParsedReference {
+    return new ParsedReference({ domain: this.domain, path: this.path, tag: this.tag, digest });
+  }
+
+  /** The repository alone: no tag, no digest. */
+  repositoryOnly(): ParsedReference {
+    return new ParsedReference({ domain: this.domain, path: this.path });
+  }
 }
 
 const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
@@ -54,9 +132,12 @@ export function isImageId(s: string): boolean {
 /**
  * Parses and normalises a reference. A missing domain becomes `docker.io`, a one-component
  * docker.io path gets `library/`, and `latest` is added when there is neither tag nor digest
- * (unless `defaultTag` is false). Throws REFERENCE_INVALID with the reason.
+ * (unless `defaultTag` is false). Throws REFERENCE_INVALID with the reason. Given a ParsedReference, returns
+ * it unchanged, so code handed an already parsed one needs no second parse.
  */
-export function parseReference(input: string, opts: { defaultTag?: boolean } = {}): Reference {
+export function parseReference(input: string | ParsedReference, opts: { defaultTag?: boolean } = {}): ParsedReference {
+  // Already parsed (a caller converted before its callees): parsing is the identity on a ParsedReference.
+  if (input instanceof ParsedReference) return input;
   const bad = (why: string, hint = 'a reference looks like [registry[:port]/]repository[:tag][@sha256:digest]') =>
     new DimgError('REFERENCE_INVALID', `invalid reference "${input}": ${why}`, hint);
   if (input.length === 0) throw bad('it is empty');
@@ -100,7 +181,7 @@ export function parseReference(input: string, opts: { defaultTag?: boolean } = {
   if (domain === DOCKER_HUB && !path.includes('/')) path = `library/${path}`;
   if (`${domain}/${path}`.length > NAME_MAX) throw bad(`the name is longer than ${NAME_MAX} characters`);
   if (tag === undefined && digest === undefined && opts.defaultTag !== false) tag = 'latest';
-  return Object.freeze({ domain, path, tag, digest });
+  return ParsedReference.fromValidParts({ domain, path, tag, digest });
 }
 
 /** `domain/path` — the repository's full name. */
@@ -133,13 +214,12 @@ export function familiarString(ref: Reference): string {
   return s;
 }
 
-/** A copy of `ref` with another tag (and no digest). */
-export function withTag(ref: Reference, tag: string): Reference {
-  validateTag(tag);
-  return Object.freeze({ domain: ref.domain, path: ref.path, tag });
+/** A copy of `ref` with another tag (and no digest); same as `ref.withTag(tag)`. */
+export function withTag(ref: ParsedReference, tag: string): ParsedReference {
+  return ref.withTag(tag);
 }
 
-/** A copy of `ref` pinned to a digest (tag kept for display). */
-export function withDigest(ref: Reference, digest: Digest): Reference {
-  return Object.freeze({ domain: ref.domain, path: ref.path, tag: ref.tag, digest });
+/** A copy of `ref` pinned to a digest (tag kept for display); same as `ref.withDigest(digest)`. */
+export function withDigest(ref: ParsedReference, digest: Digest): ParsedReference {
+  return ref.withDigest(digest);
 }

@@ -5,6 +5,8 @@
 import type { Digest } from '../oci/digest.js';
 import type { ActualState, DesiredImage, DesiredState, RemoteTag } from './state.js';
 import { throwAwayManifest } from '../registry/throwaway-manifest.js';
+import { parseReference, type ParsedReference } from '../oci/reference.js';
+import { targetRef, targetReference } from './types.js';
 import type { Action, BuildAction, BuildReason, DeleteAction, OwnershipChange, PlanWarning, PushAction, PushReason, RetagAction, TargetRef, UnchangedAction } from './types.js';
 
 /** The plan's actions and warnings, before the envelope (digests, timestamps) is added. */
@@ -40,7 +42,7 @@ export function diff(desired: DesiredState, actual: ActualState, opts: DiffOptio
     const lastPush = new Map<string, string>();
     for (const a of tagActions.get(img.key)!) {
       if (a.kind === 'push') {
-        const repo = repositoryOf(a.target.ref);
+        const repo = targetReference(a.target).repository;
         const previous = lastPush.get(repo);
         a.dependsOn = [...(build ? [build.id] : []), ...(previous ? [previous] : [])];
         lastPush.set(repo, a.id);
@@ -77,7 +79,7 @@ function tagAction(img: DesiredImage, target: TargetRef, desired: DesiredState, 
     return { kind: 'unchanged', id: `unchanged:${id}`, dependsOn: [], image: img.key, target, digest: now.digest };
   }
   const reason = pushReason(now, img, target, desired, actual);
-  const sibling = findSameImage(target.ref, img.inputDigest, actual);
+  const sibling = findSameImage(target, img.inputDigest, desired, actual);
   if (sibling) {
     return { kind: 'retag', id: `retag:${id}`, dependsOn: [], image: img.key, target, inputDigest: img.inputDigest, digest: sibling.tag.digest, source: sibling.ref, current: now?.digest, reason };
   }
@@ -86,7 +88,7 @@ function tagAction(img: DesiredImage, target: TargetRef, desired: DesiredState, 
 
 function pushReason(now: RemoteTag | null, img: DesiredImage, target: TargetRef, desired: DesiredState, actual: ActualState): PushReason {
   // What this project's ownership record says it wrote under the tag: the one sure sign of drift.
-  const written = recordedDigest(actual, target.ref);
+  const written = recordedDigest(actual, targetReference(target));
   if (!now) {
     // Written by this project and now gone: deleted behind dimg's back.
     if (written) return 'drift';
@@ -109,26 +111,27 @@ function pushReason(now: RemoteTag | null, img: DesiredImage, target: TargetRef,
 }
 
 /** The digest this project's ownership record lists for `ref`, if any. */
-function recordedDigest(actual: ActualState, ref: string): Digest | undefined {
-  const repo = repositoryOf(ref);
-  return actual.records.find((r) => r.repository === repo)?.tags.get(tagOf(ref));
+function recordedDigest(actual: ActualState, ref: ParsedReference): Digest | undefined {
+  return actual.records.find((r) => r.repository === ref.repository)?.tags.get(ref.tag!);
 }
 
-/** Another observed tag in the same registry repository that already holds the image. */
-function findSameImage(ref: string, inputDigest: Digest, actual: ActualState): { ref: string; tag: RemoteTag } | undefined {
-  const repo = repositoryOf(ref);
+/**
+ * Another observed tag in the same registry repository that already holds the image. The observed
+ * tags are keyed by their canonical strings; those of desired targets are looked up parsed.
+ */
+function findSameImage(
+  target: TargetRef,
+  inputDigest: Digest,
+  desired: DesiredState,
+  actual: ActualState,
+): { ref: string; tag: RemoteTag } | undefined {
+  const repo = targetReference(target).repository;
+  const parsed = new Map(desired.images.flatMap((i) => i.targets.map((t) => [t.ref, targetReference(t)] as const)));
   for (const [other, tag] of actual.remote) {
-    if (other !== ref && tag && tag.inputDigest === inputDigest && repositoryOf(other) === repo) return { ref: other, tag };
+    if (other === target.ref || !tag || tag.inputDigest !== inputDigest) continue;
+    if ((parsed.get(other) ?? parseReference(other)).repository === repo) return { ref: other, tag };
   }
   return undefined;
-}
-
-/** `host/path` of a `host/path:tag` reference. */
-export function repositoryOf(ref: string): string {
-  const at = ref.indexOf('@');
-  const noDigest = at >= 0 ? ref.slice(0, at) : ref;
-  const colon = noDigest.lastIndexOf(':');
-  return colon > noDigest.lastIndexOf('/') ? noDigest.slice(0, colon) : noDigest;
 }
 
 function decideBuilds(images: DesiredImage[], actual: ActualState, tagActions: Map<string, Action[]>): Map<string, BuildAction> {
@@ -186,15 +189,18 @@ function pruneActions(desired: DesiredState, actual: ActualState, warnings: Plan
     // Deletes in one repository run one after another: registry 2.8 drops a deleted manifest's tags
     // by scanning the repository's tags, and concurrent deletes there can leave a tag dangling.
     const chain = (a: DeleteAction): DeleteAction => {
-      const previous = out.length > 0 && repositoryOf(out[out.length - 1]!.target.ref) === rec.repository ? out[out.length - 1]!.id : undefined;
+      const last = out.at(-1);
+      const previous = last && targetReference(last.target).repository === rec.repository ? last.id : undefined;
       a.dependsOn = previous ? [previous] : [];
       return a;
     };
+    const repository = parseReference(rec.repository, { defaultTag: false });
     for (const [tag, recorded] of [...rec.tags].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const ref = `${rec.repository}:${tag}`;
-      if (declared.has(ref) || !rec.now.has(tag)) continue;
+      if (!rec.now.has(tag)) continue;
+      const target = targetRef(rec.registry, repository.withTag(tag));
+      const ref = target.ref;
+      if (declared.has(ref)) continue;
       const now = rec.now.get(tag)!;
-      const target = { registry: rec.registry, ref };
       if (now === null) {
         ownership.push({ kind: 'forget', target, digest: recorded, reason: 'the tag is gone' });
       } else if (now === recorded) {
@@ -221,15 +227,14 @@ function adoptions(desired: DesiredState, images: DesiredImage[], actual: Actual
   for (const img of images) {
     for (const t of img.targets) {
       const now = actual.remote.get(t.ref);
-      const rec = records.get(repositoryOf(t.ref));
+      const ref = targetReference(t);
+      const rec = records.get(ref.repository);
       if (!now || !rec || now.inputDigest !== img.inputDigest || now.project !== desired.project) continue;
-      if (rec.tags.get(tagOf(t.ref)) !== now.digest) out.push({ kind: 'adopt', target: t, digest: now.digest, reason: 'written by this project, not yet in its ownership record' });
+      if (rec.tags.get(ref.tag!) === now.digest) continue;
+      const reason = 'written by this project, not yet in its ownership record';
+      out.push({ kind: 'adopt', target: t, digest: now.digest, reason });
     }
   }
   return out;
 }
 
-/** The tag of a `host/path:tag` reference. */
-export function tagOf(ref: string): string {
-  return ref.slice(repositoryOf(ref).length + 1);
-}

@@ -6,8 +6,15 @@
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { canonicalJson } from '../oci/canonical-json.js';
 import { sha256, type Digest } from '../oci/digest.js';
-import type { ActualState, DesiredState } from './state.js';
+import { parseReference } from '../oci/reference.js';
+import type { ActualState, DesiredState, ObservedRecord } from './state.js';
 import type { ObservedSnapshot, Plan } from './types.js';
+
+/** The canonical reference string of each tag of a record's repository (the snapshot's keys). */
+function tagRefOf(r: ObservedRecord): (tag: string) => string {
+  const repository = parseReference(r.repository, { defaultTag: false });
+  return (tag) => repository.withTag(tag).toString();
+}
 
 /** The observed state a plan was made from, small enough to keep in the plan file. */
 export function snapshotOf(desired: DesiredState, actual: ActualState): ObservedSnapshot {
@@ -15,10 +22,16 @@ export function snapshotOf(desired: DesiredState, actual: ActualState): Observed
   for (const [ref, t] of [...actual.remote].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) remote[ref] = t?.digest ?? null;
   // What prune looked at: each recorded, undeclared tag and what it holds now.
   const inventory: Record<string, Digest | null> = {};
-  const pruneSeen = actual.records.flatMap((r) => [...r.now].map(([tag, digest]) => [`${r.repository}:${tag}`, digest] as const));
+  const pruneSeen = actual.records.flatMap((r) => {
+    const refOf = tagRefOf(r);
+    return [...r.now].map(([tag, digest]) => [refOf(tag), digest] as const);
+  });
   for (const [ref, digest] of pruneSeen.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) inventory[ref] = digest;
   const recorded: Record<string, Digest> = {};
-  const records = actual.records.flatMap((r) => [...r.tags].map(([tag, digest]) => [`${r.repository}:${tag}`, digest] as const));
+  const records = actual.records.flatMap((r) => {
+    const refOf = tagRefOf(r);
+    return [...r.tags].map(([tag, digest]) => [refOf(tag), digest] as const);
+  });
   for (const [ref, digest] of records.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) recorded[ref] = digest;
   const inputs: Record<string, Digest> = {};
   for (const i of desired.images) inputs[i.key] = i.inputDigest;

@@ -3,6 +3,7 @@
  * rendered as text (Terraform-like) or JSON, stored with `plan -o`, and executed by `apply plan.json`.
  */
 import type { Digest } from '../oci/digest.js';
+import { parseReference, type ParsedReference } from '../oci/reference.js';
 
 /** Version of the JSON plan format; bump on incompatible changes. */
 export const PLAN_FORMAT_VERSION = 1;
@@ -11,8 +12,36 @@ export const PLAN_FORMAT_VERSION = 1;
 export interface TargetRef {
   /** The spec's registry name, or `local` for the local store when it is the only target. */
   registry: string;
-  /** Full reference with tag, e.g. `127.0.0.1:5000/shop/web:1.4.2`. */
+  /**
+   * Full reference with tag, e.g. `127.0.0.1:5000/shop/web:1.4.2`: the canonical string, so the plan
+   * stays plain JSON data. Code reads it parsed through `targetReference`.
+   */
   ref: string;
+}
+
+// Parsed references of the TargetRefs in use, so each is parsed at most once (when the plan is made
+// or loaded) and never by the code that reads it.
+const parsedTargets = new WeakMap<TargetRef, ParsedReference>();
+
+/** A TargetRef for a parsed reference: the string form for the plan, the parsed one remembered. */
+export function targetRef(registry: string, ref: ParsedReference): TargetRef {
+  const t: TargetRef = { registry, ref: ref.toString() };
+  parsedTargets.set(t, ref);
+  return t;
+}
+
+/**
+ * The target's parsed reference. TargetRefs made by `targetRef` or checked by `loadPlan` already have
+ * one; any other (a hand-built TargetRef in a test) is parsed here, once, and throws REFERENCE_INVALID
+ * when its string is not a reference.
+ */
+export function targetReference(t: TargetRef): ParsedReference {
+  let ref = parsedTargets.get(t);
+  if (ref === undefined) {
+    ref = parseReference(t.ref);
+    parsedTargets.set(t, ref);
+  }
+  return ref;
 }
 
 /** Why an image must be built (`requested`: a build-only plan builds what it is asked for). */

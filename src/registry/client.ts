@@ -185,7 +185,7 @@ export class RegistryClient {
           // Cancelled (whatever the error says: a backoff sleep rejects with the signal's own reason):
           // the origin would be cancelled too; asking it anyway only delays stopping.
           if (signal?.aborted || isDimgError(e, 'ABORTED')) throw e;
-          const down = isDimgError(e, 'REGISTRY_UNREACHABLE') || isDimgError(e, 'REGISTRY_CONNECTION') || isDimgError(e, 'REGISTRY_TLS');
+          const down = isDimgError(e, 'REGISTRY_UNREACHABLE', 'REGISTRY_CONNECTION', 'REGISTRY_TLS');
           if (down) this.downMirrors.add(r.domain);
           log?.(this.transport.redact(`mirror ${r.domain} failed for ${ref.domain}/${ref.path}: ${messageOf(e)}; ${down ? 'not using it again in this run' : 'trying the next source'}`));
         }

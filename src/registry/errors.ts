@@ -3,7 +3,7 @@
  * statuses, as HEAD responses have no body) become `REGISTRY_<CODE>` errors whose message names the
  * registry and the repository, with a hint that says what to do.
  */
-import { DimgError } from '../errors.js';
+import { DimgError, REGISTRY_WIRE_CODES, type ErrorCode, type RegistryWireCode } from '../errors.js';
 import { redactPatterns } from './redact.js';
 
 /** What a failed request was about, for the message. */
@@ -16,6 +16,16 @@ export interface ErrorSubject {
   object?: string;
 }
 
+/**
+ * The codes a manifest read fails with when the tag, the manifest or the whole repository is absent
+ * (registry 2.8 says NAME_UNKNOWN for a repository never pushed; some proxies answer a bare 404).
+ */
+export const MANIFEST_ABSENT_CODES: readonly ErrorCode[] = Object.freeze([
+  'REGISTRY_MANIFEST_UNKNOWN',
+  'REGISTRY_NAME_UNKNOWN',
+  'REGISTRY_NOT_FOUND',
+]);
+
 /** One entry of a registry error body. */
 export interface RegistryErrorEntry {
   code: string;
@@ -23,7 +33,7 @@ export interface RegistryErrorEntry {
   detail?: unknown;
 }
 
-const STATUS_CODES: Record<number, string> = {
+const STATUS_CODES: Record<number, RegistryWireCode> = {
   400: 'BAD_REQUEST',
   401: 'UNAUTHORIZED',
   403: 'DENIED',
@@ -39,7 +49,7 @@ const STATUS_CODES: Record<number, string> = {
   504: 'UNAVAILABLE',
 };
 
-const HINTS: Record<string, string> = {
+const HINTS: Partial<Record<RegistryWireCode, string>> = {
   UNAUTHORIZED: 'log in with `dimg login REGISTRY` or check the credentials configured for this registry',
   DENIED: 'the credentials in use are not allowed to do this; check the repository name and your permissions',
   NAME_UNKNOWN: 'check the repository name (it may not exist yet, or you may lack access to it)',
@@ -59,6 +69,13 @@ const HINTS: Record<string, string> = {
   UNKNOWN: 'the registry failed internally; retry later or check its logs',
   NOT_FOUND: 'check the registry address and repository name',
 };
+
+const WIRE_CODES: ReadonlySet<string> = new Set(REGISTRY_WIRE_CODES);
+
+/** True when a registry's error code is one dimg knows (and so has an ErrorCode for). */
+function isWireCode(code: string): code is RegistryWireCode {
+  return WIRE_CODES.has(code);
+}
 
 /** Where a request went, as the message prefix: `registry R, repository P, OBJECT`. */
 export function describeSubject(s: ErrorSubject): string {
@@ -82,17 +99,21 @@ export function parseErrorBody(body: string): RegistryErrorEntry[] {
 }
 
 /**
- * The DimgError for a failed response. The code comes from the body's first error entry, else
- * from the status (`REGISTRY_` prefixed either way); the message names the subject and carries the
- * registry's own message(s). `body` is passed through pattern redaction defensively (a misbehaving
- * proxy could echo headers back).
+ * The DimgError for a failed response. The code comes from the body's first error entry when it is a
+ * known wire code, else from the status (`REGISTRY_` prefixed either way); the message names the
+ * subject and carries the registry's own message(s). `body` is passed through pattern redaction
+ * defensively (a misbehaving proxy could echo headers back).
  */
 export function registryError(status: number, body: string, subject: ErrorSubject): DimgError {
   const entries = parseErrorBody(body);
-  const code = entries[0]?.code ?? STATUS_CODES[status] ?? (status >= 500 ? 'UNKNOWN' : 'UNEXPECTED_STATUS');
+  const fromStatus = STATUS_CODES[status] ?? (status >= 500 ? 'UNKNOWN' : 'UNEXPECTED_STATUS');
+  const first = entries[0]?.code;
+  const code = first !== undefined && isWireCode(first) ? first : fromStatus;
   let detail: string;
   if (entries.length > 0) {
-    detail = entries.map((e) => e.message ?? e.code.toLowerCase().replace(/_/g, ' ')).join('; ');
+    // A code outside the known set is kept in the message, as it is the registry's own word for the failure.
+    const word = (e: RegistryErrorEntry) => (isWireCode(e.code) ? '' : `${e.code}: `);
+    detail = entries.map((e) => word(e) + (e.message ?? e.code.toLowerCase().replace(/_/g, ' '))).join('; ');
   } else {
     const text = body.trim().split('\n')[0]?.slice(0, 200) ?? '';
     detail = text ? `HTTP ${status}: ${text}` : `HTTP ${status}`;

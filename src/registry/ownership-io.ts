@@ -10,6 +10,7 @@ import { EMPTY_BLOB, EMPTY_DESCRIPTOR } from '../oci/empty.js';
 import { decodeRecord, encodeRecord, recordLayerOf, stateTag, type OwnershipRecord } from './ownership-record.js';
 import { parseImageManifest, type ManifestBytes } from './manifest.js';
 import type { RemoteRepository } from './repository.js';
+import { MANIFEST_ABSENT_CODES } from './errors.js';
 
 /** A record as read: its content and the digest of the manifest it came from. */
 export interface StoredRecord {
@@ -33,7 +34,7 @@ export async function readRecord(repo: RemoteRepository, project: string, reposi
   try {
     m = await repo.getManifest(tag);
   } catch (e) {
-    if (isDimgError(e) && /MANIFEST_UNKNOWN|NAME_UNKNOWN|NOT_FOUND/.test(e.code)) return undefined;
+    if (isDimgError(e, ...MANIFEST_ABSENT_CODES)) return undefined;
     throw e;
   }
   const layer = recordLayerOf(parseImageManifest(m, subject), subject);

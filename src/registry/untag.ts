@@ -39,7 +39,7 @@ export async function untag(repo: RemoteRepository, tag: string, ref: string, pr
         await repo.putManifest(tag, throwAway.bytes, throwAway.mediaType);
       }
       await repo.deleteManifest(throwAway.digest).catch((e: unknown) => {
-        if (!(isDimgError(e) && /MANIFEST_UNKNOWN|NOT_FOUND/.test(e.code))) throw e;
+        if (!isDimgError(e, 'REGISTRY_MANIFEST_UNKNOWN', 'REGISTRY_NOT_FOUND')) throw e;
       });
       // Registry 2.8 drops the tags of a deleted manifest by scanning the repository's tags, and a
       // concurrent delete in the same repository can make that scan miss one: the tag stays listed,

@@ -8,7 +8,7 @@
  * (`open()` again) in a new session; the `Range` answer may be `0-N` or `bytes=0-N`.
  */
 import { PassThrough, Readable, type Writable } from 'node:stream';
-import { DimgError, isDimgError } from '../errors.js';
+import { DimgError, isDimgError, type ErrorCode } from '../errors.js';
 import { VerifyingStream, type Digest } from '../oci/digest.js';
 import { repositoryScope } from './auth.js';
 import type { RemoteRepository } from './repository.js';
@@ -31,7 +31,16 @@ export interface UploadOptions {
 }
 
 // Failures after which a fresh upload session can succeed.
-const RESTARTABLE = new Set(['REGISTRY_CONNECTION', 'REGISTRY_UNKNOWN', 'REGISTRY_UNAVAILABLE', 'REGISTRY_TOOMANYREQUESTS', 'REGISTRY_BLOB_UPLOAD_UNKNOWN', 'REGISTRY_BLOB_UPLOAD_INVALID', 'REGISTRY_RANGE_INVALID', 'REGISTRY_UNEXPECTED_STATUS']);
+const RESTARTABLE = new Set<ErrorCode>([
+  'REGISTRY_CONNECTION',
+  'REGISTRY_UNKNOWN',
+  'REGISTRY_UNAVAILABLE',
+  'REGISTRY_TOOMANYREQUESTS',
+  'REGISTRY_BLOB_UPLOAD_UNKNOWN',
+  'REGISTRY_BLOB_UPLOAD_INVALID',
+  'REGISTRY_RANGE_INVALID',
+  'REGISTRY_UNEXPECTED_STATUS',
+]);
 
 /** See RemoteRepository.uploadBlob. */
 export async function uploadBlob(repo: RemoteRepository, digest: Digest, size: number, open: () => Readable | Promise<Readable>, opts: UploadOptions = {}): Promise<UploadResult> {

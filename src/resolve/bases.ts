@@ -7,7 +7,7 @@ import { DimgError, isDimgError, messageOf } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { isIndexType } from '../oci/media-types.js';
 import { formatPlatform } from '../oci/platform.js';
-import { parseReference, repositoryName } from '../oci/reference.js';
+import { parseReference, type ParsedReference } from '../oci/reference.js';
 import type { ContainerConfig, ImageConfig, ImageManifest, Platform } from '../oci/types.js';
 import { findImage } from '../image/find.js';
 import type { RegistryClient } from '../registry/client.js';
@@ -39,12 +39,13 @@ export class BaseResolver {
 
   constructor(private readonly opts: BaseResolverOptions) {}
 
-  /** The pinned digest and config of `ref` for `platform`. */
-  resolve(ref: string, platform: Platform): Promise<ResolvedBase> {
-    const key = lockKey(ref, formatPlatform(platform));
+  /** The pinned digest and config of `ref` for `platform` (a string is parsed here, once). */
+  resolve(ref: string | ParsedReference, platform: Platform): Promise<ResolvedBase> {
+    const parsed = parseReference(ref);
+    const key = lockKey(parsed, formatPlatform(platform));
     let p = this.memo.get(key);
     if (!p) {
-      p = this.lookup(ref, platform, key);
+      p = this.lookup(parsed, platform, key);
       this.memo.set(key, p);
     }
     return p;
@@ -57,15 +58,16 @@ export class BaseResolver {
     return out;
   }
 
-  private async lookup(ref: string, platform: Platform, key: string): Promise<ResolvedBase> {
-    const parsed = parseReference(ref);
+  private async lookup(parsed: ParsedReference, platform: Platform, key: string): Promise<ResolvedBase> {
+    const ref = parsed.toString();
     const pinned = parsed.digest ?? this.opts.lock?.bases[key]?.digest;
-    const local = await this.fromStore(pinned ? `${repositoryName(parsed)}@${pinned}` : ref, platform).catch(() => undefined);
+    const wanted = pinned ? parsed.repositoryOnly().withDigest(pinned) : parsed;
+    const local = await this.fromStore(wanted, platform).catch(() => undefined);
     if (pinned && local) return { ref, digest: local.digest, config: local.config, source: 'lock' };
     const { client } = this.opts;
     if (client) {
       try {
-        return { ...(await this.fromRegistry(client, ref, pinned, platform)), source: pinned ? 'lock' : 'registry' };
+        return { ...(await this.fromRegistry(client, parsed, pinned, platform)), source: pinned ? 'lock' : 'registry' };
       } catch (e) {
         if (!local || !isUnreachable(e)) throw e;
         this.opts.warn?.(`base ${ref}: registry unreachable (${messageOf(e)}); using the local store's copy ${local.digest}`);
@@ -75,13 +77,21 @@ export class BaseResolver {
     throw new DimgError('BASE_NOT_FOUND', `base image ${ref} is neither in the local store nor reachable in its registry`, `pull it (dimg image pull ${ref}) or check the registry`);
   }
 
-  private async fromStore(ref: string, platform: Platform): Promise<{ digest: Digest; config: ContainerConfig }> {
+  private async fromStore(
+    ref: ParsedReference,
+    platform: Platform,
+  ): Promise<{ digest: Digest; config: ContainerConfig }> {
     const found = await findImage(this.opts.store, ref, platform);
     return { digest: found.image.descriptor.digest, config: found.image.config.config ?? {} };
   }
 
-  private async fromRegistry(client: RegistryClient, ref: string, pinned: Digest | undefined, platform: Platform): Promise<{ ref: string; digest: Digest; config: ContainerConfig }> {
-    const parsed = parseReference(ref);
+  private async fromRegistry(
+    client: RegistryClient,
+    parsed: ParsedReference,
+    pinned: Digest | undefined,
+    platform: Platform,
+  ): Promise<{ ref: string; digest: Digest; config: ContainerConfig }> {
+    const ref = parsed.toString();
     const repo = client.repository(parsed);
     let m = await repo.getManifest(pinned ?? parsed.tag ?? 'latest');
     if (isIndexType(m.mediaType)) {
@@ -97,5 +107,5 @@ export class BaseResolver {
 }
 
 function isUnreachable(e: unknown): boolean {
-  return isDimgError(e) && /^REGISTRY_(UNREACHABLE|CONNECTION|UNAVAILABLE|TLS)$/.test(e.code);
+  return isDimgError(e, 'REGISTRY_UNREACHABLE', 'REGISTRY_CONNECTION', 'REGISTRY_UNAVAILABLE', 'REGISTRY_TLS');
 }

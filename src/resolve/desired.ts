@@ -13,6 +13,7 @@ import { DimgError } from '../errors.js';
 import type { ImageSpec, Spec } from '../specfile/model.js';
 import { dependenciesOf, platformOf, scratchKey, type ImageKeyer, type ImageKeys } from '../builder/dependencies.js';
 import type { DesiredImage, DesiredState } from '../plan/state.js';
+import { targetRef } from '../plan/types.js';
 import type { BaseResolver } from './bases.js';
 import pLimit from 'p-limit';
 
@@ -69,7 +70,7 @@ export async function resolveSpec(spec: Spec, ctx: DesiredContext): Promise<Reso
         baseDigest: base.key,
         dependsOn: dependenciesOf(img),
         localRefs: [...img.localRefs],
-        targets: img.targets.map((t) => ({ registry: t.registry, ref: t.ref })),
+        targets: img.targets.map((t) => targetRef(t.registry, t.ref)),
       };
     });
   };

@@ -6,6 +6,7 @@
 import { dirname, join } from 'node:path';
 import { DimgError } from '../errors.js';
 import { isDigest, type Digest } from '../oci/digest.js';
+import type { ParsedReference } from '../oci/reference.js';
 import { readJsonFile } from '../store/fsutil.js';
 
 /** One pinned base. */
@@ -25,8 +26,8 @@ export function lockPathFor(specFile: string): string {
   return join(dirname(specFile), 'images.lock');
 }
 
-/** The key of a base in the lock. */
-export function lockKey(ref: string, platform: string): string {
+/** The key of a base in the lock: the reference's canonical string and the platform. */
+export function lockKey(ref: string | ParsedReference, platform: string): string {
   return `${ref}|${platform}`;
 }
 

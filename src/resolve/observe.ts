@@ -9,14 +9,15 @@ import pLimit from 'p-limit';
 import { isDimgError } from '../errors.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { isImageManifestType } from '../oci/media-types.js';
-import { parseReference } from '../oci/reference.js';
+import { parseReference, type ParsedReference } from '../oci/reference.js';
 import { ANNOTATION_BASE_DIGEST, ANNOTATION_INPUT_DIGEST, ANNOTATION_PROJECT, type ImageManifest } from '../oci/types.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { ManifestBytes } from '../registry/manifest.js';
 import type { Store } from '../store/store.js';
 import type { ActualState, DesiredState, LocalState, ObservedRecord, RemoteTag } from '../plan/state.js';
 import { readRecord } from '../registry/ownership-io.js';
-import { repositoryOf } from '../plan/diff.js';
+import { MANIFEST_ABSENT_CODES } from '../registry/errors.js';
+import { targetReference } from '../plan/types.js';
 
 /** What observing needs. */
 export interface ObserveContext {
@@ -39,19 +40,35 @@ export interface ObserveContext {
  * This project's record in every repository it declares a tag in (and, with prune, in every
  * repository of `ctx.pruneRepositories`), with what undeclared recorded tags hold now when pruning.
  */
-async function observeRecords(desired: DesiredState, ctx: ObserveContext, limitFor: (ref: string) => ReturnType<typeof pLimit>): Promise<ObservedRecord[]> {
-  const repos = new Map<string, string>(); // repository → registry name
-  for (const img of desired.images) for (const t of img.targets) repos.set(repositoryOf(t.ref), t.registry);
-  if (desired.prune) for (const [registry, names] of ctx.pruneRepositories ?? []) for (const n of names) if (!repos.has(n)) repos.set(n, registry);
+async function observeRecords(
+  desired: DesiredState,
+  ctx: ObserveContext,
+  limitFor: (domain: string) => ReturnType<typeof pLimit>,
+): Promise<ObservedRecord[]> {
+  const repos = new Map<string, { registry: string; name: ParsedReference }>(); // by `host/path`
+  for (const img of desired.images) {
+    for (const t of img.targets) {
+      const ref = targetReference(t);
+      repos.set(ref.repository, { registry: t.registry, name: ref.repositoryOnly() });
+    }
+  }
+  for (const [registry, names] of desired.prune ? (ctx.pruneRepositories ?? []) : []) {
+    for (const n of names) {
+      if (!repos.has(n)) repos.set(n, { registry, name: parseReference(n, { defaultTag: false }) });
+    }
+  }
   const declared = new Set(desired.images.flatMap((i) => i.targets.map((t) => t.ref)));
-  const out = await Promise.all([...repos].sort().map(async ([repository, registry]): Promise<ObservedRecord> => {
-    const repo = ctx.client.repository(parseReference(`${repository}:x`));
-    const stored = await limitFor(repository)(() => readRecord(repo, desired.project, repository, ctx.warn));
+  const sorted = [...repos].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const out = await Promise.all(sorted.map(async ([repository, { registry, name }]): Promise<ObservedRecord> => {
+    const repo = ctx.client.repository(name);
+    const limit = limitFor(name.domain);
+    const stored = await limit(() => readRecord(repo, desired.project, repository, ctx.warn));
     const tags = new Map(Object.entries(stored?.record.tags ?? {}).map(([tag, e]) => [tag, e.digest] as const));
     const now = new Map<string, Digest | null>();
     if (desired.prune) {
       // Only undeclared tags: the declared ones were read with the targets, and prune never touches them.
-      await Promise.all([...tags.keys()].filter((tag) => !declared.has(`${repository}:${tag}`)).map((tag) => limitFor(repository)(async () => {
+      const undeclared = [...tags.keys()].filter((tag) => !declared.has(name.withTag(tag).toString()));
+      await Promise.all(undeclared.map((tag) => limit(async () => {
         now.set(tag, (await repo.headManifest(tag))?.digest ?? null);
       })));
     }
@@ -63,43 +80,50 @@ async function observeRecords(desired: DesiredState, ctx: ObserveContext, limitF
 /** Reads the local store and the registries. */
 export async function observe(desired: DesiredState, ctx: ObserveContext): Promise<ActualState> {
   const limitFor = registryLimiter(ctx.perRegistry);
-  const refs = desired.images.flatMap((i) => i.targets.map((t) => t.ref));
+  const refs = desired.images.flatMap((i) => i.targets.map(targetReference));
   const [local, known] = await Promise.all([
     ctx.store ? observeLocal(ctx.store) : Promise.resolve<LocalState>({ byInputDigest: new Map(), refs: new Map() }),
     ctx.remote ?? Promise.resolve(new Map<string, RemoteTag | null>()),
   ]);
-  const missing = refs.filter((r) => !known.has(r));
+  const missing = refs.filter((r) => !known.has(r.toString()));
   const remote = new Map([...known, ...(await readTags(ctx.client, missing, ctx.perRegistry))]);
   const records = await observeRecords(desired, ctx, limitFor);
   return { local, remote, records };
 }
 
 /** A per-registry-host concurrency limiter (default 16 requests in flight per host). */
-function registryLimiter(perRegistry = 16): (ref: string) => ReturnType<typeof pLimit> {
+function registryLimiter(perRegistry = 16): (host: string) => ReturnType<typeof pLimit> {
   const limits = new Map<string, ReturnType<typeof pLimit>>();
-  return (ref) => {
-    const host = ref.slice(0, ref.indexOf('/'));
+  return (host) => {
     let l = limits.get(host);
     if (!l) limits.set(host, (l = pLimit(perRegistry)));
     return l;
   };
 }
 
-/** Reads every ref's tag in parallel (bounded per registry). */
-export async function readTags(client: RegistryClient, refs: readonly string[], perRegistry?: number): Promise<Map<string, RemoteTag | null>> {
+/**
+ * Reads every ref's tag in parallel (bounded per registry), keyed by the canonical string (the form
+ * the plan's targets carry).
+ */
+export async function readTags(
+  client: RegistryClient,
+  refs: readonly ParsedReference[],
+  perRegistry?: number,
+): Promise<Map<string, RemoteTag | null>> {
   const limitFor = registryLimiter(perRegistry);
-  const unique = [...new Set(refs)];
-  return new Map(await Promise.all(unique.map((ref) => limitFor(ref)(() => readTag(client, ref)).then((t) => [ref, t] as const))));
+  const unique = new Map(refs.map((r) => [r.toString(), r] as const));
+  const read = ([key, ref]: [string, ParsedReference]) =>
+    limitFor(ref.domain)(() => readTag(client, ref)).then((t) => [key, t] as const);
+  return new Map(await Promise.all([...unique].map(read)));
 }
 
 /** What a registry tag holds (annotations read from its manifest), or null when absent. */
-export async function readTag(client: RegistryClient, ref: string): Promise<RemoteTag | null> {
-  const parsed = parseReference(ref);
+export async function readTag(client: RegistryClient, ref: ParsedReference): Promise<RemoteTag | null> {
   let m: ManifestBytes;
   try {
-    m = await client.repository(parsed).getManifest(parsed.tag ?? 'latest');
+    m = await client.repository(ref).getManifest(ref.tag ?? 'latest');
   } catch (e) {
-    if (isDimgError(e) && /MANIFEST_UNKNOWN|NAME_UNKNOWN|NOT_FOUND/.test(e.code)) return null;
+    if (isDimgError(e, ...MANIFEST_ABSENT_CODES)) return null;
     throw e;
   }
   return { digest: m.digest, ...annotationsOf(m) };

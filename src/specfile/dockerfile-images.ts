@@ -5,7 +5,7 @@
  */
 import { posix } from 'node:path';
 import { DimgError } from '../errors.js';
-import { familiarName, formatReference, parseReference, type Reference } from '../oci/reference.js';
+import { parseReference, type ParsedReference } from '../oci/reference.js';
 import type { ImageSpec } from './model.js';
 import { deepFreeze } from './model.js';
 import type { SpecFs } from './ports.js';
@@ -40,13 +40,13 @@ export interface DockerfileBuildOptions {
  * with every problem of the Dockerfile.
  */
 export async function dockerfileImageSpecs(opts: DockerfileBuildOptions): Promise<ImageSpec[]> {
-  const refs: Reference[] = opts.tags.map((t) => parseReference(t));
+  const refs: ParsedReference[] = opts.tags.map((t) => parseReference(t));
   const display = opts.display ?? opts.dockerfile;
   const text = await opts.fs.readText(opts.dockerfile);
   if (text === undefined) throw new DimgError('DOCKERFILE_NOT_FOUND', `Dockerfile ${display} does not exist`, 'pass its path with -f, or put a Dockerfile in the context');
   if ((await opts.fs.stat(opts.context)) !== 'dir') throw new DimgError('CONTEXT_NOT_FOUND', `build context ${opts.context} is not a directory`, 'the last argument is the context directory');
   const first = refs[0];
-  const key = opts.key ?? (first ? familiarName(first).split('/').at(-1)! : 'dockerfile');
+  const key = opts.key ?? (first ? first.familiarName().split('/').at(-1)! : 'dockerfile');
   const compiled = compileDockerfile({ text, file: display, key, args: opts.args, target: opts.target, platform: opts.platform, allow: opts.allow });
   const problems: Problem[] = [...compiled.problems];
   const ignore = await contextIgnore(opts.fs, opts.context);
@@ -63,10 +63,10 @@ export async function dockerfileImageSpecs(opts: DockerfileBuildOptions): Promis
       images.push(image);
       continue;
     }
-    const localRefs = [...new Set(refs.map(formatReference))];
+    const localRefs = [...new Set(refs.map(String))];
     images.push({
       ...image,
-      repository: first ? familiarName(first) : key,
+      repository: first ? first.familiarName() : key,
       tags: [...new Set(refs.flatMap((r) => (r.tag ? [r.tag] : [])))],
       localRefs,
       intermediate: false,

@@ -4,7 +4,7 @@
  * image of the spec, then a registry reference, as Docker resolves them), which stage `--target`
  * selects, and which stages the selected one needs, keyed as images (`KEY~NAME` or `KEY~INDEX`).
  */
-import { parseReference, formatReference } from '../oci/reference.js';
+import { parseReference } from '../oci/reference.js';
 import { isDimgError } from '../errors.js';
 import type { BaseSpec, CopyFrom, Step } from './model.js';
 import { didYouMean } from './problems.js';
@@ -85,7 +85,7 @@ export class StageGraph {
     if (name === 'scratch') return { base: { kind: 'scratch' } };
     if (this.imageKeys?.has(name)) return { base: { kind: 'image', key: name }, dep: name };
     try {
-      return { base: { kind: 'ref', ref: formatReference(parseReference(name)) } };
+      return { base: { kind: 'ref', ref: parseReference(name).toString() } };
     } catch (e) {
       if (isDimgError(e, 'REFERENCE_INVALID')) return undefined;
       throw e;

@@ -6,7 +6,7 @@
  */
 import { posix } from 'node:path';
 import { DimgError } from '../errors.js';
-import { formatReference, isValidTag, parseReference } from '../oci/reference.js';
+import { isValidTag, parseReference, type ParsedReference } from '../oci/reference.js';
 import type { BaseSpec, CopyFrom, ImageSpec, RegistrySpec, Spec, Step, TargetSpec } from './model.js';
 import { DEFAULT_WATCH_TAGS, deepFreeze } from './model.js';
 import { stageImage } from './stage-image.js';
@@ -179,7 +179,7 @@ class Normaliser {
       return { problem: guess ? `"${name}" names no image of this file; did you mean "${guess}"? (${hint})` : `"${name}" names no image of this file (${hint})` };
     }
     try {
-      return { base: { kind: 'ref', ref: formatReference(parseReference(name)) } };
+      return { base: { kind: 'ref', ref: parseReference(name).toString() } };
     } catch (e) {
       return { problem: (e as Error).message };
     }
@@ -300,7 +300,8 @@ class Normaliser {
         continue;
       }
       for (const tag of tags) {
-        const ref = this.reference(`${reg.url}/${repository}:${tag}`, [...p, 'repository' in v ? 'repository' : 'push']);
+        const where: JsonPath = [...p, 'repository' in v ? 'repository' : 'push'];
+        const ref = this.parsedReference(`${reg.url}/${repository}:${tag}`, where);
         if (ref) targets.push({ registry: r, ref });
       }
     }
@@ -328,13 +329,18 @@ class Normaliser {
     return [...extra, image];
   }
 
-  private reference(s: string, path: JsonPath): string | undefined {
+  /** `s` parsed, or undefined with a problem at `path`: where the spec's references are parsed, once. */
+  private parsedReference(s: string, path: JsonPath): ParsedReference | undefined {
     try {
-      return formatReference(parseReference(s));
+      return parseReference(s);
     } catch (e) {
       this.at(path, (e as Error).message);
       return undefined;
     }
+  }
+
+  private reference(s: string, path: JsonPath): string | undefined {
+    return this.parsedReference(s, path)?.toString();
   }
 
   private async localBase(p: JsonPath, f: Raw): Promise<BaseSpec> {
@@ -398,7 +404,7 @@ class Normaliser {
     for (const img of images) {
       const claims = [
         ...img.localRefs.map((ref, i) => ({ ref, what: `${ref} in the local store`, tag: i })),
-        ...img.targets.map((t) => ({ ref: t.ref, what: t.ref, tag: img.tags.findIndex((tag) => t.ref.endsWith(`:${tag}`)) })),
+        ...img.targets.map((t) => ({ ref: String(t.ref), what: String(t.ref), tag: img.tags.indexOf(t.ref.tag!) })),
       ];
       for (const c of claims) {
         const prev = claimed.get(c.ref);

@@ -4,6 +4,7 @@
  * follow `schemas/images.schema.json` (the source of truth); `test/unit/spec-drift.test.ts` fails
  * when the two disagree.
  */
+import type { ParsedReference } from '../oci/reference.js';
 
 /** The spec file `dimg` reads when none is named. */
 export const DEFAULT_SPEC_FILE = 'images.yaml';
@@ -144,8 +145,8 @@ export type StepKind = (typeof STEP_KINDS)[number];
 export interface TargetSpec {
   /** The `registries` key. */
   readonly registry: string;
-  /** Normalised full reference with tag, e.g. `127.0.0.1:5000/shop/web:1.4.2`. */
-  readonly ref: string;
+  /** The full reference with tag, parsed once at load; `String(ref)` is `127.0.0.1:5000/shop/web:1.4.2`. */
+  readonly ref: ParsedReference;
 }
 
 /** One image to build (or mirror), normalised. */

@@ -18,8 +18,7 @@ import type { Spec } from '../specfile/model.js';
 import type { Store } from '../store/store.js';
 import { FileDigests } from '../builder/file-digests.js';
 import { lockPathFor } from '../resolve/lock.js';
-import { parseReference } from '../oci/reference.js';
-import { hasChanges, type BuildAction } from '../plan/types.js';
+import { targetReference, hasChanges, type BuildAction } from '../plan/types.js';
 import { applyPlan } from '../exec/apply.js';
 import { Planner, type PlanOptions, type Resolution } from '../exec/planner.js';
 import { checkWatchPush, heldBackTags } from '../exec/watch-scope.js';
@@ -297,7 +296,7 @@ export class WatchLoop {
     const tags = new Map<string, string>();
     for (const a of result.done) {
       if (a.kind !== 'push' && a.kind !== 'retag') continue;
-      const ref = parseReference(a.target.ref);
+      const ref = targetReference(a.target);
       const head = await gen.planner.client.repository(ref).headManifest(ref.tag!).catch(() => undefined);
       if (head) tags.set(a.target.ref, head.digest);
     }

@@ -4,13 +4,14 @@
  * write (lying sizes, GNU long names) are built from raw USTAR blocks here.
  */
 import tarStream from 'tar-stream';
+import type { ErrorCode } from '../../src/errors.js';
 
 /** One hostile archive and how the extractor must refuse it. */
 export interface NastyTar {
   label: string;
   tar: Buffer;
   /** Expected DimgError code. */
-  code: string;
+  code: ErrorCode;
   /** Must match the error message (which names the entry). */
   message: RegExp;
   /** Extraction limits to use (otherwise the defaults). */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseReference, formatReference, familiarString } from '../../src/oci/reference.js';
+import { parseReference, formatReference, familiarString, ParsedReference } from '../../src/oci/reference.js';
 import { canonicalJson } from '../../src/oci/canonical-json.js';
 import { sha256, parseDigest } from '../../src/oci/digest.js';
 import { isDimgError } from '../../src/errors.js';
@@ -22,6 +22,31 @@ test('reference normalisation follows the Docker CLI', () => {
     assert.equal(formatReference(ref), full, input);
     assert.equal(familiarString(ref), familiar, input);
   }
+});
+
+test('a parsed reference is immutable, prints its canonical and familiar forms, and reparses to itself', () => {
+  const ref = parseReference('shop/web:1.4');
+  assert.ok(ref instanceof ParsedReference);
+  assert.ok(Object.isFrozen(ref));
+  assert.throws(() => {
+    (ref as { tag?: string }).tag = 'other';
+  }, TypeError);
+  assert.equal(String(ref), 'docker.io/shop/web:1.4');
+  assert.equal(`${ref}`, 'docker.io/shop/web:1.4');
+  assert.equal(JSON.stringify({ ref }), '{"ref":"docker.io/shop/web:1.4"}');
+  assert.equal(ref.familiar(), 'shop/web:1.4');
+  assert.equal(ref.familiarName(), 'shop/web');
+  assert.equal(ref.repository, 'docker.io/shop/web');
+  assert.ok(parseReference(ref.toString()).equals(ref));
+  assert.equal(parseReference(ref), ref, 'parsing a parsed reference is the identity');
+  const digest = `sha256:${'c'.repeat(64)}` as const;
+  const pinned = ref.withDigest(digest);
+  assert.equal(pinned.toString(), `docker.io/shop/web:1.4@${digest}`);
+  assert.equal(pinned.withTag('2').toString(), 'docker.io/shop/web:2', 'withTag drops the digest');
+  assert.equal(ref.repositoryOnly().toString(), 'docker.io/shop/web');
+  assert.equal(ref.tag, '1.4', 'the copies leave the original alone');
+  assert.throws(() => ref.withTag('-bad'), (e) => isDimgError(e, 'TAG_INVALID'));
+  assert.ok(!ref.equals(ref.withTag('1.5')));
 });
 
 test('bad references are refused with REFERENCE_INVALID and the reason', () => {

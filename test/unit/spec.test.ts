@@ -9,9 +9,14 @@ import { renderTemplate, sanitiseForTag } from '../../src/specfile/template.js';
 import type { SpecPorts } from '../../src/specfile/ports.js';
 import { tempDir } from '../support/tmp.js';
 import { REPO_ROOT } from '../support/cli.js';
+import { ParsedReference } from '../../src/oci/reference.js';
+import type { TargetSpec } from '../../src/specfile/model.js';
 
 const SHA = '0123456789abcdef0123456789abcdef01234567';
 const NOW = new Date(Date.UTC(2026, 0, 9, 23, 59, 59));
+
+/** Targets with their references in canonical string form, for deepEqual. */
+const plain = (ts: readonly TargetSpec[]) => ts.map((t) => ({ registry: t.registry, ref: String(t.ref) }));
 
 function ports(cwd: string, env: Record<string, string> = {}): SpecPorts {
   return nodeSpecPorts({ cwd, env, now: () => NOW, git: async () => ({ sha: SHA, short: SHA.slice(0, 7), branch: 'feature/x' }) });
@@ -59,8 +64,12 @@ test('the example of issue 4 loads as written and normalises to the expected mod
   assert.equal(web!.context, join(dir, 'web'));
   assert.deepEqual(web!.tags, ['1.4.2', 'latest', `git-${SHA}`]);
   assert.equal(web!.targets.length, 6);
-  assert.deepEqual(web!.targets[0], { registry: 'local', ref: '127.0.0.1:5000/shop/web:1.4.2' });
-  assert.deepEqual(web!.targets[3], { registry: 'prod', ref: 'registry.example.com/shop/shop/web:1.4.2' });
+  assert.deepEqual(plain(web!.targets)[0], { registry: 'local', ref: '127.0.0.1:5000/shop/web:1.4.2' });
+  assert.deepEqual(plain(web!.targets)[3], { registry: 'prod', ref: 'registry.example.com/shop/shop/web:1.4.2' });
+  // Targets are parsed once, at load.
+  assert.ok(web!.targets[3]!.ref instanceof ParsedReference);
+  const prod = web!.targets[3]!.ref;
+  assert.deepEqual([prod.domain, prod.path, prod.tag], ['registry.example.com', 'shop/shop/web', '1.4.2']);
   assert.deepEqual(web!.localRefs[0], 'docker.io/shop/web:1.4.2');
   assert.deepEqual(web!.labels, { 'org.opencontainers.image.vendor': 'Shop' });
   assert.equal(web!.platform, 'linux/amd64');
@@ -79,12 +88,12 @@ test('the example of issue 4 loads as written and normalises to the expected mod
   assert.deepEqual(deps!.targets, []);
   assert.equal(api!.dockerfile, join(dir, 'api/Dockerfile'));
   assert.deepEqual(api!.tags, ['2.0.1']);
-  assert.deepEqual(api!.targets, [{ registry: 'local', ref: '127.0.0.1:5000/api:2.0.1' }]);
+  assert.deepEqual(plain(api!.targets), [{ registry: 'local', ref: '127.0.0.1:5000/api:2.0.1' }]);
   assert.deepEqual(api!.steps[0], { kind: 'env', vars: { NODE_ENV: 'production' } });
   assert.deepEqual(api!.steps[1], { kind: 'copy', src: ['/app'], to: '/app', chown: undefined, chmod: undefined, from: { kind: 'image', key: 'api~deps' } });
   assert.deepEqual(mirror!.from, { kind: 'ref', ref: 'docker.io/library/busybox:1.36' });
   assert.deepEqual(mirror!.steps, []);
-  assert.deepEqual(mirror!.targets, [{ registry: 'local', ref: '127.0.0.1:5000/busybox-mirror:1.36' }]);
+  assert.deepEqual(plain(mirror!.targets), [{ registry: 'local', ref: '127.0.0.1:5000/busybox-mirror:1.36' }]);
   assert.equal(spec.prune, false);
   assert.deepEqual(spec.notify, []);
 });

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { DimgError } from '../../errors.js';
-import { familiarName, formatReference, parseReference, repositoryName } from '../../oci/reference.js';
+import { parseReference } from '../../oci/reference.js';
 import { parsePlatform } from '../../oci/platform.js';
 import { findImage } from '../../image/find.js';
 import { listImages, shortId, type ImageRow } from '../../image/list.js';
@@ -58,7 +58,7 @@ function addLs(cmd: Command): void {
       const headers = ['REPOSITORY', 'TAG', ...(opts.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'SIZE'];
       const now = new Date();
       const data = shown.map((r) => [
-        r.ref ? familiarName(r.ref) : '<none>',
+        r.ref ? r.ref.familiarName() : '<none>',
         r.ref?.tag ?? '<none>',
         ...(opts.digests ? [r.entry.descriptor.digest] : []),
         id(r),
@@ -71,7 +71,8 @@ function addLs(cmd: Command): void {
 
 function repoFilter(arg: string): (r: ImageRow) => boolean {
   const want = parseReference(arg, { defaultTag: false });
-  return (r) => r.ref !== undefined && repositoryName(r.ref) === repositoryName(want) && (want.tag === undefined || r.ref.tag === want.tag);
+  return (r) =>
+    r.ref !== undefined && r.ref.repository === want.repository && (want.tag === undefined || r.ref.tag === want.tag);
 }
 
 /** The fields of `docker images --format json`, with the same names and value shapes. */
@@ -83,7 +84,7 @@ function lsRecord(r: ImageRow, id: string): Record<string, string> {
     CreatedSince: created ? timeAgo(created) : 'N/A',
     Digest: r.entry.descriptor.digest,
     ID: id,
-    Repository: r.ref ? familiarName(r.ref) : '<none>',
+    Repository: r.ref ? r.ref.familiarName() : '<none>',
     SharedSize: 'N/A',
     Size: humanSize(r.size),
     Tag: r.ref?.tag ?? '<none>',
@@ -170,7 +171,7 @@ function addTag(cmd: Command): void {
       const ref = parseReference(target);
       if (ref.digest) throw new DimgError('REFERENCE_INVALID', `cannot tag with a digest: ${target}`, 'a tag target looks like NAME[:TAG]');
       const found = await findImage(store, source);
-      await store.tag(formatReference(ref), found.entry.descriptor);
+      await store.tag(ref.toString(), found.entry.descriptor);
     });
 }
 
