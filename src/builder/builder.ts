@@ -35,8 +35,9 @@ import type { LayerView } from './layer-view.js';
 // The sandbox, layer-dir and layer-view modules are loaded when a step actually runs, so a fully
 // cached build does not pay for loading them.
 import type { RunDriver, SecretMount } from './sandbox.js';
-import type { LayerMirror } from '../layer/mirror.js';
-import type { PackedFile } from '../layer/previous-pack.js';
+import { LayerMirror } from '../layer/mirror.js';
+import { OffsetRecorder } from '../layer/offset-record.js';
+import { PreviousTarReader } from '../layer/previous-pack.js';
 import type { BuildListener } from './events.js';
 
 /** Options of one build. */
@@ -380,12 +381,11 @@ class ImageBuild {
     // --no-cache: nothing from earlier builds, not even unchanged file contents.
     const memory = this.opts.noCache ? {} : await loadCopyMemory(this.store, slot);
     const dirs = lowerdirSoon ? await import('./layer-dirs.js') : undefined;
-    const mirror: LayerMirror | undefined = dirs ? { dir: await this.store.overlay.stagingDir('copy'), donor: memory.donor } : undefined;
-    const record = new Map<string, PackedFile>();
+    const mirror = dirs ? new LayerMirror({ dir: await this.store.overlay.stagingDir('copy'), donor: memory.donor }) : undefined;
+    const record = new OffsetRecorder();
     const packOpts: PackOptions = {
-      mirror,
-      previous: memory.previous,
-      record,
+      observers: [record, mirror],
+      content: memory.previous ? new PreviousTarReader(memory.previous) : undefined,
       sourceDateEpoch: this.epoch,
       owner,
       mode,
@@ -399,7 +399,7 @@ class ImageBuild {
       if (mirror?.complete) await dirs!.adoptLayerDir(this.store, chain, mirror.dir);
       // Remembered once the tar is in the store (the image waits for it like for the cache entry).
       const parentChain = diffIds.length > 0 ? lastChainId(diffIds) : undefined;
-      const remembered = layer.durable.then(() => saveCopyMemory(this.store, slot, layer.diffId, parentChain, record));
+      const remembered = layer.durable.then(() => saveCopyMemory(this.store, slot, layer.diffId, parentChain, record.files));
       remembered.catch(() => undefined);
       this.recording.push(remembered);
       return layer;
