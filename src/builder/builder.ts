@@ -381,7 +381,8 @@ class ImageBuild {
     // --no-cache: nothing from earlier builds, not even unchanged file contents.
     const memory = this.opts.noCache ? {} : await loadCopyMemory(this.store, slot);
     const dirs = lowerdirSoon ? await import('./layer-dirs.js') : undefined;
-    const mirror = dirs ? new LayerMirror({ dir: await this.store.overlay.stagingDir('copy'), donor: memory.donor }) : undefined;
+    const staging = dirs ? await this.store.overlay.stagingDir('copy') : undefined;
+    const mirror = staging ? new LayerMirror({ dir: staging, donor: memory.donor }) : undefined;
     const record = new OffsetRecorder();
     const packOpts: PackOptions = {
       observers: [record, mirror],
@@ -399,7 +400,8 @@ class ImageBuild {
       if (mirror?.complete) await dirs!.adoptLayerDir(this.store, chain, mirror.dir);
       // Remembered once the tar is in the store (the image waits for it like for the cache entry).
       const parentChain = diffIds.length > 0 ? lastChainId(diffIds) : undefined;
-      const remembered = layer.durable.then(() => saveCopyMemory(this.store, slot, layer.diffId, parentChain, record.files));
+      const files = record.files;
+      const remembered = layer.durable.then(() => saveCopyMemory(this.store, slot, layer.diffId, parentChain, files));
       remembered.catch(() => undefined);
       this.recording.push(remembered);
       return layer;

@@ -36,7 +36,10 @@ export function resolveScoped(root: string, path: string, followLast = false): S
     // `a/..` and `a/` name `a` as a directory: it is resolved like a parent.
     directory: path.endsWith('/'),
     followLast,
-    loop: () => new DimgError('SYMLINK_LOOP', `${join(root, path)}: too many levels of symbolic links`, 'fix the symlink loop in the directory'),
+    loop: () => {
+      const message = `${join(root, path)}: too many levels of symbolic links`;
+      return new DimgError('SYMLINK_LOOP', message, 'fix the symlink loop in the directory');
+    },
   });
   if (!end) return undefined;
   if (end.stats) return { rel: end.rel, abs: end.abs, stats: end.stats };

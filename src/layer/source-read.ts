@@ -17,7 +17,8 @@ export function sourceChanged(path: string, detail: string): DimgError {
 }
 
 function unreadable(path: string, err: unknown): DimgError {
-  return new DimgError('LAYER_BAD_SOURCE', `layer source ${path}: ${messageOf(err)}`, 'check that the file exists and is readable');
+  const message = `layer source ${path}: ${messageOf(err)}`;
+  return new DimgError('LAYER_BAD_SOURCE', message, 'check that the file exists and is readable');
 }
 
 /**

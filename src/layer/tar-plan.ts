@@ -54,7 +54,8 @@ export function planEntries(root: TreeNode, opts: HeaderOptions): PlannedEntry[]
     const children = node.children ? [...node.children.entries()] : [];
     const isWhiteout = ([, c]: [string, TreeNode]): boolean => c.entry?.kind === 'whiteout';
     const byName = (a: [string, TreeNode], b: [string, TreeNode]): number => compareBytes(a[0], b[0]);
-    const ordered = [...children.filter(isWhiteout).sort(byName), ...children.filter((c) => !isWhiteout(c)).sort(byName)];
+    const whiteouts = children.filter(isWhiteout).sort(byName);
+    const ordered = [...whiteouts, ...children.filter((c) => !isWhiteout(c)).sort(byName)];
     for (const [name, child] of ordered) {
       const childPath = path ? `${path}/${name}` : name;
       emit(child, childPath, name, path);
@@ -76,7 +77,8 @@ export function planEntries(root: TreeNode, opts: HeaderOptions): PlannedEntry[]
         visit(node, path);
         return;
       case 'whiteout':
-        out.push({ header: header(parent ? `${parent}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`, 'file', e.attrs) });
+        const whiteout = parent ? `${parent}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`;
+        out.push({ header: header(whiteout, 'file', e.attrs) });
         return;
       case 'file': {
         const first = e.fileId !== undefined ? firstOfInode.get(e.fileId) : undefined;

@@ -14,7 +14,7 @@ import { storeOptions } from '../../src/store/defaults.js';
 import { buildImage } from '../../src/builder/index.js';
 import { chainIds } from '../../src/store/overlay.js';
 import { extractLayer, packSources, hashTar } from '../../src/layer/index.js';
-import { LayerMirror } from '../../src/layer/index.js';
+import { LayerMirror, type LayerSource } from '../../src/layer/index.js';
 import type { ImageSpec, Step } from '../../src/specfile/model.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { requireRoot } from '../support/tools.js';
@@ -151,7 +151,12 @@ test('a pack with a mirror writes the tree extractLayer would unpack, and refuse
   mkdirSync(mirror.dir);
   const tarPath = join(work, 'layer.tar');
   await hashTar(packSources([{ from: src, to: 'opt/x' }, { entry: { path: 'etc/explicit', type: 'file', data: Buffer.from('e'), mode: 0o600, uid: 7, gid: 8, mtime: 99 } }], { sourceDateEpoch: 50, parentAttrs: () => ({ mode: 0o711, uid: 0, gid: 0, mtime: 3 }) }), createWriteStream(join(work, 'plain.tar')));
-  await hashTar(packSources([{ from: src, to: 'opt/x' }, { entry: { path: 'etc/explicit', type: 'file', data: Buffer.from('e'), mode: 0o600, uid: 7, gid: 8, mtime: 99 } }], { sourceDateEpoch: 50, parentAttrs: () => ({ mode: 0o711, uid: 0, gid: 0, mtime: 3 }), observers: [mirror] }), createWriteStream(tarPath));
+  const sources: LayerSource[] = [
+    { from: src, to: 'opt/x' },
+    { entry: { path: 'etc/explicit', type: 'file', data: Buffer.from('e'), mode: 0o600, uid: 7, gid: 8, mtime: 99 } },
+  ];
+  const packOpts = { sourceDateEpoch: 50, parentAttrs: () => ({ mode: 0o711, uid: 0, gid: 0, mtime: 3 }) };
+  await hashTar(packSources(sources, { ...packOpts, observers: [mirror] }), createWriteStream(tarPath));
   assert.equal(mirror.complete, true);
   assert.deepEqual(readFileSync(tarPath), readFileSync(join(work, 'plain.tar')), 'mirroring does not change the tar');
   // Packing straight into a file gives the same bytes and digest as the stream.

@@ -7,7 +7,9 @@ import { Readable, Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { createServer } from 'node:net';
 import tarStream from 'tar-stream';
-import { packDirectory, packSources, hashTar, writeLayer, OffsetRecorder, PreviousTarReader, type PackOptions, type LayerSource, type PackedFile } from '../../src/layer/index.js';
+import { packDirectory, packSources, hashTar, writeLayer } from '../../src/layer/index.js';
+import type { PackOptions, LayerSource } from '../../src/layer/index.js';
+import { OffsetRecorder, PreviousTarReader, type PackedFile } from '../../src/layer/index.js';
 import type { PreviousPack } from '../../src/layer/previous-pack.js';
 import { isDimgError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
@@ -291,7 +293,12 @@ test('an earlier pack\'s bytes are reused only for files unchanged since it was 
   await fs.writeFile(join(src, 'etc', 'app', 'secret'), 'hunter3\n');
   const fresh = (opts: PackOptions) => packFile(opts, 'fresh.tar');
   const again = new OffsetRecorder(settled);
-  const reused = await packFile({ ...GOLDEN_OPTS, content: previousAt(join(dir, 'first.tar'), record), observers: [again] }, 'again.tar');
+  /** Options that reuse the earlier pack `tar` of this directory. */
+  const reusing = (tar: string, files = record): PackOptions => ({
+    ...GOLDEN_OPTS,
+    content: previousAt(join(dir, tar), files),
+  });
+  const reused = await packFile({ ...reusing('first.tar'), observers: [again] }, 'again.tar');
   assert.ok(reused.equals(await fresh(GOLDEN_OPTS)), 'reusing the earlier tar gives the bytes of a fresh pack');
   assert.equal(again.files.size, 308);
 
@@ -300,22 +307,24 @@ test('an earlier pack\'s bytes are reused only for files unchanged since it was 
   const forged = Buffer.from(first);
   for (const f of record.values()) forged.fill(0x2a, f.offset, f.offset + 3);
   await fs.writeFile(join(dir, 'forged.tar'), forged);
-  const fromForged = await packFile({ ...GOLDEN_OPTS, content: previousAt(join(dir, 'forged.tar'), record) }, 'from-forged.tar');
+  const fromForged = await packFile(reusing('forged.tar'), 'from-forged.tar');
   const entries = new Map((await listTar(fromForged)).map((e) => [e.name, e.data.toString('latin1')]));
   assert.match(entries.get('app/etc/f002')!, /^\*\*\*ll file 2/, 'an unchanged small file comes from the earlier tar');
   assert.equal(entries.get('app/etc/f001'), 'SMALL FILE 1\nSMALL FILE 1\n', 'a same-size rewrite with the same header is read from disk (stat key)');
   assert.match(entries.get('app/big.bin')!, /^\*\*\*/, 'an unchanged big file comes from the earlier tar');
   assert.equal(entries.get('app/etc/f007'), 'changed\n', 'a changed file is read from disk');
   assert.equal(entries.get('app/etc/app/secret'), 'hunter3\n');
-  const chmodded = await packFile({ ...GOLDEN_OPTS, mode: 0o640, content: previousAt(join(dir, 'forged.tar'), record) }, 'chmod.tar');
+  const chmodded = await packFile({ ...reusing('forged.tar'), mode: 0o640 }, 'chmod.tar');
   assert.ok(chmodded.equals(await fresh({ ...GOLDEN_OPTS, mode: 0o640 })), 'another mode changes every header: nothing is reused');
 
   // A recorded offset that points elsewhere, an earlier tar cut short or gone: read from disk instead.
   const shifted = new Map([...record].map(([k, v]) => [k, { ...v, offset: v.offset + 512 }]));
-  assert.ok((await packFile({ ...GOLDEN_OPTS, content: previousAt(join(dir, 'forged.tar'), shifted) }, 'x.tar')).equals(await fresh(GOLDEN_OPTS)));
+  assert.ok((await packFile(reusing('forged.tar', shifted), 'x.tar')).equals(await fresh(GOLDEN_OPTS)));
   await fs.writeFile(join(dir, 'short.tar'), first.subarray(0, first.length >> 1));
-  assert.ok((await packFile({ ...GOLDEN_OPTS, content: previousAt(join(dir, 'short.tar'), record) }, 'y.tar')).equals(await fresh(GOLDEN_OPTS)), 'contents beyond a truncated tar are read from disk');
-  assert.ok((await packFile({ ...GOLDEN_OPTS, content: previousAt(join(dir, 'gone.tar'), record) }, 'z.tar')).equals(await fresh(GOLDEN_OPTS)));
+  const fromShort = await packFile(reusing('short.tar'), 'y.tar');
+  assert.ok(fromShort.equals(await fresh(GOLDEN_OPTS)), 'contents beyond a truncated tar are read from disk');
+  assert.ok((await packFile(reusing('gone.tar'), 'z.tar')).equals(await fresh(GOLDEN_OPTS)));
   // The streaming packer reuses the same way.
-  assert.ok((await toBuffer(packSources([{ from: src, to: 'app' }], { ...GOLDEN_OPTS, content: previousAt(join(dir, 'first.tar'), record) }))).equals(await fresh(GOLDEN_OPTS)));
+  const streamedReuse = await toBuffer(packSources([{ from: src, to: 'app' }], reusing('first.tar')));
+  assert.ok(streamedReuse.equals(await fresh(GOLDEN_OPTS)));
 });
