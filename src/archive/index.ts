@@ -2,3 +2,4 @@
 export { resolveSaveSet, writeArchive, type SaveItem } from './save.js';
 export { loadArchive, type LoadedImage } from './load.js';
 export { readArchive, ArchiveFiles, type ArchiveFile } from './read.js';
+export { dockerArchiveSource, dockerArchiveSink, type DockerArchiveSinkOptions } from './endpoint.js';

@@ -8,14 +8,15 @@ import { basename } from 'node:path';
 import { DimgError, isDimgError } from '../errors.js';
 import { canonicalJson } from '../oci/canonical-json.js';
 import { sha256, type Digest } from '../oci/digest.js';
-import { hostPlatform, parsePlatform } from '../oci/platform.js';
 import type { Descriptor, ImageConfig, Platform } from '../oci/types.js';
 import { findImage } from '../image/find.js';
 import { claimImage } from '../image/local-image.js';
+import { storeRootfsLayer } from '../image/rootfs-layer.js';
 import type { Store } from '../store/store.js';
 import type { ImageSpec } from '../specfile/model.js';
 import type { StoredLayer } from './layer-blobs.js';
-import { rootfsKey, scratchKey } from './keys.js';
+import { rootfsKey } from './keys.js';
+import { platformOf, scratchKey } from './dependencies.js';
 import type { FileDigests } from './file-digests.js';
 
 /** A base ready to build on. `key` seeds the step keys (a manifest digest, or a digest of what the base is). */
@@ -49,11 +50,6 @@ export interface BaseContext {
   /** Fetches a registry image into the store; undefined when no registry client is wired. */
   pull?: (ref: string, platform: Platform) => Promise<void>;
   sourceDateEpoch: number;
-}
-
-/** The platform an image is built for. */
-export function platformOf(spec: ImageSpec): Platform {
-  return spec.platform ? parsePlatform(spec.platform) : hostPlatform();
 }
 
 /** Resolves `spec.from`. */
@@ -129,8 +125,8 @@ export function epochIso(seconds: number): string {
 async function rootfsLayer(ctx: BaseContext, path: string, key: Digest, spec: ImageSpec): Promise<StoredLayer> {
   const cacheKey = sha256(canonicalJson({ rootfsLayer: key, epoch: ctx.sourceDateEpoch }));
   const hit = await ctx.store.cache.get(cacheKey);
-  const layer = hit?.layer as Descriptor | undefined;
-  const diffId = hit?.diffId as Digest | undefined;
+  const layer = hit?.layer;
+  const diffId = hit?.diffId;
   // cache.get claimed the entry's blobs: the layer checked here stays until it is used.
   if (layer && diffId && (await ctx.store.blobs.stat(layer.digest)) === layer.size) return { descriptor: layer, diffId };
   const packed = await packRootfs(ctx, path, spec);
@@ -146,7 +142,6 @@ async function rootfsLayer(ctx: BaseContext, path: string, key: Digest, spec: Im
 async function packRootfs(ctx: BaseContext, path: string, spec: ImageSpec): Promise<StoredLayer> {
   const st = await fs.stat(path).catch(() => undefined);
   if (!st) throw new DimgError('ROOTFS_NOT_FOUND', `image ${spec.key}: rootfs ${path} does not exist`, 'give a directory or a tarball');
-  const { storeRootfsLayer } = await import('../image/rootfs-layer.js');
   const at = spec.location;
   const subject = `image ${spec.key} (${at.file}:${at.line}:${at.col}): rootfs ${path}`;
   // Ownership is kept as on disk (a rootfs says who owns what), mtimes are clamped, like `import`.

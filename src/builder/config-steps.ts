@@ -1,10 +1,12 @@
 /**
- * Applying config-only steps (env, workdir, user, label, expose, volume, shell, stopsignal,
- * healthcheck) and the image-level settings to an image config, the way Docker's builder does.
+ * Config-only steps (env, workdir, user, label, expose, volume, shell, stopsignal, healthcheck) as
+ * operations, and the image-level settings applied to an image config, the way Docker's builder does.
  */
 import { posix } from 'node:path';
 import type { ContainerConfig, HealthConfig } from '../oci/types.js';
-import type { ImageSpec, Step } from '../specfile/model.js';
+import type { CopyStep, ImageSpec, RunStep, Step } from '../specfile/model.js';
+import { stepKey } from './dependencies.js';
+import type { ConfigOp } from './step-op.js';
 
 /** The default shell of shell-form RUN and CMD. */
 export const DEFAULT_SHELL = ['/bin/sh', '-c'] as const;
@@ -16,53 +18,67 @@ export function setEnv(env: readonly string[], key: string, value: string): stri
   return out;
 }
 
-/** Returns `cfg` changed by a config-only step (layer steps return it unchanged). */
-export function applyConfigStep(cfg: ContainerConfig, step: Step): ContainerConfig {
-  const c: ContainerConfig = { ...cfg };
-  switch (step.kind) {
-    case 'env': {
-      let env = c.Env ?? [];
-      for (const [k, v] of Object.entries(step.vars)) env = setEnv(env, k, v);
-      c.Env = env;
-      break;
-    }
-    case 'workdir':
-      c.WorkingDir = posix.resolve(c.WorkingDir || '/', step.path);
-      break;
-    case 'user':
-      c.User = step.user;
-      break;
-    case 'label':
-      c.Labels = { ...(c.Labels ?? {}), ...step.labels };
-      break;
-    case 'expose':
-      c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
-      for (const p of step.ports) c.ExposedPorts[p.includes('/') ? p : `${p}/tcp`] = {};
-      break;
-    case 'volume':
-      c.Volumes = { ...(c.Volumes ?? {}) };
-      for (const p of step.paths) c.Volumes[p] = {};
-      break;
-    case 'shell':
-      c.Shell = [...step.argv];
-      break;
-    case 'stopsignal':
-      c.StopSignal = step.signal;
-      break;
-    case 'healthcheck': {
-      const h: HealthConfig = { Test: [...step.test] };
-      if (step.interval) h.Interval = step.interval;
-      if (step.timeout) h.Timeout = step.timeout;
-      if (step.startPeriod) h.StartPeriod = step.startPeriod;
-      if (step.startInterval) h.StartInterval = step.startInterval;
-      if (step.retries) h.Retries = step.retries;
-      c.Healthcheck = h;
-      break;
-    }
-    default:
-      break;
-  }
-  return c;
+/** The config steps, by kind. */
+export type ConfigStep = Exclude<Step, RunStep | CopyStep>;
+
+type Changes = { [K in ConfigStep['kind']]: (c: ContainerConfig, step: Extract<ConfigStep, { kind: K }>) => void };
+
+/** How each config step changes a (copied) container config, as Docker's builder does. */
+const CHANGES: Changes = {
+  env: (c, step) => {
+    let env = c.Env ?? [];
+    for (const [k, v] of Object.entries(step.vars)) env = setEnv(env, k, v);
+    c.Env = env;
+  },
+  workdir: (c, step) => {
+    c.WorkingDir = posix.resolve(c.WorkingDir || '/', step.path);
+  },
+  user: (c, step) => {
+    c.User = step.user;
+  },
+  label: (c, step) => {
+    c.Labels = { ...(c.Labels ?? {}), ...step.labels };
+  },
+  expose: (c, step) => {
+    c.ExposedPorts = { ...(c.ExposedPorts ?? {}) };
+    for (const p of step.ports) c.ExposedPorts[p.includes('/') ? p : `${p}/tcp`] = {};
+  },
+  volume: (c, step) => {
+    c.Volumes = { ...(c.Volumes ?? {}) };
+    for (const p of step.paths) c.Volumes[p] = {};
+  },
+  shell: (c, step) => {
+    c.Shell = [...step.argv];
+  },
+  stopsignal: (c, step) => {
+    c.StopSignal = step.signal;
+  },
+  healthcheck: (c, step) => {
+    const h: HealthConfig = { Test: [...step.test] };
+    if (step.interval) h.Interval = step.interval;
+    if (step.timeout) h.Timeout = step.timeout;
+    if (step.startPeriod) h.StartPeriod = step.startPeriod;
+    if (step.startInterval) h.StartInterval = step.startInterval;
+    if (step.retries) h.Retries = step.retries;
+    c.Healthcheck = h;
+  },
+};
+
+/**
+ * The operation of the config step kind `kind`: keyed by the step alone (no inputs besides its
+ * parent), and executed by changing the config; it makes no layer.
+ */
+export function configOp<K extends ConfigStep['kind']>(kind: K): ConfigOp<Extract<ConfigStep, { kind: K }>> {
+  const change = CHANGES[kind] as (c: ContainerConfig, step: Extract<ConfigStep, { kind: K }>) => void;
+  return {
+    kind: 'config',
+    cacheKey: async (step, k) => ({ key: stepKey(k.parent, step, null) }),
+    configure: (config, step) => {
+      const c: ContainerConfig = { ...config };
+      change(c, step);
+      return c;
+    },
+  };
 }
 
 /**

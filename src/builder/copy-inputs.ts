@@ -11,14 +11,9 @@ import type { Digest } from '../oci/digest.js';
 import { compareBytes } from '../layer/paths.js';
 import type { FileDigests } from './file-digests.js';
 
-/** One source of a copy layer: an absolute path on disk placed at an archive path. */
-export interface CopySource {
-  from: string;
-  to: string;
-}
+import type { CopyFilter, CopySource } from './dependencies.js';
 
-/** Same contract as PackOptions.filter: false drops a path (and a directory's subtree). */
-export type CopyFilter = (relPath: string, isDir: boolean, source: CopySource) => boolean;
+export type { CopyFilter, CopySource } from './dependencies.js';
 
 /**
  * Digest of the sources' content as described above. With `withOwners`, each path's uid:gid is part

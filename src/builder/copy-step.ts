@@ -11,6 +11,7 @@ import { DimgError } from '../errors.js';
 import type { CopyStep } from '../specfile/model.js';
 import { IGNORE_FILES, IgnoreMatcher } from '../specfile/ignore.js';
 import { compareBytes } from '../layer/paths.js';
+import { extractLayer } from '../layer/index.js';
 import type { CopyFilter, CopySource } from './copy-inputs.js';
 import type { LayerView } from './layer-view.js';
 import { resolveUser } from './users.js';
@@ -128,7 +129,6 @@ export async function isTarArchive(path: string): Promise<boolean> {
 
 /** Unpacks an archive source of `add` into `dir` (flattened, ownership kept only as root). */
 export async function unpackArchive(path: string, dir: string): Promise<void> {
-  const { extractLayer } = await import('../layer/index.js');
   // The unpacked root becomes the destination directory in the layer: 0755 (as Docker makes it)
   // whatever the umask, unless the archive has an entry for `./`.
   await fs.mkdir(dir, { recursive: true });

@@ -9,7 +9,8 @@ import type { Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/types.js';
 import type { Store } from '../store/store.js';
 import type { LayerSource } from '../layer/walk.js';
-import type { PackOptions } from '../layer/tar-writer.js';
+import { packSourcesToFile, type PackOptions } from '../layer/tar-writer.js';
+import { decompress } from '../layer/compression.js';
 import { tempPath } from '../store/fsutil.js';
 
 /** A stored layer: its manifest descriptor and diff_id. */
@@ -32,7 +33,6 @@ export interface PendingLayer extends StoredLayer {
  * out, and must wait for `durable` before recording a cache entry or a manifest that names the blob.
  */
 export async function packLayerSources(store: Store, sources: LayerSource[], opts: PackOptions): Promise<PendingLayer> {
-  const { packSourcesToFile } = await import('../layer/tar-writer.js');
   const tmp = tempPath(store.tmpDir, 'layer');
   let digest: { diffId: Digest; size: number };
   const fh = await fs.open(tmp, 'wx', 0o644);
@@ -72,6 +72,5 @@ export async function openLayer(store: Store, layer: Descriptor, diffId: Digest)
   // The uncompressed alternative is not part of the image: claim it before relying on it.
   if (plain) await store.claim({ blobs: [plain.digest] });
   if (plain && (await store.blobs.has(plain.digest))) return store.blobs.open(plain.digest, plain.size);
-  const { decompress } = await import('../layer/compression.js');
   return decompress(store.blobs.open(layer.digest, layer.size), `layer ${layer.digest}`);
 }

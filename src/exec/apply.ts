@@ -1,23 +1,17 @@
 /**
- * Applying a plan: the executor's ports wired to the real builder, the push/pull transfer and the
- * registry client. Builds reuse what planning computed (pinned bases, file digests); every tag written
- * is read back to check it now holds the expected manifest; webhooks are told about pushed tags.
+ * Applying a plan: the executor's ports wired to the build port (build-port.ts, shared with the
+ * build commands), the push/pull transfer and the registry client. Builds reuse what planning
+ * computed (pinned bases, file digests); every tag written is read back to check it now holds the
+ * expected manifest; webhooks are told about pushed tags.
  */
-import { DimgError, isDimgError } from '../errors.js';
+import { DimgError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { parseReference, repositoryName } from '../oci/reference.js';
-import type { Descriptor, ImageManifest } from '../oci/types.js';
-import { claimImage, loadImage } from '../image/local-image.js';
-import type { BaseSpec, CopyStep, ImageSpec, Step } from '../specfile/model.js';
-import { buildImage, type BuiltImage } from '../builder/builder.js';
 import type { BuildListener } from '../builder/events.js';
-import type { BuiltSpecImage } from '../builder/base.js';
-import { formatPlatform } from '../oci/platform.js';
-import { lockKey } from '../resolve/lock.js';
-import { platformOf } from '../resolve/desired.js';
 import { pullImage } from '../transfer/pull.js';
 import { pushImage, putManifestSettling } from '../transfer/push.js';
 import type { PushAction, RetagAction, DeleteAction, BuildAction, Plan } from '../plan/types.js';
+import { BuildPort, type BuildSource } from './build-port.js';
 import { executePlan, type ActionOutput, type ExecEvent, type ExecResult, type ExecutorPorts } from './execute.js';
 import type { PlanSession } from './planner.js';
 import { notifyPushed } from './notify.js';
@@ -59,8 +53,7 @@ export async function applyPlan(session: PlanSession, plan: Plan, opts: ApplyOpt
 }
 
 class ApplyPorts implements ExecutorPorts {
-  private readonly builds = new Map<string, Promise<BuiltImage>>();
-  private readonly byInput = new Map<Digest, Descriptor>();
+  private readonly builds: BuildPort;
   /** What was written and deleted, for the ownership records. */
   readonly outcomes: TagOutcomes = { written: [], removed: [] };
 
@@ -68,19 +61,27 @@ class ApplyPorts implements ExecutorPorts {
     private readonly session: PlanSession,
     private readonly opts: ApplyOptions,
   ) {
-    for (const [input, digest] of session.actual.local.byInputDigest) this.byInput.set(input, { digest, mediaType: '', size: 0 });
+    const { store, spec, resolved, digests, client } = session;
+    const source: BuildSource = {
+      store,
+      spec,
+      resolved,
+      digests,
+      local: session.actual.local.byInputDigest,
+      pull: async (ref, platform, signal) => {
+        await pullImage(store, client, ref, { platform, signal });
+      },
+    };
+    const { onBuildEvent, sourceDateEpoch } = opts;
+    this.builds = new BuildPort(source, { onBuildEvent, sourceDateEpoch, checkPlanned: true, pinBases: true });
   }
 
-  async build(action: BuildAction, signal: AbortSignal): Promise<ActionOutput> {
-    const built = await this.buildOnce(action.image, signal);
-    if (built.inputDigest !== action.inputDigest) {
-      throw new DimgError('PLAN_MISMATCH', `image ${action.image}: built with input digest ${built.inputDigest}, planned ${action.inputDigest}`, 'the inputs changed while applying; run the plan again');
-    }
-    return { digest: built.descriptor.digest };
+  build(action: BuildAction, signal: AbortSignal): Promise<ActionOutput> {
+    return this.builds.build(action, signal);
   }
 
   async push(action: PushAction, signal: AbortSignal): Promise<ActionOutput> {
-    const descriptor = await this.localImage(action.image, action.inputDigest, signal);
+    const descriptor = await this.builds.localImage(action.image, action.inputDigest, signal);
     const result = await pushImage(this.session.store, this.session.client, descriptor, action.target.ref, { signal });
     await this.verifyTag(action.target.ref, result.digest);
     this.outcomes.written.push({ ref: action.target.ref, digest: result.digest });
@@ -109,70 +110,6 @@ class ApplyPorts implements ExecutorPorts {
     return { digest: action.recorded };
   }
 
-  /** Builds `key` once per apply (dependants and pushes share the result). */
-  private buildOnce(key: string, signal: AbortSignal): Promise<BuiltImage> {
-    let p = this.builds.get(key);
-    if (!p) {
-      const img = this.imageSpec(key);
-      p = buildImage(pinBases(img, this.session.resolved.pins), {
-        store: this.session.store,
-        project: this.session.spec.project,
-        digests: this.session.digests,
-        signal,
-        onEvent: this.opts.onBuildEvent,
-        sourceDateEpoch: this.opts.sourceDateEpoch,
-        pull: async (ref, platform) => {
-          await pullImage(this.session.store, this.session.client, ref, { platform, signal });
-        },
-        built: (dep) => this.dependency(dep, signal),
-      });
-      p.then((b) => this.byInput.set(b.inputDigest, b.descriptor), () => undefined);
-      this.builds.set(key, p);
-    }
-    return p;
-  }
-
-  /** A spec image a build stands on: built in this apply, else found in the store by input digest, else built now. */
-  private async dependency(key: string, signal: AbortSignal): Promise<BuiltSpecImage> {
-    const planned = this.builds.get(key);
-    if (planned) return planned;
-    const input = this.session.resolved.keys.get(key)?.inputDigest;
-    const local = input ? this.byInput.get(input) : undefined;
-    if (input && local) {
-      const loaded = await this.loadLocal(local.digest).catch(() => undefined);
-      if (loaded) return { ...loaded, inputDigest: input };
-    }
-    return this.buildOnce(key, signal);
-  }
-
-  /** The store descriptor of the image with `input` (built in this apply or already local). */
-  private async localImage(key: string, input: Digest, signal: AbortSignal): Promise<Descriptor> {
-    const built = this.builds.get(key);
-    if (built) return (await built).descriptor;
-    const local = this.byInput.get(input);
-    // Gone since planning (a concurrent prune): build it again.
-    const loaded = local ? await this.loadLocal(local.digest).catch(() => undefined) : undefined;
-    if (loaded) return loaded.descriptor;
-    return (await this.buildOnce(key, signal)).descriptor;
-  }
-
-  /** A local image by manifest digest, claimed for this apply (fails when a prune took any of it). */
-  private async loadLocal(digest: Digest): Promise<{ descriptor: Descriptor; config: BuiltSpecImage['config']; layers: Descriptor[] }> {
-    const store = this.session.store;
-    await store.claim({ blobs: [digest] });
-    const m = await store.blobs.readJson<ImageManifest>(digest);
-    const size = (await store.blobs.stat(digest)) ?? 0;
-    const img = await loadImage(store, { mediaType: m.mediaType ?? 'application/vnd.oci.image.manifest.v1+json', digest, size });
-    await claimImage(store, img, `local image ${digest}`);
-    return { descriptor: img.descriptor, config: img.config, layers: img.manifest.layers };
-  }
-
-  private imageSpec(key: string): ImageSpec {
-    const img = this.session.spec.images.find((i) => i.key === key);
-    if (!img) throw new DimgError('IMAGE_NOT_IN_SPEC', `image ${key} is not in ${this.session.spec.file}`, 'make the plan again');
-    return img;
-  }
-
   /** Reads the tag back: it must now hold `digest` (registries can drop writes; CI must know). */
   private async verifyTag(target: string, digest: Digest): Promise<void> {
     const ref = parseReference(target);
@@ -189,22 +126,3 @@ class ApplyPorts implements ExecutorPorts {
     for (const f of failures) this.opts.warn?.(`webhook ${f.url}: ${f.message}`);
   }
 }
-
-/**
- * The image spec with its registry bases (and `copy --from` references) pinned to the digests the
- * plan resolved, so the build uses exactly what was planned even if a tag moves meanwhile.
- */
-function pinBases(img: ImageSpec, pins: Map<string, Digest>): ImageSpec {
-  const platform = formatPlatform(platformOf(img));
-  const pin = (ref: string): string => {
-    const d = pins.get(lockKey(ref, platform));
-    return d && !ref.includes('@') ? `${repositoryName(parseReference(ref))}@${d}` : ref;
-  };
-  const from: BaseSpec = img.from.kind === 'ref' ? { kind: 'ref', ref: pin(img.from.ref) } : img.from;
-  const steps: Step[] = img.steps.map((s) =>
-    (s.kind === 'copy' || s.kind === 'add') && s.from?.kind === 'ref' ? ({ ...s, from: { kind: 'ref', ref: pin(s.from.ref) } } as CopyStep) : s,
-  );
-  return { ...img, from, steps };
-}
-
-

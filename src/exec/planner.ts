@@ -4,13 +4,16 @@
  * long-lived parts — store, registry client, base resolver, file-digest memo, tree memo — so
  * successive plans reuse what earlier ones learnt (pinned bases, file hashes, directory walks), and
  * each plan resolves the desired state, observes the store and registries, and diffs the two.
+ * `dimg build` and `dimg image build` plan through it too (`buildOnly`): one build action per image
+ * asked for and what it builds on, with nothing observed and no registry asked.
  */
 import type { Digest } from '../oci/digest.js';
 import type { Spec } from '../specfile/model.js';
 import { RegistryClient } from '../registry/client.js';
 import type { Store } from '../store/store.js';
 import { FileDigests } from '../builder/file-digests.js';
-import type { TreeDigestMemo } from '../builder/keys.js';
+import { ContextKeyer, type TreeDigestMemo } from '../builder/keys.js';
+import { selectImages } from '../builder/dependencies.js';
 import { diff } from '../plan/diff.js';
 import { observedFingerprint, snapshotOf } from '../plan/saved.js';
 import { PLAN_FORMAT_VERSION, type Plan } from '../plan/types.js';
@@ -24,6 +27,7 @@ import { desiredFingerprint, specDigestOf } from './plan-fingerprints.js';
 import { repositoriesToPrune } from './prune-scope.js';
 import { clientOptionsForSpec } from './spec-client.js';
 import { restrictToWatch } from './watch-scope.js';
+import { buildActions, StoreBases } from './build-plan.js';
 
 /** What one plan is for. The same options must be given to `resolve` and to the `plan` reusing it. */
 export interface PlanOptions {
@@ -41,6 +45,13 @@ export interface PlanOptions {
   watch?: { push: readonly string[] };
   /** The desired state `resolve` already computed for this spec and these options: not hashed again. */
   resolution?: Resolution;
+  /**
+   * A build-only plan (`dimg build`, `dimg image build`): a build action for each image of `images`
+   * (all when empty; IMAGE_NOT_IN_SPEC for an unknown key) and each image it builds on, whatever the
+   * store holds. Nothing is observed and no registry is asked: bases are the store's images by the
+   * names the spec gives (the lock is not read), so it works offline. The other options are ignored.
+   */
+  buildOnly?: { images?: readonly string[] };
 }
 
 /** The desired state of a spec under some plan options, before anything is observed. */
@@ -130,6 +141,16 @@ export class Planner {
   }
 
   /**
+   * A planner for build-only plans against `store`: its registry client is never used by them (a
+   * build-only plan asks no registry), and there is no lock.
+   */
+  static async forBuild(store: Store, setup: Pick<PlannerSetup, 'digests' | 'warn'> = {}): Promise<Planner> {
+    const digests = setup.digests ?? (await FileDigests.load(store.root, store.tmpDir));
+    const client = new RegistryClient();
+    return new Planner({ store, client, lock: undefined, digests, saveDigests: !setup.digests, warn: setup.warn });
+  }
+
+  /**
    * The desired state of `spec` under `options`: input digests of every image (hashing only what the
    * memos do not know) and the pinned bases. Nothing is observed; watch compares `fingerprint` with
    * the last converged one before it pays for a plan.
@@ -143,6 +164,7 @@ export class Planner {
    * input digests are computed, unless `options.resolution` is given (then only observing is left).
    */
   async plan(spec: Spec, options: PlanOptions = {}): Promise<PlanSession> {
+    if (options.buildOnly) return this.planBuild(spec, options.buildOnly.images);
     let resolution = options.resolution;
     let remote: Promise<Map<string, RemoteTag | null>> | undefined;
     if (!resolution) {
@@ -183,6 +205,31 @@ export class Planner {
     this.client.close();
   }
 
+  /** A build-only plan (see PlanOptions.buildOnly). */
+  private async planBuild(spec: Spec, images: readonly string[] | undefined): Promise<PlanSession> {
+    const scoped: Spec = { ...spec, images: selectImages(spec, images) };
+    const keyer = new ContextKeyer(spec.project, this.digests, this.parts.trees);
+    const resolved = await resolveSpec(scoped, { bases: new StoreBases(this.store), keyer, prune: false });
+    const local = { byInputDigest: new Map(), refs: new Map() };
+    const actual: ActualState = { local, remote: new Map(), records: [] };
+    const observed = snapshotOf(resolved.desired, actual);
+    const plan: Plan = {
+      formatVersion: PLAN_FORMAT_VERSION,
+      // Never saved nor compared with a spec file read again: the desired state identifies it.
+      specDigest: desiredFingerprint(resolved),
+      observedFingerprint: observedFingerprint(observed),
+      specFile: spec.file,
+      observed,
+      createdAt: new Date().toISOString(),
+      options: { prune: false, targets: [...(images ?? [])] },
+      actions: buildActions(resolved.desired),
+      ownership: [],
+      warnings: [],
+    };
+    if (this.parts.saveDigests) await this.digests.save();
+    return { spec: scoped, store: this.store, client: this.client, resolved, actual, digests: this.digests, plan };
+  }
+
   /** The spec as planned under `options`, after the checks that need nothing but the spec and lock. */
   private scope(spec: Spec, options: PlanOptions): Spec {
     if (options.frozenLock) checkLockPresent(this.parts.lock, spec.file);
@@ -193,7 +240,9 @@ export class Planner {
 
   private async resolveScoped(spec: Spec, options: PlanOptions): Promise<Resolution> {
     const prune = !options.watch && Boolean(options.prune || spec.prune);
-    const resolved = await resolveSpec(spec, { bases: this.bases, digests: this.digests, prune, trees: this.parts.trees });
+    // A keyer per pass: each context's ignore file is read once per plan, and again on the next.
+    const keyer = new ContextKeyer(spec.project, this.digests, this.parts.trees);
+    const resolved = await resolveSpec(spec, { bases: this.bases, keyer, prune });
     if (options.frozenLock) checkFrozen(resolved, this.parts.lock!, spec.file);
     return { spec, resolved, fingerprint: desiredFingerprint(resolved) };
   }

@@ -15,8 +15,8 @@ export interface TargetRef {
   ref: string;
 }
 
-/** Why an image must be built. */
-export type BuildReason = 'new' | 'input changed' | 'base changed' | 'missing locally';
+/** Why an image must be built (`requested`: a build-only plan builds what it is asked for). */
+export type BuildReason = 'new' | 'input changed' | 'base changed' | 'missing locally' | 'requested';
 
 /** Why a tag must be written. */
 export type PushReason = 'new tag' | 'new registry' | 'outdated' | 'drift' | 'not owned';

@@ -3,20 +3,22 @@
  * (sockets, retries, redaction), one RegistryAuth per registry (challenges, token cache, credentials),
  * the mirror configuration, and hands out RemoteRepository handles and image sources/sinks.
  */
-import type { Readable } from 'node:stream';
 import { DimgError, isDimgError, messageOf } from '../errors.js';
-import type { Digest } from '../oci/digest.js';
 import type { Reference } from '../oci/reference.js';
 import type { Descriptor } from '../oci/types.js';
 import { RegistryAuth, type AuthPolicy } from './auth.js';
 import { lookupCredential, type Credential, type CredentialOptions } from './credentials.js';
 import { apiHost, normaliseRegistry, registryBaseUrl } from './hosts.js';
-import type { ManifestBytes } from './manifest.js';
 import { RemoteRepository, nextLink, type RepositoryTuning } from './repository.js';
 import { registryError } from './errors.js';
-import { transferImage, type ImageSink, type ImageSource, type TransferOptions, type TransferResult } from './transfer.js';
+import { registrySink, registrySource } from '../endpoint/registry.js';
+import { transfer, type TransferOptions, type TransferResult } from '../endpoint/transfer.js';
+import type { ImageSource } from '../endpoint/types.js';
 import { probeTls } from './tls-probe.js';
 import { Transport, type TransportOptions } from './transport.js';
+
+// The registry's image endpoints live with the endpoint contract; re-exported for the client's users.
+export { registrySink, registrySource };
 
 /** Construction options of a RegistryClient. */
 export interface RegistryClientOptions extends TransportOptions {
@@ -209,39 +211,11 @@ export class RegistryClient {
     const srcRef = src.digest ?? src.tag;
     if (!srcRef) throw new DimgError('REFERENCE_INVALID', `copy source ${src.domain}/${src.path} has neither tag nor digest`, 'name a tag or digest to copy');
     const dstRefs = dst.tag ? [dst.tag] : src.tag && !dst.digest ? [src.tag] : [];
-    const result = await transferImage(this.pullSource(src), registrySink(this.repository(dst), opts.onBytes), srcRef, dstRefs, opts);
+    const sink = registrySink(this.repository(dst), opts.onBytes);
+    const result = await transfer(this.pullSource(src), srcRef, sink, dstRefs, opts);
     if (dst.digest && dst.digest !== result.digest) {
       throw new DimgError('DIGEST_MISMATCH', `copy to ${dst.domain}/${dst.path}@${dst.digest}: the image copied has digest ${result.digest}`, 'name the destination by tag, or use the digest of the image being copied');
     }
     return result;
   }
-}
-
-/** An ImageSource over one repository (no mirrors). */
-export function registrySource(repo: RemoteRepository): ImageSource {
-  return {
-    name: repo.name,
-    location: { domain: repo.domain, path: repo.path },
-    manifest: (r: string, signal?: AbortSignal): Promise<ManifestBytes> => repo.getManifest(r, signal),
-    blob: (d: Descriptor, signal?: AbortSignal): Promise<Readable> => repo.getBlob(d.digest, d.size, signal),
-  };
-}
-
-/**
- * An ImageSink writing to one repository: blobs HEAD-checked, mounted when the source is another
- * repository of the same registry, else uploaded; manifests PUT with their media type.
- */
-export function registrySink(repo: RemoteRepository, onProgress?: (d: Descriptor, sent: number) => void): ImageSink {
-  return {
-    name: repo.name,
-    putBlob: (desc, open, from) =>
-      repo.uploadBlob(desc.digest, desc.size, open, {
-        mountFrom: from && from.domain === repo.domain && from.path !== repo.path ? [from.path] : undefined,
-        onProgress: onProgress ? (n) => onProgress(desc, n) : undefined,
-      }),
-    putManifest: async (ref, m) => {
-      await repo.putManifest(ref, m.bytes, m.mediaType);
-    },
-    hasManifest: async (digest: Digest) => (await repo.headManifest(digest)) !== undefined,
-  };
 }

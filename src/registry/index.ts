@@ -1,12 +1,14 @@
 /**
  * The registry client's public API. Start with `new RegistryClient(opts)`; `client.repository(ref)`
- * gives per-repository operations; `transferImage` with sources/sinks moves images between registries,
- * the store and archives. Every failure is a DimgError whose message names registry and repository and
+ * gives per-repository operations; `registrySource`/`registrySink` are its image endpoints
+ * (src/endpoint). Every failure is a DimgError whose message names registry and repository and
  * never contains a secret.
  */
 export { RegistryClient, registrySource, registrySink, type RegistryClientOptions, type RepositoryRef } from './client.js';
 export { RemoteRepository, type ManifestHead, type RepositoryTuning } from './repository.js';
-export { transferImage, transferCancelled, type ImageSource, type ImageSink, type BlobLocation, type BlobOutcome, type TransferEvent, type TransferOptions, type TransferResult } from './transfer.js';
+// The endpoint contract and the generic transfer live in src/endpoint; re-exported for the client's users.
+export { transfer, transferCancelled, type TransferOptions, type TransferResult } from '../endpoint/transfer.js';
+export type { ImageSource, ImageSink, BlobLocation, BlobOutcome, TransferEvent } from '../endpoint/types.js';
 export { type ManifestBytes, parseImageManifest, parseIndex, descriptorOf, MANIFEST_MAX_BYTES } from './manifest.js';
 export { selectPlatform } from './select.js';
 export { startStreamingUpload, type StreamingUpload, type UploadOptions, type UploadResult } from './upload.js';

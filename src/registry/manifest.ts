@@ -7,13 +7,9 @@ import { parseDigest, sha256, type Digest } from '../oci/digest.js';
 import { MediaType, isImageManifestType, isIndexType } from '../oci/media-types.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/types.js';
 
-/** A manifest or index exactly as the registry holds it. */
-export interface ManifestBytes {
-  /** The exact bytes (the digest is of these; never re-serialise them). */
-  bytes: Buffer;
-  mediaType: string;
-  digest: Digest;
-}
+import type { ManifestBytes } from '../endpoint/types.js';
+
+export type { ManifestBytes };
 
 /** Largest manifest dimg reads (registries reject more than 4 MiB on push). */
 export const MANIFEST_MAX_BYTES = 8 * 1024 * 1024;

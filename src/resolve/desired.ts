@@ -1,20 +1,19 @@
 /**
  * The desired state of a spec: for every image, its input digest (computed without building, by the
  * same key function the builder uses), the base it stands on, its local names and its registry
- * targets. Registry bases are resolved through a BaseResolver (lock pin, registry, store).
+ * targets. Registry bases are resolved through a BaseResolver (lock pin, registry, store). Keying that
+ * reads files comes through the `ImageKeyer` port (the builder's, handed in by the planner): resolve
+ * imports only the builder's pure graph-and-key module.
  */
 import type { Digest } from '../oci/digest.js';
-import { formatPlatform, parsePlatform, hostPlatform } from '../oci/platform.js';
+import { formatPlatform } from '../oci/platform.js';
 import { lockKey } from './lock.js';
 import type { ContainerConfig, Platform } from '../oci/types.js';
 import { DimgError } from '../errors.js';
 import type { ImageSpec, Spec } from '../specfile/model.js';
-import { computeImageKeys, rootfsKey, scratchKey, type ImageKeys, type TreeDigestMemo } from '../builder/keys.js';
-import { dependenciesOf } from '../builder/graph.js';
-import type { FileDigests } from '../builder/file-digests.js';
+import { dependenciesOf, platformOf, scratchKey, type ImageKeyer, type ImageKeys } from '../builder/dependencies.js';
 import type { DesiredImage, DesiredState } from '../plan/state.js';
 import type { BaseResolver } from './bases.js';
-import type { IgnoreMatcher } from '../specfile/ignore.js';
 import pLimit from 'p-limit';
 
 /** The desired state plus what computing it learnt (reused by apply so nothing is hashed twice). */
@@ -27,12 +26,12 @@ export interface ResolvedSpec {
 
 /** What desired-state computation needs. */
 export interface DesiredContext {
-  bases: BaseResolver;
-  digests: FileDigests;
+  /** Registry bases to pinned digests and configs (BaseResolver; a build-only plan looks in the store alone). */
+  bases: Pick<BaseResolver, 'resolve'>;
+  /** Computes step keys and rootfs keys (reads context files and rootfs trees). */
+  keyer: ImageKeyer;
   /** Prune on (flag or spec). */
   prune: boolean;
-  /** Reuse of rootfs and context walks across calls (watch); see TreeDigestMemo. */
-  trees?: TreeDigestMemo;
 }
 
 /** How many images are keyed at once (keying is mostly waiting on file stats and reads). */
@@ -51,8 +50,6 @@ export async function resolveSpec(spec: Spec, ctx: DesiredContext): Promise<Reso
     pins.set(lockKey(ref, formatPlatform(platform)), r.digest);
     return r;
   };
-  // Contexts shared by many images have their ignore file read once per pass.
-  const ignores = new Map<string, Promise<IgnoreMatcher | undefined>>();
   const limit = pLimit(KEYING_PARALLELISM);
   const pending = new Map<string, Promise<DesiredImage>>();
   const desire = async (img: ImageSpec): Promise<DesiredImage> => {
@@ -60,14 +57,10 @@ export async function resolveSpec(spec: Spec, ctx: DesiredContext): Promise<Reso
     await Promise.all(dependenciesOf(img).map((d) => pending.get(d)));
     return limit(async () => {
       const platform = platformOf(img);
-      const base = await baseOf(img, platform, keys, ctx.digests, pinRef, ctx.trees);
-      const k = await computeImageKeys(img, {
-        base,
-        fromIdentity: async (from) => (from.kind === 'image' ? requireKeys(keys, from.key, img.key).inputDigest : (await pinRef(from.ref, platform)).digest),
-        digests: ctx.digests,
-        project: spec.project,
-        ignores,
-        trees: ctx.trees,
+      const base = await baseOf(img, platform, keys, ctx.keyer, pinRef);
+      const k = await ctx.keyer.imageKeys(img, base, async (from) => {
+        if (from.kind === 'image') return requireKeys(keys, from.key, img.key).inputDigest;
+        return (await pinRef(from.ref, platform)).digest;
       });
       keys.set(img.key, k);
       return {
@@ -94,18 +87,12 @@ export async function resolveSpec(spec: Spec, ctx: DesiredContext): Promise<Reso
   return { desired: { project: spec.project, images, prune: ctx.prune }, keys, pins };
 }
 
-/** The platform an image is built for. */
-export function platformOf(img: ImageSpec): Platform {
-  return img.platform ? parsePlatform(img.platform) : hostPlatform();
-}
-
 async function baseOf(
   img: ImageSpec,
   platform: Platform,
   keys: Map<string, ImageKeys>,
-  digests: FileDigests,
+  keyer: ImageKeyer,
   pinRef: (ref: string, platform: Platform) => Promise<{ digest: Digest; config: ContainerConfig }>,
-  trees?: TreeDigestMemo,
 ): Promise<{ key: Digest; config: ContainerConfig }> {
   const from = img.from;
   switch (from.kind) {
@@ -120,7 +107,7 @@ async function baseOf(
       return { key: r.digest, config: r.config };
     }
     case 'rootfs':
-      return { key: await rootfsKey(from.path, platform, digests, img.key, trees), config: {} };
+      return { key: await keyer.rootfsKey(from.path, platform, img.key), config: {} };
     case 'archive':
       throw new DimgError('ARCHIVE_BASE_UNSUPPORTED', `image ${img.key}: building on an archive (${from.path}) needs it loaded first`, `run \`dimg image load -i ${from.path}\` and use the loaded image's name as \`from\``);
   }

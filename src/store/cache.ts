@@ -2,11 +2,13 @@
  * Build-cache entries, one JSON file per step key under `cache/`. The store treats them as GC roots:
  * each entry lists the blobs and the overlay layer dir (chain ID) it needs. An entry is written only
  * after everything it points at is durable, so a crash leaves either no entry or a complete one.
- * The builder owns the meaning of the other fields.
+ * Every field is typed: what a step produced (its layer, diff ID and history entry) is read back
+ * without casts, and an entry missing any of it is treated as a miss by the builder.
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { digestHex, type Digest } from '../oci/digest.js';
+import type { Descriptor, HistoryEntry } from '../oci/types.js';
 import { readJsonFile, writeFileAtomic } from './fsutil.js';
 import type { LeaseItems } from './leases.js';
 
@@ -19,8 +21,17 @@ export interface CacheEntry {
   chainId?: Digest;
   /** ISO time of creation (for pruning by age). */
   created: string;
-  /** Builder-defined payload (layer descriptor, config changes, history entry…). */
-  [field: string]: unknown;
+  /** The layer the step produced (stored in the blob store). */
+  layer: Descriptor;
+  /** The layer's uncompressed digest. */
+  diffId: Digest;
+  /** Diff IDs of the entry's layers (the step's own layer). */
+  diffIds: Digest[];
+  /** The history entry of a build step; absent for a packed rootfs (it has none of its own). */
+  history?: HistoryEntry;
+  /** Which image and step wrote the entry (for `dimg store` listings and debugging). */
+  image?: string;
+  step?: string;
 }
 
 /** The `cache/` directory. */

@@ -1,7 +1,8 @@
 /**
  * The two sides of `dimg image copy`: a registry (`docker://REF` or a plain reference), an OCI layout
- * directory (`oci:DIR[:TAG]`) or a Docker archive (`docker-archive:FILE[:NAME:TAG]`). Parsing is kept
- * apart from copy.ts so that a registry-to-registry copy does not load the archive and store code.
+ * directory (`oci:DIR[:TAG]`) or a Docker archive (`docker-archive:FILE[:NAME:TAG]`). These are names
+ * only; copy.ts opens each as an image endpoint (src/endpoint). Kept apart from copy.ts so that the CLI
+ * checks both names before it loads the endpoint code.
  */
 import { DimgError } from '../errors.js';
 import { formatReference, parseReference, isValidTag, type Reference } from '../oci/reference.js';

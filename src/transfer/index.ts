@@ -1,7 +1,8 @@
 /**
- * Moving images between the local store and registries or other image formats: pull (registry →
- * store), push (store → registry, compressing each uncompressed layer once), the store as an image
- * sink/source, and OCI-layout directories as source/sink for `dimg image copy`.
+ * Moving images between the local store and registries or other image formats, all through the one
+ * `transfer` of src/endpoint: pull (registry → store), push (store → registry, compressing each
+ * uncompressed layer once), the store and OCI-layout directories as image endpoints, and
+ * `dimg image copy` between any two endpoints.
  */
 export { pullImage, type PullOptions, type PulledImage } from './pull.js';
 export { pushImage, pushManifest, type PushOptions, type PushEvent } from './push.js';

@@ -13,7 +13,7 @@ import { DimgError } from '../errors.js';
 import { HashingStream, VerifyingStream, digestHex, digestMismatch, isDigest, sha256, type Digest } from '../oci/digest.js';
 import { MediaType, isImageManifestType, isIndexType } from '../oci/media-types.js';
 import { ANNOTATION_REF_NAME, type Descriptor, type ImageIndex } from '../oci/types.js';
-import type { BlobOutcome, ImageSink, ImageSource, ManifestBytes } from '../registry/index.js';
+import type { BlobOutcome, ImageSink, ImageSource, ManifestBytes } from '../endpoint/types.js';
 
 const LAYOUT = '{"imageLayoutVersion":"1.0.0"}';
 

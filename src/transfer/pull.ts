@@ -6,7 +6,9 @@
 import { DimgError } from '../errors.js';
 import { formatReference, parseReference, type Reference } from '../oci/reference.js';
 import type { Descriptor, Platform } from '../oci/types.js';
-import { transferCancelled, transferImage, type RegistryClient, type TransferEvent } from '../registry/index.js';
+import type { RegistryClient } from '../registry/index.js';
+import { transfer, transferCancelled } from '../endpoint/transfer.js';
+import type { TransferEvent } from '../endpoint/types.js';
 import type { Store } from '../store/store.js';
 import { storeSink } from './store-sink.js';
 
@@ -55,7 +57,7 @@ async function pullOne(store: Store, client: RegistryClient, ref: Reference, opt
   const repository = `${ref.domain}/${ref.path}`;
   const sink = storeSink(store, { repository, origin: { domain: ref.domain, path: ref.path } });
   const srcRef = ref.digest ?? ref.tag!;
-  const result = await transferImage(source, sink, srcRef, ref.digest ? [] : [ref.tag!], {
+  const result = await transfer(source, srcRef, sink, ref.digest ? [] : [ref.tag!], {
     platform: opts.platform,
     signal: opts.signal,
     onEvent: opts.onEvent ? (e) => opts.onEvent!({ ...e, tag: ref.tag }) : undefined,

@@ -20,7 +20,10 @@ import { sha256, type Digest } from '../oci/digest.js';
 import { MediaType, isImageManifestType, isIndexType, layerCompression } from '../oci/media-types.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import type { Descriptor, ImageConfig, ImageManifest } from '../oci/types.js';
-import { startStreamingUpload, transferImage, type BlobOutcome, type ImageSink, type ImageSource, type ManifestBytes, type RegistryClient, type TransferEvent } from '../registry/index.js';
+import { startStreamingUpload, type RegistryClient } from '../registry/index.js';
+import { putManifestSettling, registrySink } from '../endpoint/registry.js';
+import { transfer } from '../endpoint/transfer.js';
+import type { BlobOutcome, ImageSink, ImageSource, ManifestBytes, TransferEvent } from '../endpoint/types.js';
 import type { Store } from '../store/store.js';
 import { layerForm, type LayerFormEvent, type LayerFormOptions } from './layer-form.js';
 import { BLOCK_SIZE } from '../layer/adaptive-gzip.js';
@@ -92,24 +95,27 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
     }
     return p;
   };
+  // The registry endpoint, mounting what the store knows another repository of the registry holds.
+  const registry = registrySink(repo, {
+    onBytes: opts.onBytes,
+    holders: (digest) => state.holders(digest, repo.domain),
+    onStored: async (desc, _outcome, from) => {
+      if (from) mountedFrom.set(desc.digest, from);
+      await state.addHolder(desc.digest, repo.domain, repo.path);
+    },
+    check,
+  });
   const uploadBlob = async (desc: Descriptor): Promise<BlobOutcome> => {
     check();
     if (streamed.has(desc.digest)) return 'uploaded';
-    const holders = (await state.holders(desc.digest, repo.domain)).filter((p) => p !== repo.path);
-    const outcome = await repo.uploadBlob(desc.digest, desc.size, () => openBlob(desc), {
-      mountFrom: holders.length > 0 ? holders : undefined,
-      onProgress: opts.onBytes ? (n) => opts.onBytes!(desc, n) : undefined,
-    });
-    if (outcome === 'mounted') mountedFrom.set(desc.digest, holders[0]!);
-    await state.addHolder(desc.digest, repo.domain, repo.path);
-    return outcome;
+    return registry.putBlob(desc, () => openBlob(desc));
   };
   const ready: Descriptor[] = [(await store.blobs.readJson<ImageManifest>(localDescriptor.digest)).config];
   let eager = false;
   const onForm = (e: LayerFormEvent): void => {
     ready.push({ mediaType: e.mediaType, digest: e.digest, size: e.size });
     eager ||= e.compressed;
-    // Observed later through transferImage (or the allSettled below on failure).
+    // Observed later through transfer (or the allSettled below on failure).
     if (eager) for (const d of ready.splice(0)) upload(d).catch(() => undefined);
   };
   const tag = ref.tag; // narrowed above
@@ -133,6 +139,7 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
       opts.onEvent?.({ kind: 'up-to-date', digest: pm.digest, ref: tag });
       return { digest: pm.digest, mediaType: pm.mediaType, size: pm.bytes.length };
     }
+    // The store image as a registry sees it: the push manifest, the store's blobs.
     const source: ImageSource = {
       name: 'local store',
       manifest: async (r: string): Promise<ManifestBytes> => {
@@ -141,16 +148,9 @@ export async function pushImage(store: Store, client: RegistryClient, localDescr
       },
       blob: openBlob,
     };
-    const sink: ImageSink = {
-      name: repo.name,
-      putBlob: (desc) => upload(desc),
-      putManifest: async (r, m) => {
-        check();
-        await putManifestSettling(repo, r, m, check);
-      },
-      hasManifest: async (digest) => (await repo.headManifest(digest)) !== undefined,
-    };
-    const result = await transferImage(source, sink, tag, [tag], {
+    // Blobs go through this push's shared uploads (each once, early or not); manifests straight in.
+    const sink: ImageSink = { ...registry, putBlob: (desc) => upload(desc) };
+    const result = await transfer(source, tag, sink, [tag], {
       concurrency: opts.concurrency,
       onEvent: opts.onEvent ? (e) => opts.onEvent!(e.kind === 'blob' && mountedFrom.has(e.digest) ? { ...e, from: mountedFrom.get(e.digest) } : e) : undefined,
     });
@@ -211,24 +211,5 @@ export async function pushManifest(store: Store, desc: Descriptor, opts: LayerFo
   return { bytes: out, mediaType: desc.mediaType, digest: sha256(out) };
 }
 
-/**
- * PUTs a manifest, retrying briefly when the registry claims a blob we just made sure of is unknown.
- * Registry 2.8 rewrites a repository's blob link file in place (truncate, then write) whenever any
- * writer links that blob again; a manifest PUT that verifies its blobs at that instant reads an empty
- * link and answers DIGEST_INVALID + MANIFEST_BLOB_UNKNOWN. Concurrent pushes of one image (two
- * applies at once) hit this; the state settles within milliseconds, so a few retries converge, while
- * a blob that is really missing still fails after them.
- */
-export async function putManifestSettling(repo: { putManifest(ref: string, bytes: Buffer, mediaType: string): Promise<Digest> }, ref: string, m: ManifestBytes, check: () => void): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await repo.putManifest(ref, m.bytes, m.mediaType);
-      return;
-    } catch (e) {
-      const racing = isDimgError(e) && (e.code === 'REGISTRY_DIGEST_INVALID' || e.code === 'REGISTRY_MANIFEST_BLOB_UNKNOWN');
-      if (!racing || attempt >= 4) throw e;
-      check();
-      await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
-    }
-  }
-}
+/** Re-exported for the planner's apply, which puts manifests itself (see endpoint/registry.ts). */
+export { putManifestSettling };

@@ -12,7 +12,7 @@ import { DimgError } from '../errors.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { isImageManifestType, isIndexType } from '../oci/media-types.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from '../oci/types.js';
-import type { BlobLocation, BlobOutcome, ImageSink, ImageSource, ManifestBytes } from '../registry/index.js';
+import type { BlobLocation, BlobOutcome, ImageSink, ImageSource, ManifestBytes } from '../endpoint/types.js';
 import type { Store } from '../store/store.js';
 import { PushState } from './push-state.js';
 

@@ -65,3 +65,55 @@ test('no blob path leaves the store: code outside src/store reads blobs through 
     .map((file) => relative(REPO_ROOT, file));
   assert.deepEqual(leaks, [], 'use store.blobs.open / openUnverified / openRandomAccess instead of a path');
 });
+
+/** Node modules that reach the disk, the network or other processes. */
+const IO_MODULES = /^(node:)?(fs|fs\/promises|child_process|net|http|https|http2|dgram|dns|tls|worker_threads)$/;
+
+/** Every module specifier of `text` (relative or not). */
+function allImports(text: string): string[] {
+  const out: string[] = [];
+  const pattern = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(['"])([^'"]+)\1/g;
+  for (const m of text.matchAll(pattern)) out.push(m[2]!);
+  return out;
+}
+
+/** The `.ts` source a relative specifier of `file` names (`./x.js` → `./x.ts`). */
+const sourceOf = (file: string, spec: string) => resolve(dirname(file), spec).replace(/\.js$/, '.ts');
+
+test('import-graph: src/resolve imports from src/builder only its pure graph-and-key module', () => {
+  const BUILDER = join(SRC, 'builder');
+  const PURE = join(BUILDER, 'dependencies.ts');
+  const files = sources(join(SRC, 'resolve'));
+  assert.ok(files.length >= 3, `expected the resolve sources, found ${files.length}`);
+  const wrong: string[] = [];
+  for (const file of files) {
+    for (const spec of relativeImports(readFileSync(file, 'utf8'))) {
+      const target = sourceOf(file, spec);
+      if (isUnder(target, BUILDER) && target !== PURE) wrong.push(`${relative(REPO_ROOT, file)} imports ${spec}`);
+    }
+  }
+  assert.deepEqual(wrong, [], `resolve must key through the ImageKeyer port:\n  ${wrong.join('\n  ')}`);
+});
+
+test('import-graph: the builder graph-and-key module and all it imports touch neither disk nor network', () => {
+  const seen = new Set<string>();
+  const io: string[] = [];
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const spec of allImports(readFileSync(file, 'utf8'))) {
+      if (spec.startsWith('.')) visit(sourceOf(file, spec));
+      else if (IO_MODULES.test(spec)) io.push(`${relative(REPO_ROOT, file)} imports ${spec}`);
+    }
+  };
+  visit(join(SRC, 'builder', 'dependencies.ts'));
+  assert.ok(seen.size > 3, `expected dependencies.ts to import the oci and spec helpers, saw ${seen.size} files`);
+  assert.deepEqual(io, [], `dependencies.ts must stay pure:\n  ${io.join('\n  ')}`);
+});
+
+test('import-graph: no lazy import() in src/builder (lazy loading stays at the command boundary)', () => {
+  const lazy = sources(join(SRC, 'builder'))
+    .filter((file) => /\bimport\s*\(/.test(readFileSync(file, 'utf8')))
+    .map((file) => relative(REPO_ROOT, file));
+  assert.deepEqual(lazy, [], 'import statically; split modules if a static import would make a cycle');
+});

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Digest } from '../../src/oci/digest.js';
-import type { TreeDigestMemo } from '../../src/builder/keys.js';
+import { ContextKeyer, type TreeDigestMemo } from '../../src/builder/keys.js';
 import { FileDigests } from '../../src/builder/file-digests.js';
 import { loadSpec } from '../../src/specfile/load.js';
 import { nodeSpecPorts } from '../../src/specfile/node-ports.js';
@@ -221,7 +221,8 @@ images:
   const cycle = async (): Promise<{ walked: string[]; inputs: Record<string, string> }> => {
     walked = [];
     memo.watching(set);
-    const r: ResolvedSpec = await resolveSpec(spec, { bases, digests, prune: false, trees: counting });
+    const keyer = new ContextKeyer(spec.project, digests, counting);
+    const r: ResolvedSpec = await resolveSpec(spec, { bases, keyer, prune: false });
     return { walked: walked.sort(), inputs: Object.fromEntries(r.desired.images.map((i) => [i.key, i.inputDigest])) };
   };
   const ra = join(dir, 'ra');

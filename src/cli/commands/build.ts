@@ -1,14 +1,19 @@
 /**
  * `dimg build [FILE] [IMAGE...]`: build the spec's images (or the named ones and what they need) into
  * the local store, no push. `dimg image build [-f Dockerfile] -t NAME[:TAG] … CONTEXT`: build a plain
- * Dockerfile through the spec module's Dockerfile frontend and the same builder.
+ * Dockerfile through the spec module's Dockerfile frontend. Both make a build-only plan with the one
+ * Planner and run it through the executor and build port apply uses (exec/build-plan.ts).
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { DimgError } from '../../errors.js';
-import { buildSpec, buildImage, FileDigests, type BuiltImage } from '../../builder/index.js';
-import { DEFAULT_SPEC_FILE } from '../../specfile/model.js';
+import type { BuiltImage } from '../../builder/builder.js';
+import { FileDigests } from '../../builder/file-digests.js';
+import { Planner } from '../../exec/planner.js';
+import { executeBuildPlan, type BuildPlanOptions } from '../../exec/build-plan.js';
+import type { Store } from '../../store/store.js';
+import { DEFAULT_SPEC_FILE, type ImageSpec, type Spec } from '../../specfile/model.js';
 // The Dockerfile frontend alone: `image build` does not load the YAML parser and schema validator.
 import { dockerfileImageSpecs } from '../../specfile/dockerfile-images.js';
 import { ENTITLEMENTS } from '../../specfile/dockerfile.js';
@@ -40,16 +45,11 @@ export function register(program: Command): void {
       const spec = await loadSpec(specFile ?? DEFAULT_SPEC_FILE, nodeSpecPorts());
       const store = await openStoreFor(cmd);
       const render = renderer(stdoutIsTty());
+      const parallelism = positiveInt(o.parallelism, '--parallelism');
+      const secrets = parseSecrets(o.secret);
       await withCancellation('build', async (signal) => {
-        const built = await buildSpec(spec, {
-          store,
-          images,
-          parallelism: positiveInt(o.parallelism, '--parallelism'),
-          noCache: !o.cache,
-          secrets: parseSecrets(o.secret),
-          onEvent: render,
-          signal,
-        });
+        const opts = { parallelism, noCache: !o.cache, secrets, onBuildEvent: render, signal };
+        const built = await buildPlanned(store, spec, images, opts);
         summary(built.filter((b) => b.tags.length > 0 || built.length === 1));
       });
     });
@@ -84,24 +84,46 @@ export function register(program: Command): void {
       });
       const store = await openStoreFor(cmd);
       const render = renderer(stdoutIsTty());
+      const secrets = parseSecrets(o.secret);
+      const file = resolve(o.file ?? resolve(ctx, 'Dockerfile'));
+      const spec = dockerfileSpec(file, ctx, specs);
+      const final = specs[specs.length - 1]!.key;
       await withCancellation('image build', async (signal) => {
-        const digests = await FileDigests.load(store.root, store.tmpDir);
-        const done = new Map<string, BuiltImage>();
-        const built = async (key: string) => {
-          const b = done.get(key);
-          if (!b) throw new DimgError('IMAGE_NOT_FOUND', `stage ${key} was not built`, '');
-          return b;
-        };
-        try {
-          for (const s of specs) {
-            done.set(s.key, await buildImage(s, { store, project: basename(ctx), noCache: !o.cache, secrets: parseSecrets(o.secret), onEvent: render, signal, built, digests }));
-          }
-        } finally {
-          await digests.save();
-        }
-        summary([done.get(specs[specs.length - 1]!.key)!]);
+        // Stages one after another, as before: `image build` has no --parallelism.
+        const opts = { parallelism: 1, noCache: !o.cache, secrets, onBuildEvent: render, signal };
+        const built = await buildPlanned(store, spec, [final], opts);
+        summary(built.filter((b) => b.key === final));
       });
     });
+}
+
+/**
+ * Plans the build of `images` of `spec` (all when empty) and what they need, and runs it; the built
+ * images in plan order. The file-digest memo is loaded here and saved once the builds are done.
+ */
+async function buildPlanned(
+  store: Store,
+  spec: Spec,
+  images: readonly string[],
+  opts: BuildPlanOptions,
+): Promise<BuiltImage[]> {
+  const digests = await FileDigests.load(store.root, store.tmpDir);
+  const planner = await Planner.forBuild(store, { digests });
+  try {
+    const session = await planner.plan(spec, { buildOnly: { images } });
+    return await executeBuildPlan(session, opts);
+  } finally {
+    planner.close();
+    // Also after a failed plan: what was hashed stays known to the next build.
+    await digests.save();
+  }
+}
+
+/** A plain Dockerfile's stages as a spec: its project is the context directory's name, as before. */
+function dockerfileSpec(file: string, context: string, images: readonly ImageSpec[]): Spec {
+  const defaults = { labels: {}, annotations: {}, args: {}, push: [], watchTags: [] };
+  const project = basename(context);
+  return { file, dir: context, version: 1, project, defaults, registries: {}, images, prune: false, notify: [] };
 }
 
 function collect(v: string, prev: string[]): string[] {

@@ -25,8 +25,8 @@ import { imageCommand } from './image-group.js';
 import { openStoreFor } from '../context.js';
 import { withCancellation } from '../cancellation.js';
 import { findImage } from '../../image/find.js';
-// Direct module imports, not transfer/index.js: a push or a registry-to-registry copy then loads
-// neither the archive reader/writer nor tar-stream (copy.ts is imported only for other endpoints).
+// Direct module imports, not transfer/index.js: a push or a pull then loads neither the archive
+// reader/writer nor tar-stream (copy.ts, which opens every kind of endpoint, is imported by copy only).
 import { parseEndpoint } from '../../transfer/endpoint.js';
 import { pullImage } from '../../transfer/pull.js';
 import { pushImage, type PushEvent } from '../../transfer/push.js';
@@ -167,41 +167,27 @@ interface CopyFlags extends RegistryFlags {
   quiet?: boolean;
 }
 
-/** `dimg image copy SRC DST` between registries, keeping digests; prints the digest written. */
+/**
+ * `dimg image copy SRC DST` between registries, OCI layouts and Docker archives (any pair, one generic
+ * transfer), keeping digests; prints the digest written (the image ID for a Docker archive).
+ */
 export async function copy(src: string, dst: string, flags: CopyFlags): Promise<Digest> {
   const se = parseEndpoint(src, 'source');
   const de = parseEndpoint(dst, 'destination');
-  if (se.kind !== 'registry' || de.kind !== 'registry') {
-    const domains = [se, de].flatMap((e) => (e.kind === 'registry' ? [e.ref.domain] : []));
-    const client = new RegistryClient(clientOptions(flags, domains));
-    try {
-      const rep = progressReporter(Boolean(flags.quiet));
-      const { copyBetween } = await import('../../transfer/copy.js');
-      const r = await copyBetween(client, se, de, {
-        allPlatforms: flags.allPlatforms,
-        platform: flags.platform ? parsePlatform(flags.platform) : undefined,
-        onEvent: (e) => {
-          if (e.kind === 'blob' || e.kind === 'manifest') rep.onEvent(e);
-        },
-        onBytes: rep.onBytes,
-      });
-      process.stdout.write(r.id ? `${r.shown}: id: ${r.id}\n` : `${r.shown}: digest: ${r.digest} size: ${r.size}\n`);
-      return r.digest;
-    } finally {
-      client.close();
-    }
-  }
-  const s = parseRemoteReference(src);
-  const d = parseRemoteReference(dst, { defaultTag: false });
-  const client = new RegistryClient(clientOptions(flags, [s.domain, d.domain]));
+  const domains = [se, de].flatMap((e) => (e.kind === 'registry' ? [e.ref.domain] : []));
+  const client = new RegistryClient(clientOptions(flags, domains));
   try {
-    const r = await client.copyImage(s, d, {
+    const rep = progressReporter(Boolean(flags.quiet));
+    const { copyBetween } = await import('../../transfer/copy.js');
+    const r = await copyBetween(client, se, de, {
       allPlatforms: flags.allPlatforms,
       platform: flags.platform ? parsePlatform(flags.platform) : undefined,
-      ...progressReporter(Boolean(flags.quiet)),
+      onEvent: rep.onEvent,
+      onBytes: rep.onBytes,
     });
-    const shown = familiarString({ ...d, tag: d.tag ?? s.tag, digest: undefined });
-    process.stdout.write(`${shown}: digest: ${r.digest} size: ${r.size}\n`);
+    // A registry destination is shown as Docker shows names (`busybox:1`, `host:5000/a/b:t`).
+    const shown = de.kind === 'registry' ? familiarString(parseReference(r.shown)) : r.shown;
+    process.stdout.write(r.id ? `${shown}: id: ${r.id}\n` : `${shown}: digest: ${r.digest} size: ${r.size}\n`);
     return r.digest;
   } finally {
     client.close();
