@@ -13,8 +13,9 @@ import type { Digest } from '../oci/digest.js';
 import type { CopyStep } from '../specfile/model.js';
 import { IGNORE_FILES } from '../specfile/ignore.js';
 import { chainIds } from '../store/overlay.js';
-import type { LayerMirror } from '../layer/mirror.js';
-import type { PackedFile } from '../layer/previous-pack.js';
+import { LayerMirror } from '../layer/mirror.js';
+import { OffsetRecorder } from '../layer/offset-record.js';
+import { PreviousTarReader } from '../layer/previous-pack.js';
 import type { PackOptions } from '../layer/tar-writer.js';
 import { stepKey, type CopyPlan, type CopySource, type TreeDigestMemo } from './dependencies.js';
 import { copyInputDigest } from './copy-inputs.js';
@@ -95,14 +96,13 @@ async function copyLayer(step: CopyStep, run: StepRun): Promise<PendingLayer> {
   const slot = `${run.spec.key}\0${run.position}`;
   // --no-cache: nothing from earlier builds, not even unchanged file contents.
   const memory = run.noCache ? {} : await loadCopyMemory(store, slot);
-  const mirror: LayerMirror | undefined = (await run.runFollows())
-    ? { dir: await store.overlay.stagingDir('copy'), donor: memory.donor }
+  const mirror = (await run.runFollows())
+    ? new LayerMirror({ dir: await store.overlay.stagingDir('copy'), donor: memory.donor })
     : undefined;
-  const record = new Map<string, PackedFile>();
+  const record = new OffsetRecorder();
   const packOpts: PackOptions = {
-    mirror,
-    previous: memory.previous,
-    record,
+    observers: [record, mirror],
+    content: memory.previous ? new PreviousTarReader(memory.previous) : undefined,
     sourceDateEpoch: run.epoch,
     owner,
     mode,
@@ -115,7 +115,7 @@ async function copyLayer(step: CopyStep, run: StepRun): Promise<PendingLayer> {
     if (mirror?.complete) await adoptLayerDir(store, lastChainId([...diffIds, layer.diffId]), mirror.dir);
     // Remembered once the tar is in the store (the image waits for it like for the cache entry).
     const parentChain = diffIds.length > 0 ? lastChainId([...diffIds]) : undefined;
-    run.defer(layer.durable.then(() => saveCopyMemory(store, slot, layer.diffId, parentChain, record)));
+    run.defer(layer.durable.then(() => saveCopyMemory(store, slot, layer.diffId, parentChain, record.files)));
     return layer;
   } finally {
     if (mirror) await fs.rm(mirror.dir, { recursive: true, force: true }).catch(() => undefined);

@@ -10,7 +10,8 @@ import tarStream from 'tar-stream';
 import { DimgError, messageOf } from '../errors.js';
 import { decompress } from './compression.js';
 import { AUFS_META_PREFIX, OPAQUE_MARKER, WHITEOUT_PREFIX, entryComponents, unsafeEntry } from './paths.js';
-import { SafeRoot, lstatOrUndefined } from './safe-root.js';
+import { lstatOrUndefined } from './root-walk.js';
+import { SafeRoot } from './safe-root.js';
 import { setXattrs, type XattrWrite } from './xattr.js';
 
 /** Caps that stop archive bombs; each breach is LAYER_LIMIT naming the entry. */

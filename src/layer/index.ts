@@ -1,10 +1,13 @@
 /**
- * The layer module: reproducible tar writing (packDirectory/packSources), overlay upper dir →
- * layer conversion (whiteouts), hashing while streaming, compression, and safe extraction.
+ * The layer module: reproducible tar writing (packDirectory/packSources) with observers on its entry
+ * stream (offset recording, the lowerdir mirror) and reuse of a previous pack's contents, overlay upper
+ * dir → layer conversion (whiteouts), hashing while streaming, compression, and safe extraction.
  */
-export { packDirectory, packSources, type PackOptions } from './tar-writer.js';
-export type { LayerMirror } from './mirror.js';
-export type { PackedFile, PreviousPack } from './previous-pack.js';
+export { packDirectory, packSources, packSourcesToFile, type PackOptions } from './tar-writer.js';
+export type { TarEntry, TarObserver, ContentSource, EntrySource } from './tar-entry.js';
+export { LayerMirror, type MirrorOptions } from './mirror.js';
+export { OffsetRecorder } from './offset-record.js';
+export { PreviousTarReader, type PackedFile, type PreviousPack } from './previous-pack.js';
 export type { LayerSource, ExplicitEntry, EntryAttrs } from './walk.js';
 export { hashTar, writeLayer, type TarDigest, type WrittenLayer } from './hash.js';
 export { detectCompression, decompress, gzip, peek, MAGIC_BYTES, type Compression } from './compression.js';

@@ -1,6 +1,7 @@
 /**
- * Materialising a layer while it is packed: the tar writer hands every planned entry (header and the
- * very bytes it writes into the tar) to a LayerMirror, which creates the same entry in a directory in
+ * Materialising a layer while it is packed: a LayerMirror is a TarObserver (tar-entry.ts) that sees
+ * every entry (header and the very bytes the writer puts into the tar) and creates the same entry in a
+ * directory in
  * overlay-lowerdir form, with exactly the attributes extractLayer would apply when unpacking that tar
  * (mode, uid/gid when root, clamped mtimes, directory times last). A builder that needs the new layer
  * as a lowerdir right away (a later RUN step) then renames the directory into the store instead of
@@ -14,11 +15,12 @@
 import { closeSync, lstatSync, constants as C, fchmodSync, fchownSync, futimesSync, linkSync, lchownSync, lutimesSync, mkdirSync, chmodSync, openSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { WHITEOUT_PREFIX } from './paths.js';
+import type { TarEntry, TarObserver } from './tar-entry.js';
 import type { TarHeader } from './tar-header.js';
 import { sourceStatKey } from './walk.js';
 
-/** Where to materialise a pack, and (set by the writer when the archive ends) whether it is complete. */
-export interface LayerMirror {
+/** Where a LayerMirror materialises a pack. */
+export interface MirrorOptions {
   /** An existing, empty directory. */
   dir: string;
   /** Apply uid/gid (default: when running as root, as extractLayer does). */
@@ -26,16 +28,12 @@ export interface LayerMirror {
   /**
    * An earlier layer dir of the same step to hard-link unchanged files from instead of writing them
    * again. `sources` maps its archive paths to the `SOURCE\0STATKEY` each file was packed from (the
-   * `origin` in that pack's PackOptions.record). A file is linked only when its archive path was
+   * `origin` in that pack's OffsetRecorder.files). A file is linked only when its archive path was
    * written there from the same source path with the same sourceStatKey (so the same content), the
    * donor file has exactly the attributes of the new entry, and the source is still unchanged after
    * it was read (or its content came from that pack's tar, which holds the donor's very bytes).
    */
   donor?: { dir: string; sources: ReadonlyMap<string, { origin: string }> };
-  /** Set once the tar ended: true only when every entry was materialised exactly. */
-  complete?: boolean;
-  /** Set once the tar ended: how many files were hard-linked from the donor. */
-  linked?: number;
 }
 
 const FILE_FLAGS = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
@@ -54,9 +52,16 @@ function currentUmask(): number {
   return umask;
 }
 
-/** Writes entries into a LayerMirror's directory; used by the tar writer only. */
-export class MirrorWriter {
+/**
+ * Writes the entries of one pack into `dir` (PackOptions.observers). Once the archive ended,
+ * `complete` tells whether the directory equals the unpacked tar; until then, and when it is false,
+ * the directory is partial and must be discarded.
+ */
+export class LayerMirror implements TarObserver {
+  /** The directory the layer is written into. */
+  readonly dir: string;
   private ok = true;
+  private ended = false;
   private readonly chown: boolean;
   private readonly dirTimes: Array<[string, number]> = [];
   private fd: number | undefined;
@@ -65,9 +70,19 @@ export class MirrorWriter {
   /** Directories (relative) created with the setgid bit: their new files take the directory's group. */
   private readonly setgidDirs = new Set<string>();
 
-  constructor(private readonly target: LayerMirror) {
+  constructor(private readonly target: MirrorOptions) {
+    this.dir = target.dir;
     this.chown = target.chown ?? process.getuid?.() === 0;
-    target.complete = false;
+  }
+
+  /** True once the archive ended and every entry was materialised exactly. */
+  get complete(): boolean {
+    return this.ended && this.ok;
+  }
+
+  /** How many files were hard-linked from the donor (once the archive ended). */
+  get linkedFiles(): number {
+    return this.linked;
   }
 
   private fail(): void {
@@ -92,13 +107,19 @@ export class MirrorWriter {
   }
 
   /**
-   * Creates the entry of `h`. For a regular file, `content` is its whole content, or undefined when
-   * the content follows through `write` calls and `endFile`. `recorded` says the content was copied
-   * from the previous tar that `statKey` was recorded with, not read from `src`: it then is the
-   * donor's content by construction and the source need not be checked again.
+   * Creates `entry`. For a regular file, `content` is its whole content, or undefined when the content
+   * follows through `chunk` calls and `endContent`. A `reused` entry's content was copied from the
+   * previous tar its source state was recorded with, not read from the source: it then is the donor's
+   * content by construction and the source need not be checked again.
    */
-  entry(h: TarHeader, content: Buffer | undefined, src?: string, statKey?: string, recorded = false): void {
+  entry(entry: TarEntry, content: Buffer | undefined): void {
+    const h = entry.header;
+    const src = entry.source?.path;
+    const statKey = entry.source?.statKey;
+    const recorded = entry.reused;
     this.guard(() => {
+      // One mirror is one pack: a second pack into the same directory would collide with the first.
+      if (this.ended) throw new Error('mirror already ended');
       const rel = h.name.replace(/\/+$/, '');
       const base = rel.slice(rel.lastIndexOf('/') + 1);
       if (h.xattrs?.size || base.startsWith(WHITEOUT_PREFIX) || rel === '' || rel.split('/').includes('..')) {
@@ -161,7 +182,7 @@ export class MirrorWriter {
   }
 
   /** Appends a chunk of the file opened by the last `entry` call without content. */
-  write(chunk: Buffer): void {
+  chunk(chunk: Buffer): void {
     this.guard(() => {
       if (this.pending?.linkedFrom) return;
       if (this.fd === undefined) throw new Error('no file open');
@@ -170,7 +191,7 @@ export class MirrorWriter {
   }
 
   /** Finishes the file opened by the last `entry` call without content. */
-  endFile(): void {
+  endContent(): void {
     this.guard(() => {
       const linked = this.pending?.linkedFrom;
       if (linked) {
@@ -197,8 +218,7 @@ export class MirrorWriter {
         utimesSync(abs, t, t);
       }
     });
-    this.target.complete = this.ok;
-    this.target.linked = this.linked;
+    this.ended = true;
   }
 
   /** Hard-links `rel` from the donor when it holds the same content with the same attributes. */
@@ -219,9 +239,10 @@ export class MirrorWriter {
     return true;
   }
 
-  /** Stops mirroring (the pack failed). */
+  /** Stops mirroring (the pack failed): the mirror stays incomplete. */
   abort(): void {
     this.fail();
+    this.ended = true;
   }
 }
 

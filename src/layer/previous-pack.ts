@@ -1,20 +1,24 @@
 /**
- * Reusing an earlier pack's bytes. A copy step rebuilt after a one-file edit packs almost the same
- * files as last time; rather than opening and reading every unchanged source again (four system
- * calls per small file, plus a re-check that it did not change while read), the writer copies the
- * content from the previous layer tar, which lies in the store uncompressed and is read sequentially.
+ * Reusing an earlier pack's bytes, a ContentSource (tar-entry.ts) a caller attaches to a pack. A copy
+ * step rebuilt after a one-file edit packs almost the same files as last time; rather than opening and
+ * reading every unchanged source again (four system calls per small file, plus a re-check that it did
+ * not change while read), the writer copies the content from the previous layer tar, which lies in the
+ * store uncompressed and is read sequentially. The offsets come from that pack's OffsetRecorder.
  *
  * Content is taken from the previous tar only when both hold: the source path and its sourceStatKey
  * (inode, size, mtime, ctime) are the ones recorded when the previous tar was written, so the file
  * still has the content it had then; and the 512-byte header block in the previous tar right before
  * the recorded offset is byte-for-byte the header this pack writes, so the offset points at that
  * file's content (name, size, mode, owner and mtime all agree). Anything else is read from the source.
- * (The writer records only files left alone for a while, see PackOptions.record, so a same-size
- * rewrite too quick for the file system's timestamps cannot keep a recorded stat key.)
+ * (Only files left alone for a while are recorded, see offset-record.ts, so a same-size rewrite too
+ * quick for the file system's timestamps cannot keep a recorded stat key.)
  *
  * The previous tar's content bytes are not re-hashed: damage to that blob inside a file's content
  * (bit rot) would be carried into the new layer. `dimg store verify` finds such a blob.
  */
+import { DimgError } from '../errors.js';
+import { readChunks } from './source-read.js';
+import type { ContentSource, TarEntry } from './tar-entry.js';
 import { BLOCK } from './tar-header.js';
 
 /** Where a regular file's content went in a pack, and from which source state it was read. */
@@ -51,9 +55,10 @@ const WINDOW = 1 << 20;
 /**
  * Reads content out of a previous tar through one sliding 1 MiB window: files come in the same
  * archive order as before, so almost every small file is already in the window. Synchronous like the
- * rest of the writer's small-file path. Any read failure disables reuse (the caller reads the source).
+ * rest of the writer's small-file path. Any read failure before a file's content is handed out
+ * disables reuse (the writer reads the source); for one pack (PackOptions.content), which closes it.
  */
-export class PreviousTarReader {
+export class PreviousTarReader implements ContentSource {
   private file: RandomAccessFile | undefined;
   private failed = false;
   private readonly window = Buffer.allocUnsafe(WINDOW);
@@ -63,21 +68,41 @@ export class PreviousTarReader {
   constructor(readonly previous: PreviousPack) {}
 
   /**
-   * The content recorded for `path` when it matches `origin` and `header` (the encoded USTAR block
-   * this pack writes for it), as a slice of the window valid until the next call; undefined when it
-   * cannot be reused. Only for contents of at most 1 MiB (use `locate` and `read` for larger).
+   * The content recorded for `entry` when its source state and header (the encoded USTAR block this
+   * pack writes for it) match, as a slice of the window valid until the next call; undefined when it
+   * cannot be reused. For contents of at most 1 MiB.
    */
-  small(path: string, origin: string, header: Buffer, size: number): Buffer | undefined {
-    const offset = this.locate(path, origin, header, size);
+  small(entry: TarEntry): Buffer | undefined {
+    const size = entry.header.size;
+    const offset = this.entryOffset(entry);
     if (offset === undefined || !this.ensure(offset, size)) return undefined;
     return this.window.subarray(offset - this.start, offset - this.start + size);
+  }
+
+  /**
+   * The content recorded for `entry` (checked as for `small`) in 1 MiB reads of the previous tar, into
+   * `into` when given; undefined when it cannot be reused. A read failure after this fails the pack.
+   */
+  large(entry: TarEntry, into: Buffer | undefined): AsyncIterable<Buffer> | undefined {
+    const offset = this.entryOffset(entry);
+    if (offset === undefined) return undefined;
+    const damaged = () => {
+      const message = `previous layer ${this.previous.tar} ended inside a recorded file`;
+      return new DimgError('LAYER_BAD_SOURCE', message, 'run `dimg store verify`; the layer blob is damaged');
+    };
+    return readChunks((buf, position) => this.read(buf, position), offset, entry.header.size, into, damaged);
+  }
+
+  private entryOffset(entry: TarEntry): number | undefined {
+    if (entry.source === undefined) return undefined;
+    return this.locate(entry.header.name, entry.source.origin, entry.encoded, entry.header.size);
   }
 
   /**
    * The offset of `path`'s content in the previous tar when it matches `origin` and `header`, after
    * checking the header block there; undefined when it cannot be reused.
    */
-  locate(path: string, origin: string, header: Buffer, size: number): number | undefined {
+  private locate(path: string, origin: string, header: Buffer, size: number): number | undefined {
     if (this.failed) return undefined;
     const known = this.previous.files.get(path);
     if (!known || known.origin !== origin || known.offset < BLOCK) return undefined;
@@ -95,9 +120,12 @@ export class PreviousTarReader {
    * Reads `into.length` bytes at `position` of the previous tar into `into` (for large contents, after
    * `locate`). A read error fails the pack: part of the file may already be written by then.
    */
-  read(into: Buffer, position: number): number {
+  private read(into: Buffer, position: number): number {
     const file = this.open();
-    if (file === undefined) throw new Error(`previous layer ${this.previous.tar} cannot be read`);
+    if (file === undefined) {
+      const message = `previous layer ${this.previous.tar} cannot be read any more`;
+      throw new DimgError('LAYER_BAD_SOURCE', message, 'run `dimg store verify`; the layer blob is damaged');
+    }
     return file.read(into, 0, into.length, position);
   }
 

@@ -2,34 +2,14 @@
  * Path resolution confined to an extraction root, for a Node that has no openat2/os.Root: every
  * component is checked with lstat, symlinks created by the archive being extracted are never
  * traversed, and pre-existing symlinks (lower layers when flattening) are resolved lexically inside
- * the root, as a chroot would, so no path can leave it.
+ * the root, as a chroot would, so no path can leave it. The walk itself is root-walk.ts's, shared with
+ * the read-only lookups of scoped-path.ts; this class adds what extraction needs around it.
  */
-import { lstatSync, mkdirSync, readlinkSync, rmSync, type Stats } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DimgError } from '../errors.js';
 import { unsafeEntry } from './paths.js';
-
-const MAX_SYMLINK_HOPS = 40;
-
-function errno(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | undefined)?.code;
-}
-
-/**
- * lstat that returns undefined for a missing path. Synchronous, like every file-system call of the
- * extractor: thousands of tiny calls through the thread pool cost far more than inline (the event
- * loop blocks for microseconds per call).
- */
-export function lstatOrUndefined(abs: string): Stats | undefined {
-  try {
-    return lstatSync(abs);
-  } catch (err) {
-    // ENOTDIR: a component on the way is no longer a directory (a later entry replaced it with a
-    // file), so nothing is at this path either.
-    if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return undefined;
-    throw err;
-  }
-}
+import { lstatOrUndefined, walkInRoot } from './root-walk.js';
 
 /** An extraction root and what this extraction has done below it. Paths are root-relative, `/`-joined. */
 export class SafeRoot {
@@ -53,46 +33,30 @@ export class SafeRoot {
    * component is LAYER_INVALID.
    */
   resolveDir(parts: readonly string[], entry: string, create: boolean): string | undefined {
-    const out: string[] = [];
-    const queue = [...parts];
-    let hops = 0;
-    while (queue.length > 0) {
-      const comp = queue.shift()!;
-      if (comp === '' || comp === '.') continue;
-      if (comp === '..') {
-        out.pop(); // only symlink targets from lower layers get here; the root is its own parent
-        continue;
-      }
-      out.push(comp);
-      const rel = out.join('/');
-      if (this.dirs.has(rel)) continue;
-      const abs = this.abs(rel);
-      const st = lstatOrUndefined(abs);
-      if (!st) {
-        if (!create) return undefined;
+    const end = walkInRoot(this.root, parts, {
+      directory: true,
+      knownDirs: this.dirs,
+      missing: (rel, abs) => {
+        if (!create) return false;
         mkdirSync(abs, { mode: 0o755 });
         this.dirs.add(rel);
         this.made.add(rel);
-        continue;
-      }
-      if (st.isDirectory()) {
-        this.dirs.add(rel);
-        continue;
-      }
-      if (st.isSymbolicLink()) {
+        return true;
+      },
+      dir: (rel) => this.dirs.add(rel),
+      symlink: (rel) => {
         if (this.planted.has(rel)) {
-          throw unsafeEntry(entry, `its parent "${rel}" is a symlink created earlier in this archive; writing through it is refused`);
+          const why = `its parent "${rel}" is a symlink created earlier in this archive; writing through it is refused`;
+          throw unsafeEntry(entry, why);
         }
-        if (++hops > MAX_SYMLINK_HOPS) throw unsafeEntry(entry, 'too many levels of symbolic links in its parent path');
-        const target = readlinkSync(abs);
-        out.pop();
-        if (target.startsWith('/')) out.length = 0;
-        queue.unshift(...target.split('/'));
-        continue;
-      }
-      throw new DimgError('LAYER_INVALID', `layer entry ${JSON.stringify(entry)}: its parent "${rel}" is not a directory`, 'the layer does not fit the layers below it');
-    }
-    return out.join('/');
+      },
+      notDirectory: (rel) => {
+        const message = `layer entry ${JSON.stringify(entry)}: its parent "${rel}" is not a directory`;
+        throw new DimgError('LAYER_INVALID', message, 'the layer does not fit the layers below it');
+      },
+      loop: () => unsafeEntry(entry, 'too many levels of symbolic links in its parent path'),
+    });
+    return end?.rel;
   }
 
   /**

@@ -19,7 +19,16 @@ export interface EntryAttrs {
 
 /** One node's content. `fileId` (dev:ino) is set for regular files with more than one link. */
 export type NodeEntry =
-  | { kind: 'file'; attrs: EntryAttrs; src: string; size: number; fileId?: string; xattrs?: Map<string, Buffer>; statKey?: string }
+  | {
+      kind: 'file';
+      attrs: EntryAttrs;
+      src: string;
+      size: number;
+      fileId?: string;
+      xattrs?: Map<string, Buffer>;
+      /** sourceStatKey when the tree was walked. */
+      statKey: string;
+    }
   | { kind: 'data'; attrs: EntryAttrs; data: Buffer }
   | { kind: 'directory'; attrs: EntryAttrs; opaque?: boolean }
   | { kind: 'symlink'; attrs: EntryAttrs; target: string }

@@ -14,7 +14,7 @@ import { storeOptions } from '../../src/store/defaults.js';
 import { buildImage } from '../../src/builder/index.js';
 import { chainIds } from '../../src/store/overlay.js';
 import { extractLayer, packSources, hashTar } from '../../src/layer/index.js';
-import type { LayerMirror } from '../../src/layer/index.js';
+import { LayerMirror, type LayerSource } from '../../src/layer/index.js';
 import type { ImageSpec, Step } from '../../src/specfile/model.js';
 import { makeBusyboxRootfs } from '../support/busybox.js';
 import { requireRoot } from '../support/tools.js';
@@ -147,11 +147,16 @@ test('a pack with a mirror writes the tree extractLayer would unpack, and refuse
   writeFileSync(join(src, 'd', 'plain'), 'p');
   chownSync(join(src, 'd'), 0, 50);
   chmodSync(join(src, 'd'), 0o2750);
-  const mirror: LayerMirror = { dir: join(work, 'mirror') };
+  const mirror = new LayerMirror({ dir: join(work, 'mirror') });
   mkdirSync(mirror.dir);
   const tarPath = join(work, 'layer.tar');
   await hashTar(packSources([{ from: src, to: 'opt/x' }, { entry: { path: 'etc/explicit', type: 'file', data: Buffer.from('e'), mode: 0o600, uid: 7, gid: 8, mtime: 99 } }], { sourceDateEpoch: 50, parentAttrs: () => ({ mode: 0o711, uid: 0, gid: 0, mtime: 3 }) }), createWriteStream(join(work, 'plain.tar')));
-  await hashTar(packSources([{ from: src, to: 'opt/x' }, { entry: { path: 'etc/explicit', type: 'file', data: Buffer.from('e'), mode: 0o600, uid: 7, gid: 8, mtime: 99 } }], { sourceDateEpoch: 50, parentAttrs: () => ({ mode: 0o711, uid: 0, gid: 0, mtime: 3 }), mirror }), createWriteStream(tarPath));
+  const sources: LayerSource[] = [
+    { from: src, to: 'opt/x' },
+    { entry: { path: 'etc/explicit', type: 'file', data: Buffer.from('e'), mode: 0o600, uid: 7, gid: 8, mtime: 99 } },
+  ];
+  const packOpts = { sourceDateEpoch: 50, parentAttrs: () => ({ mode: 0o711, uid: 0, gid: 0, mtime: 3 }) };
+  await hashTar(packSources(sources, { ...packOpts, observers: [mirror] }), createWriteStream(tarPath));
   assert.equal(mirror.complete, true);
   assert.deepEqual(readFileSync(tarPath), readFileSync(join(work, 'plain.tar')), 'mirroring does not change the tar');
   // Packing straight into a file gives the same bytes and digest as the stream.
@@ -168,9 +173,9 @@ test('a pack with a mirror writes the tree extractLayer would unpack, and refuse
 
   // A FIFO cannot be created without mknod: the mirror says it is incomplete, the tar is still right.
   spawnSync('mkfifo', [join(src, 'fifo')]);
-  const m2: LayerMirror = { dir: join(work, 'mirror2') };
+  const m2 = new LayerMirror({ dir: join(work, 'mirror2') });
   mkdirSync(m2.dir);
-  await hashTar(packSources([{ from: src, to: '' }], { mirror: m2 }), createWriteStream(join(work, 'fifo.tar')));
+  await hashTar(packSources([{ from: src, to: '' }], { observers: [m2] }), createWriteStream(join(work, 'fifo.tar')));
   assert.equal(m2.complete, false);
 });
 

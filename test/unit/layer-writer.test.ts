@@ -7,7 +7,9 @@ import { Readable, Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { createServer } from 'node:net';
 import tarStream from 'tar-stream';
-import { packDirectory, packSources, hashTar, writeLayer, type PackOptions, type LayerSource, type PackedFile } from '../../src/layer/index.js';
+import { packDirectory, packSources, hashTar, writeLayer } from '../../src/layer/index.js';
+import type { PackOptions, LayerSource } from '../../src/layer/index.js';
+import { OffsetRecorder, PreviousTarReader, type PackedFile } from '../../src/layer/index.js';
 import type { PreviousPack } from '../../src/layer/previous-pack.js';
 import { isDimgError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
@@ -42,7 +44,7 @@ async function goldenTree(dir: string, mtime: number): Promise<void> {
 
 
 /** An earlier pack read from a plain file (in dimg it is a stored blob, opened by the store). */
-function previousAt(tar: string, files: ReadonlyMap<string, PackedFile>): PreviousPack {
+function previousPackAt(tar: string, files: ReadonlyMap<string, PackedFile>): PreviousPack {
   return {
     tar,
     files,
@@ -51,6 +53,11 @@ function previousAt(tar: string, files: ReadonlyMap<string, PackedFile>): Previo
       return { size: fstatSync(fd).size, read: (into, offset, length, position) => readSync(fd, into, offset, length, position), close: () => closeSync(fd) };
     },
   };
+}
+
+/** A pack's content source reusing the earlier pack `tar` (PackOptions.content). */
+function previousAt(tar: string, files: ReadonlyMap<string, PackedFile>): PreviousTarReader {
+  return new PreviousTarReader(previousPackAt(tar, files));
 }
 
 const GOLDEN_OPTS: PackOptions = { sourceDateEpoch: 1_700_000_000, owner: { uid: 0, gid: 0 } };
@@ -261,13 +268,14 @@ test('an earlier pack\'s bytes are reused only for files unchanged since it was 
   };
   // Every file here was written a moment ago: a pack records none of them (git's racy-clean rule),
   // since a same-size rewrite within the file system's timestamp tick would keep its stat key.
-  const racy = new Map<string, PackedFile>();
-  await packFile({ ...GOLDEN_OPTS, record: racy }, 'racy.tar');
-  assert.equal(racy.size, 0, 'files changed within the last 2 s are not recorded');
+  const racy = new OffsetRecorder();
+  await packFile({ ...GOLDEN_OPTS, observers: [racy] }, 'racy.tar');
+  assert.equal(racy.files.size, 0, 'files changed within the last 2 s are not recorded');
   // The rest of this test records them anyway, as if they had been left alone long enough.
-  const settled = { recordChangedBefore: Date.now() + 3_600_000 };
-  const record = new Map<string, PackedFile>();
-  const first = await packFile({ ...GOLDEN_OPTS, ...settled, record }, 'first.tar');
+  const settled = { changedBefore: Date.now() + 3_600_000 };
+  const recorder = new OffsetRecorder(settled);
+  const record = recorder.files;
+  const first = await packFile({ ...GOLDEN_OPTS, observers: [recorder] }, 'first.tar');
   assert.equal(record.size, 308, 'every regular file read from disk is recorded once (the hard link is not)');
   for (const [name, f] of record) {
     // The recorded offset is where the content starts: the header block before it names the file.
@@ -284,32 +292,39 @@ test('an earlier pack\'s bytes are reused only for files unchanged since it was 
   await fs.rm(join(src, 'etc', 'f100'));
   await fs.writeFile(join(src, 'etc', 'app', 'secret'), 'hunter3\n');
   const fresh = (opts: PackOptions) => packFile(opts, 'fresh.tar');
-  const again = new Map<string, PackedFile>();
-  const reused = await packFile({ ...GOLDEN_OPTS, ...settled, previous: previousAt(join(dir, 'first.tar'), record), record: again }, 'again.tar');
+  const again = new OffsetRecorder(settled);
+  /** Options that reuse the earlier pack `tar` of this directory. */
+  const reusing = (tar: string, files = record): PackOptions => ({
+    ...GOLDEN_OPTS,
+    content: previousAt(join(dir, tar), files),
+  });
+  const reused = await packFile({ ...reusing('first.tar'), observers: [again] }, 'again.tar');
   assert.ok(reused.equals(await fresh(GOLDEN_OPTS)), 'reusing the earlier tar gives the bytes of a fresh pack');
-  assert.equal(again.size, 308);
+  assert.equal(again.files.size, 308);
 
   // The reuse is real: a forged earlier tar (same headers, other content) shows through for unchanged
   // files only. Changed files, and files whose header differs, are read from disk.
   const forged = Buffer.from(first);
   for (const f of record.values()) forged.fill(0x2a, f.offset, f.offset + 3);
   await fs.writeFile(join(dir, 'forged.tar'), forged);
-  const fromForged = await packFile({ ...GOLDEN_OPTS, previous: previousAt(join(dir, 'forged.tar'), record) }, 'from-forged.tar');
+  const fromForged = await packFile(reusing('forged.tar'), 'from-forged.tar');
   const entries = new Map((await listTar(fromForged)).map((e) => [e.name, e.data.toString('latin1')]));
   assert.match(entries.get('app/etc/f002')!, /^\*\*\*ll file 2/, 'an unchanged small file comes from the earlier tar');
   assert.equal(entries.get('app/etc/f001'), 'SMALL FILE 1\nSMALL FILE 1\n', 'a same-size rewrite with the same header is read from disk (stat key)');
   assert.match(entries.get('app/big.bin')!, /^\*\*\*/, 'an unchanged big file comes from the earlier tar');
   assert.equal(entries.get('app/etc/f007'), 'changed\n', 'a changed file is read from disk');
   assert.equal(entries.get('app/etc/app/secret'), 'hunter3\n');
-  const chmodded = await packFile({ ...GOLDEN_OPTS, mode: 0o640, previous: previousAt(join(dir, 'forged.tar'), record) }, 'chmod.tar');
+  const chmodded = await packFile({ ...reusing('forged.tar'), mode: 0o640 }, 'chmod.tar');
   assert.ok(chmodded.equals(await fresh({ ...GOLDEN_OPTS, mode: 0o640 })), 'another mode changes every header: nothing is reused');
 
   // A recorded offset that points elsewhere, an earlier tar cut short or gone: read from disk instead.
   const shifted = new Map([...record].map(([k, v]) => [k, { ...v, offset: v.offset + 512 }]));
-  assert.ok((await packFile({ ...GOLDEN_OPTS, previous: previousAt(join(dir, 'forged.tar'), shifted) }, 'x.tar')).equals(await fresh(GOLDEN_OPTS)));
+  assert.ok((await packFile(reusing('forged.tar', shifted), 'x.tar')).equals(await fresh(GOLDEN_OPTS)));
   await fs.writeFile(join(dir, 'short.tar'), first.subarray(0, first.length >> 1));
-  assert.ok((await packFile({ ...GOLDEN_OPTS, previous: previousAt(join(dir, 'short.tar'), record) }, 'y.tar')).equals(await fresh(GOLDEN_OPTS)), 'contents beyond a truncated tar are read from disk');
-  assert.ok((await packFile({ ...GOLDEN_OPTS, previous: previousAt(join(dir, 'gone.tar'), record) }, 'z.tar')).equals(await fresh(GOLDEN_OPTS)));
+  const fromShort = await packFile(reusing('short.tar'), 'y.tar');
+  assert.ok(fromShort.equals(await fresh(GOLDEN_OPTS)), 'contents beyond a truncated tar are read from disk');
+  assert.ok((await packFile(reusing('gone.tar'), 'z.tar')).equals(await fresh(GOLDEN_OPTS)));
   // The streaming packer reuses the same way.
-  assert.ok((await toBuffer(packSources([{ from: src, to: 'app' }], { ...GOLDEN_OPTS, previous: previousAt(join(dir, 'first.tar'), record) }))).equals(await fresh(GOLDEN_OPTS)));
+  const streamedReuse = await toBuffer(packSources([{ from: src, to: 'app' }], reusing('first.tar')));
+  assert.ok(streamedReuse.equals(await fresh(GOLDEN_OPTS)));
 });
