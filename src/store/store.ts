@@ -157,5 +157,5 @@ export class Store {
 }
 
 const missingUnpacker: LayerUnpacker = async () => {
-  throw new Error('this Store was opened without a layer unpacker; use openStore() from src/store/index.ts');
+  throw new Error('this Store was opened without a layer unpacker; open it with storeOptions() from src/store/defaults.ts');
 };
