@@ -5,7 +5,7 @@
  * scope drops exactly the release tag it must not write. A build-only plan (`dimg build`) goes
  * through the same planner with the same keys, and asks no registry.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -58,15 +58,20 @@ async function bothPlans(planner: Planner, spec: Spec): Promise<{ plan: Action[]
   return { plan: actionsOf(plan), watch: actionsOf(watch) };
 }
 
-test('planner: plan and a watch cycle make the same actions for the same spec and state', async (t) => {
-  const reg = await startRegistry();
-  t.after(() => reg.stop());
+/** A temp project: the rootfs and web context the spec of `specText` names; the spec file is not written yet. */
+function projectDir(t: TestContext): { dir: string; specFile: string } {
   const dir = tempDir(t);
   mkdirSync(join(dir, 'rootfs', 'etc'), { recursive: true });
   writeFileSync(join(dir, 'rootfs', 'etc', 'hostname'), 'planner\n');
   mkdirSync(join(dir, 'web'));
   writeFileSync(join(dir, 'web', 'index.html'), '<h1>one</h1>\n');
-  const specFile = join(dir, 'images.yaml');
+  return { dir, specFile: join(dir, 'images.yaml') };
+}
+
+test('planner: plan and a watch cycle make the same actions for the same spec and state', async (t) => {
+  const reg = await startRegistry();
+  t.after(() => reg.stop());
+  const { dir, specFile } = projectDir(t);
   writeFileSync(specFile, specText(reg.host, ['dev']));
   const store = await Store.open(join(dir, 'store'), storeOptions());
   const load = () => loadSpec(specFile, nodeSpecPorts({ env: {} }));
@@ -103,12 +108,7 @@ test('planner: plan and a watch cycle make the same actions for the same spec an
 });
 
 test('planner: a build-only plan builds what is asked and needed, asks no registry, keys as a full plan', async (t) => {
-  const dir = tempDir(t);
-  mkdirSync(join(dir, 'rootfs', 'etc'), { recursive: true });
-  writeFileSync(join(dir, 'rootfs', 'etc', 'hostname'), 'planner\n');
-  mkdirSync(join(dir, 'web'));
-  writeFileSync(join(dir, 'web', 'index.html'), '<h1>one</h1>\n');
-  const specFile = join(dir, 'images.yaml');
+  const { dir, specFile } = projectDir(t);
   // Port 1 refuses connections: any registry read would fail the plan with REGISTRY_UNREACHABLE.
   const offline = '127.0.0.1:1';
   writeFileSync(specFile, `${specText(offline, ['dev'])}  remote:\n    from: ${offline}/nothing/here:1\n`);
